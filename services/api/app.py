@@ -1,0 +1,139 @@
+"""The FastAPI application factory: ``services.api.app:app`` for uvicorn, ``create_app`` for tests."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+
+from services.api import problems
+from services.api.auth.endpoints import router as auth_router
+from services.api.network.endpoints import router as network_router
+from services.api.ops.endpoints import router as ops_router
+from services.api.users.endpoints import router as users_router
+from services.core.config import Settings, get_settings
+from services.core.db.engine import create_engine, create_sessionmaker
+from services.core.embedded import resolve_urls
+from services.core.jobs import JobQueue
+
+log = logging.getLogger(__name__)
+
+API_DESCRIPTION = """
+Loom stores the network's campaigns, petitions and signatures, pledges and worker cases.
+
+Errors are [RFC 9457](https://www.rfc-editor.org/rfc/rfc9457) problem details
+(`application/problem+json`) with a stable `type` and `code` per kind of error.
+
+Staff authenticate with `POST /v1/auth/token` (OAuth2 password flow) and send
+`Authorization: Bearer <token>`; machine clients send `X-API-Key`.
+"""
+
+TAGS = [
+    {"name": "auth", "description": "Tokens and the current user."},
+    {"name": "users", "description": "Staff users (admins only)."},
+    {"name": "api-keys", "description": "API keys for machine clients (admins only)."},
+    {"name": "organisations", "description": "The network's member organisations."},
+    {"name": "coalitions", "description": "Regional and custom coalitions of organisations."},
+    {"name": "network", "description": "Figures about the network."},
+    {"name": "ops", "description": "Health, readiness and metrics."},
+]
+
+
+def _operation_id(route: APIRoute) -> str:
+    return f"{route.tags[0]}-{route.name}".replace("_", "-") if route.tags else route.name
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database_url: str | None = None,
+    redis_url: str | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db_url, r_url = database_url, redis_url
+        if db_url is None or r_url is None:
+            resolved_db, resolved_redis = resolve_urls(settings)
+            db_url = db_url or resolved_db
+            r_url = r_url or resolved_redis
+        engine = create_engine(settings, db_url)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.queue = JobQueue.lazy(r_url)
+        try:
+            yield
+        finally:
+            await app.state.queue.close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Loom API",
+        version="0.1.0",
+        description=API_DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.settings = settings
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    problems.install_problem_handlers(app)
+    app.include_router(ops_router)
+    app.include_router(auth_router)
+    app.include_router(users_router)
+    app.include_router(network_router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+                tags=app.openapi_tags,
+            )
+            app.openapi_schema = _problems_in_openapi(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _problems_in_openapi(schema: dict[str, Any]) -> dict[str, Any]:
+    """Every 4xx/5xx response is ``application/problem+json`` with the ``Problem`` schema, including
+    FastAPI's automatic 422."""
+    problem_ref = {"$ref": "#/components/schemas/Problem"}
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    if "Problem" not in components:
+        components["Problem"] = problems.Problem.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        defs = components["Problem"].pop("$defs", {})
+        components.update(defs)
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for status, response in operation.get("responses", {}).items():
+                if str(status)[:1] not in {"4", "5"}:
+                    continue
+                response["content"] = {problems.PROBLEM_MEDIA_TYPE: {"schema": problem_ref}}
+                if str(status) == "422":
+                    response["description"] = "Validation error: see `errors`."
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    return schema
+
+
+app = create_app()

@@ -1,0 +1,5 @@
+"""Endpoints: auth (to be filled)."""
+
+from services.api.routing import router as make_router
+
+router = make_router()

@@ -1,0 +1,88 @@
+"""Loom's settings, read from the environment (``LOOM_`` prefix, plus ``DATABASE_URL``/``REDIS_URL``).
+
+Every setting is listed, with its default, in the README. Placeholder secrets are refused when
+``LOOM_ENV=production``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRET = "change-me-in-production"  # noqa: S105 - a known placeholder, refused in production
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOOM_", extra="ignore", env_file=None)
+
+    env: Environment = Environment.development
+
+    database_url: Annotated[
+        str | None,
+        Field(validation_alias=AliasChoices("DATABASE_URL", "LOOM_DATABASE_URL")),
+    ] = None
+    redis_url: Annotated[
+        str | None,
+        Field(validation_alias=AliasChoices("REDIS_URL", "LOOM_REDIS_URL")),
+    ] = None
+
+    # Where the embedded PostgreSQL and Redis keep their data when no URL is configured.
+    data_dir: Path = PROJECT_ROOT / ".loom"
+
+    secret_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    refresh_token_days: int = Field(default=14, ge=1, le=365)
+
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_echo: bool = False
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    public_url: str = "http://127.0.0.1:8000"
+    cors_origins: list[str] = []
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    worker_max_jobs: int = Field(default=200, ge=1)
+    worker_poll_delay: float = Field(default=0.05, gt=0)
+    worker_job_timeout: int = Field(default=300, ge=1)
+    worker_max_tries: int = Field(default=8, ge=1)
+    outbox_relay_seconds: int = Field(default=10, ge=1)
+    outbox_relay_batch: int = Field(default=500, ge=1)
+
+    login_rate_limit: str = "10/minute"
+
+    smtp_url: str = "smtp://127.0.0.1:1025"
+    mail_from: str = "Loom <no-reply@loom.localhost>"
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_in_production(self) -> Settings:
+        if self.env is Environment.production:
+            secret = self.secret_key.get_secret_value()
+            if secret == PLACEHOLDER_SECRET or len(secret) < 32:
+                raise ValueError(
+                    "LOOM_SECRET_KEY must be set to a random value of at least 32 characters "
+                    "when LOOM_ENV=production"
+                )
+            if not self.database_url or not self.redis_url:
+                raise ValueError("DATABASE_URL and REDIS_URL must be set when LOOM_ENV=production")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

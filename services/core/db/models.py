@@ -1,0 +1,16 @@
+"""Imports every model so ``Base.metadata`` is complete (Alembic, tests)."""
+
+from services.core.db.base import Base
+from services.core.network.models import Coalition, CoalitionMembership, Organisation
+from services.core.outbox.models import OutboxJob
+from services.core.users.models import ApiKey, User
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Coalition",
+    "CoalitionMembership",
+    "Organisation",
+    "OutboxJob",
+    "User",
+]
