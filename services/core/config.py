@@ -61,8 +61,19 @@ class Settings(BaseSettings):
     worker_poll_delay: float = Field(default=0.05, gt=0)
     worker_job_timeout: int = Field(default=300, ge=1)
     worker_max_tries: int = Field(default=8, ge=1)
+    # Transient failures are retried after base * 2**(attempt-1) seconds (capped), jittered to 50-100 %.
+    worker_retry_base_seconds: float = Field(default=1.0, gt=0)
+    worker_retry_max_seconds: float = Field(default=300.0, gt=0)
+    # The worker refreshes a health key in Redis this often; `loom worker --check` reads it.
+    worker_health_check_seconds: int = Field(default=30, ge=1)
     outbox_relay_seconds: int = Field(default=10, ge=1)
     outbox_relay_batch: int = Field(default=500, ge=1)
+    # The relay leaves jobs younger than this to the request that wrote them (it publishes after commit).
+    outbox_publish_grace_seconds: float = Field(default=5.0, ge=0)
+    # Jobs published this long ago but neither completed nor failed are published again (Redis lost them?).
+    outbox_republish_after_seconds: float = Field(default=600.0, ge=0)
+    # Completed jobs are deleted after this many days; failed ones are kept for inspection.
+    outbox_retention_days: int = Field(default=7, ge=1)
 
     login_rate_limit: str = "10/minute"
 

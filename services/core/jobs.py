@@ -1,60 +1,108 @@
 """A tiny in-house job API over arq, so the queue library stays replaceable. Only this module imports
 arq.
 
-- ``@task("name")`` registers an idempotent coroutine ``fn(ctx, **ids)``.
-- ``JobQueue.publish(job_id, task, payload)`` puts a job on the queue (job id = outbox id).
+- ``@task("name")`` registers an idempotent coroutine ``fn(ctx: JobContext, **ids)`` (see
+  ``services.core.outbox.registry``; re-exported here with ``JobContext`` and ``Retry``).
+- ``JobQueue.publish(job_id, task, payload)`` puts an outbox job on the queue (job id = outbox id).
+- ``worker_options(...)`` builds the arq worker: one generic function, ``run_outbox_job(job_id)``, looks
+  the job up in the outbox and runs the registered task (``services.core.outbox.dispatch``); a background
+  loop relays unpublished jobs (``services.core.outbox.relay``).
+
+Why arq results are not kept (``keep_result=0``): arq refuses to enqueue a job id while a job *or its
+result* exists. With no result kept, a job id is free again as soon as the job finishes, so the relay can
+re-publish a job the queue lost or dropped; while the job is still queued or retrying, publishing it again
+is a no-op. Duplicate runs are harmless because the dispatcher checks ``completed_at`` under a row lock.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
+from arq.constants import health_check_key_suffix
+from arq.worker import Retry as ArqRetry
+from arq.worker import Worker, func
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from services.core.config import Settings
+from services.core.db.engine import create_engine, create_sessionmaker
+from services.core.outbox import dispatch
+from services.core.outbox.registry import REGISTRY, JobContext, Retry, Task, task
+from services.core.outbox.relay import relay_forever
+
+__all__ = [
+    "ARQ_DEFAULTS",
+    "QUEUE_NAME",
+    "REGISTRY",
+    "JobContext",
+    "JobQueue",
+    "QueueUnavailable",
+    "Retry",
+    "Task",
+    "Tuning",
+    "WorkerStats",
+    "check_health",
+    "drain",
+    "run_worker",
+    "running_worker",
+    "task",
+    "worker_options",
+]
+
+log = logging.getLogger(__name__)
 
 QUEUE_NAME = "loom:queue"
-
-TaskFn = Callable[..., Awaitable[Any]]
-
-
-@dataclass(frozen=True)
-class Task:
-    name: str
-    fn: TaskFn
+DISPATCHER = "run_outbox_job"
+# On SIGTERM the worker stops taking jobs and waits this long for running ones (docker stop waits 10 s).
+GRACEFUL_STOP_SECONDS = 8
+_RUNTIME = "loom"
 
 
-REGISTRY: dict[str, Task] = {}
+class QueueUnavailable(Exception):
+    """The queue (Redis) could not be reached; the outbox relay will publish the job later."""
 
 
-def task(name: str) -> Callable[[TaskFn], TaskFn]:
-    def register(fn: TaskFn) -> TaskFn:
-        if name in REGISTRY and REGISTRY[name].fn is not fn:
-            raise ValueError(f"task {name!r} registered twice")
-        REGISTRY[name] = Task(name, fn)
-        return fn
-
-    return register
-
-
-def redis_settings(redis_url: str) -> RedisSettings:
+def redis_settings(redis_url: str, *, retries: int = 0) -> RedisSettings:
     settings = RedisSettings.from_dsn(redis_url)
     settings.conn_timeout = 2
-    settings.conn_retries = 0
+    settings.conn_retries = retries
     return settings
 
 
 class JobQueue:
-    """Publishes jobs to the queue."""
+    """Publishes outbox jobs to the queue.
 
-    def __init__(self, pool: ArqRedis, queue_name: str = QUEUE_NAME) -> None:
+    After a failure to reach Redis, publishing fails fast (``QueueUnavailable``) for
+    ``unavailable_for`` seconds, so requests don't each wait for a connection timeout while Redis is
+    down; their jobs wait in the outbox for the relay.
+    """
+
+    def __init__(
+        self,
+        pool: ArqRedis,
+        queue_name: str = QUEUE_NAME,
+        *,
+        owns_pool: bool = True,
+        unavailable_for: float = 5.0,
+    ) -> None:
         self._pool = pool
         self.queue_name = queue_name
+        self._owns_pool = owns_pool
+        self.unavailable_for = unavailable_for
+        self._down_until = 0.0
 
     @classmethod
     async def connect(cls, redis_url: str, queue_name: str = QUEUE_NAME) -> JobQueue:
+        from arq import create_pool
+
         pool = await create_pool(redis_settings(redis_url), default_queue_name=queue_name)
         return cls(pool, queue_name)
 
@@ -64,16 +112,217 @@ class JobQueue:
         pool = ArqRedis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
         return cls(pool, queue_name)
 
-    async def publish(self, job_id: uuid.UUID, task_name: str, payload: dict[str, Any]) -> None:
-        await self._pool.enqueue_job(
-            "run_outbox_job", str(job_id), _job_id=str(job_id), _queue_name=self.queue_name
-        )
+    @property
+    def available(self) -> bool:
+        """False while publishing fails fast after an error reaching Redis."""
+        return time.monotonic() >= self._down_until
+
+    async def publish(self, job_id: uuid.UUID, task_name: str, payload: dict[str, Any]) -> bool:
+        """Put the job on the queue. Returns False if it was already there (queued, running or retrying),
+        which is fine too. Raises ``QueueUnavailable`` when Redis can't be reached. The payload stays in
+        the outbox; the task name goes along only so the worker's log lines say what ran."""
+        if not self.available:
+            raise QueueUnavailable("the queue was unreachable moments ago")
+        try:
+            job = await self._pool.enqueue_job(
+                DISPATCHER,
+                str(job_id),
+                task=task_name,
+                _job_id=str(job_id),
+                _queue_name=self.queue_name,
+            )
+        except (RedisError, OSError) as exc:
+            self._down_until = time.monotonic() + self.unavailable_for
+            raise QueueUnavailable(str(exc)) from exc
+        self._down_until = 0.0
+        return job is not None
 
     async def ping(self) -> bool:
-        return bool(await self._pool.ping())
+        try:
+            return bool(await self._pool.ping())
+        except (RedisError, OSError):
+            return False
 
     async def depth(self) -> int:
+        """Jobs waiting on the queue (including ones deferred for a retry)."""
         return int(await self._pool.zcard(self.queue_name))
 
     async def close(self) -> None:
-        await self._pool.aclose()
+        if self._owns_pool:
+            await self._pool.aclose()
+
+
+# --- the worker ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The arq knobs that decide throughput. ``max_jobs``: jobs run concurrently; ``poll_delay``: seconds
+    between reads of the queue; ``queue_read_limit``: job ids read per poll (arq: max(5 * max_jobs, 100))."""
+
+    max_jobs: int
+    poll_delay: float
+    queue_read_limit: int | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Tuning:
+        return cls(settings.worker_max_jobs, settings.worker_poll_delay)
+
+
+# arq's own defaults, for comparison (benchmarks/worker.py)
+ARQ_DEFAULTS = Tuning(max_jobs=10, poll_delay=0.5)
+
+
+@dataclass
+class _Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    queue: JobQueue
+    relay_task: asyncio.Task[None] | None
+
+
+async def run_outbox_job(ctx: dict[str, Any], job_id: str, task: str | None = None) -> str:
+    """The only arq function: run outbox job ``job_id`` (``task`` is informational)."""
+    runtime: _Runtime = ctx[_RUNTIME]
+    outcome = await dispatch.run_job(
+        runtime.sessionmaker,
+        uuid.UUID(job_id),
+        settings=runtime.settings,
+        queue=runtime.queue,
+        delivery=int(ctx.get("job_try", 1)),
+    )
+    if outcome.status == "retry":
+        raise ArqRetry(defer=outcome.retry_in)
+    return outcome.status
+
+
+def worker_options(
+    settings: Settings,
+    *,
+    database_url: str,
+    redis_url: str,
+    queue_name: str = QUEUE_NAME,
+    tuning: Tuning | None = None,
+    relay: bool = True,
+) -> dict[str, Any]:
+    """Keyword arguments for an arq ``Worker`` (also the attributes of ``WorkerSettings``).
+
+    Import the task modules before calling this: the registry sets the longest timeout and the most
+    tries arq must allow.
+    """
+    tuning = tuning or Tuning.from_settings(settings)
+    timeouts = [t.timeout for t in REGISTRY.values() if t.timeout] + [settings.worker_job_timeout]
+    tries = [t.max_tries for t in REGISTRY.values() if t.max_tries] + [settings.worker_max_tries]
+
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        engine = create_engine(settings, database_url)
+        sessionmaker = create_sessionmaker(engine)
+        queue = JobQueue(ctx["redis"], queue_name, owns_pool=False)
+        relay_task = None
+        if relay:
+            relay_task = asyncio.create_task(
+                relay_forever(sessionmaker, queue, settings), name="outbox-relay"
+            )
+        ctx[_RUNTIME] = _Runtime(settings, engine, sessionmaker, queue, relay_task)
+
+    async def on_shutdown(ctx: dict[str, Any]) -> None:
+        runtime: _Runtime | None = ctx.pop(_RUNTIME, None)
+        if runtime is None:
+            return
+        if runtime.relay_task is not None:
+            runtime.relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runtime.relay_task
+        await runtime.engine.dispose()
+
+    return {
+        "functions": [
+            func(
+                run_outbox_job,
+                name=DISPATCHER,
+                # the dispatcher enforces each task's timeout and tries itself; arq's are a backstop
+                timeout=max(timeouts) + 30,
+                max_tries=max(tries) + 3,
+            )
+        ],
+        "queue_name": queue_name,
+        "redis_settings": redis_settings(redis_url, retries=5),
+        "on_startup": on_startup,
+        "on_shutdown": on_shutdown,
+        "max_jobs": tuning.max_jobs,
+        "poll_delay": tuning.poll_delay,
+        "queue_read_limit": tuning.queue_read_limit,
+        "job_timeout": settings.worker_job_timeout,
+        "keep_result": 0,
+        "max_tries": max(tries) + 3,
+        "health_check_interval": settings.worker_health_check_seconds,
+        "log_results": False,
+        "job_completion_wait": GRACEFUL_STOP_SECONDS,
+    }
+
+
+def run_worker(options: dict[str, Any]) -> None:
+    """Run a worker in the foreground until SIGINT/SIGTERM (blocking; makes its own event loop)."""
+    Worker(**options).run()
+
+
+@dataclass(frozen=True)
+class WorkerStats:
+    completed: int  # arq's count: includes jobs the dispatcher skipped or gave up on
+    failed: int
+    retried: int
+
+
+def _stats(worker: Worker) -> WorkerStats:
+    return WorkerStats(worker.jobs_complete, worker.jobs_failed, worker.jobs_retried)
+
+
+async def drain(options: dict[str, Any]) -> WorkerStats:
+    """Run a worker in this event loop until its queue is empty (deferred retries included)."""
+    worker = Worker(**{**options, "burst": True, "handle_signals": False})
+    try:
+        await worker.async_run()
+    finally:
+        await worker.close()
+    return _stats(worker)
+
+
+@contextlib.asynccontextmanager
+async def running_worker(options: dict[str, Any], *, stop_timeout: float = 10.0) -> AsyncIterator[Any]:
+    """Run a worker in the background of this event loop; on exit it stops taking jobs, lets running
+    ones finish (up to ``stop_timeout`` seconds) and closes."""
+    worker = Worker(**{**options, "burst": False, "handle_signals": False})
+    main = asyncio.create_task(worker.async_run())
+    try:
+        yield worker
+    finally:
+        worker.allow_pick_jobs = False
+        running = [t for t in worker.tasks.values() if not t.done()]
+        if running:
+            await asyncio.wait(running, timeout=stop_timeout)
+        main.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await main
+        for job in worker.tasks.values():
+            job.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+        worker.tasks.clear()
+        await worker.close()
+
+
+def health_check_key(queue_name: str = QUEUE_NAME) -> str:
+    return queue_name + health_check_key_suffix
+
+
+async def check_health(redis_url: str, queue_name: str = QUEUE_NAME) -> bool:
+    """True if a worker on ``queue_name`` recorded its health key recently (it expires one second after
+    ``worker_health_check_seconds``), like ``arq --check``."""
+    pool = ArqRedis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
+    try:
+        return bool(await pool.exists(health_check_key(queue_name)))
+    except (RedisError, OSError):
+        return False
+    finally:
+        await pool.aclose()

@@ -1,0 +1,95 @@
+"""The worker process: ``loom worker`` (``run_worker``), ``loom worker --check`` (``check_health``), or
+arq's own CLI: ``arq services.worker.settings.WorkerSettings``.
+
+Tasks live in ``services/worker/<domain>/tasks.py`` and register themselves with
+``services.core.jobs.task``; :func:`load_tasks` imports them all. With ``DATABASE_URL`` / ``REDIS_URL``
+unset the worker uses the embedded servers (``services.core.embedded``).
+
+``WorkerSettings`` is built on first access (PEP 562 module ``__getattr__``), so importing this module
+starts nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import pkgutil
+from functools import cache
+from typing import Any
+
+from services.core import jobs
+from services.core.config import Settings, get_settings
+
+WORKER_PACKAGE = "services.worker"
+
+
+def load_tasks() -> list[str]:
+    """Import every ``services.worker.<domain>.tasks`` module; returns their names."""
+    package = importlib.import_module(WORKER_PACKAGE)
+    loaded = []
+    for module in pkgutil.iter_modules(package.__path__):
+        if not module.ispkg:
+            continue
+        name = f"{WORKER_PACKAGE}.{module.name}.tasks"
+        if importlib.util.find_spec(name) is None:
+            continue
+        importlib.import_module(name)
+        loaded.append(name)
+    return loaded
+
+
+def urls(settings: Settings) -> tuple[str, str]:
+    """The database and Redis URLs: configured ones, else the embedded servers'."""
+    database_url = settings.database_url or os.environ.get("DATABASE_URL")
+    redis_url = settings.redis_url or os.environ.get("REDIS_URL")
+    if database_url and redis_url:
+        return database_url, redis_url
+    from services.core.embedded import resolve_urls
+
+    return resolve_urls(settings)
+
+
+def options(
+    settings: Settings | None = None,
+    *,
+    queue_name: str = jobs.QUEUE_NAME,
+    tuning: jobs.Tuning | None = None,
+    relay: bool = True,
+) -> dict[str, Any]:
+    """The worker's configuration (arq ``Worker`` keyword arguments), tasks loaded."""
+    settings = settings or get_settings()
+    load_tasks()
+    database_url, redis_url = urls(settings)
+    return jobs.worker_options(
+        settings,
+        database_url=database_url,
+        redis_url=redis_url,
+        queue_name=queue_name,
+        tuning=tuning,
+        relay=relay,
+    )
+
+
+def run_worker(settings: Settings | None = None) -> None:
+    """Run the worker in the foreground until SIGINT/SIGTERM (finishes the running jobs first... within
+    arq's limits: running jobs are cancelled and, being idempotent, run again later)."""
+    jobs.run_worker(options(settings))
+
+
+async def check_health(settings: Settings | None = None, queue_name: str = jobs.QUEUE_NAME) -> bool:
+    """True if a worker recorded its health key in Redis within ``worker_health_check_seconds``."""
+    settings = settings or get_settings()
+    _, redis_url = urls(settings)
+    return await jobs.check_health(redis_url, queue_name)
+
+
+@cache
+def _worker_settings_class() -> type:
+    return type("WorkerSettings", (), options())
+
+
+def __getattr__(name: str) -> Any:
+    if name == "WorkerSettings":
+        return _worker_settings_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
