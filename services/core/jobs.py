@@ -21,6 +21,7 @@ import contextlib
 import logging
 import time
 import uuid
+import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,10 +31,10 @@ from arq.constants import health_check_key_suffix
 from arq.worker import Retry as ArqRetry
 from arq.worker import Worker, func
 from redis.exceptions import RedisError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from services.core.config import Settings
-from services.core.db.engine import create_engine, create_sessionmaker
+from services.core.db.engine import async_url, create_sessionmaker
 from services.core.outbox import dispatch
 from services.core.outbox.registry import REGISTRY, JobContext, Retry, Task, task
 from services.core.outbox.relay import relay_forever
@@ -197,6 +198,20 @@ async def run_outbox_job(ctx: dict[str, Any], job_id: str, task: str | None = No
     return outcome.status
 
 
+def _worker_engine(settings: Settings, database_url: str) -> AsyncEngine:
+    """The worker's engine. Unlike the API's it does not ping connections on checkout: that is a round
+    trip per job, and a job that meets a dead connection fails with a transient error and is retried
+    (the pool is invalidated on the first such error)."""
+    return create_async_engine(
+        async_url(database_url),
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=False,
+        echo=settings.db_echo,
+        connect_args={"server_settings": {"application_name": "loom-worker"}},
+    )
+
+
 def worker_options(
     settings: Settings,
     *,
@@ -216,7 +231,7 @@ def worker_options(
     tries = [t.max_tries for t in REGISTRY.values() if t.max_tries] + [settings.worker_max_tries]
 
     async def on_startup(ctx: dict[str, Any]) -> None:
-        engine = create_engine(settings, database_url)
+        engine = _worker_engine(settings, database_url)
         sessionmaker = create_sessionmaker(engine)
         queue = JobQueue(ctx["redis"], queue_name, owns_pool=False)
         relay_task = None
@@ -274,6 +289,12 @@ class WorkerStats:
     retried: int
 
 
+async def _close(worker: Worker) -> None:
+    with warnings.catch_warnings():  # arq 0.26+ closes its pool with redis-py's deprecated close()
+        warnings.filterwarnings("ignore", "Call to deprecated close", DeprecationWarning)
+        await worker.close()
+
+
 def _stats(worker: Worker) -> WorkerStats:
     return WorkerStats(worker.jobs_complete, worker.jobs_failed, worker.jobs_retried)
 
@@ -284,7 +305,7 @@ async def drain(options: dict[str, Any]) -> WorkerStats:
     try:
         await worker.async_run()
     finally:
-        await worker.close()
+        await _close(worker)
     return _stats(worker)
 
 
@@ -309,7 +330,7 @@ async def running_worker(options: dict[str, Any], *, stop_timeout: float = 10.0)
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
         worker.tasks.clear()
-        await worker.close()
+        await _close(worker)
 
 
 def health_check_key(queue_name: str = QUEUE_NAME) -> str:

@@ -23,13 +23,13 @@ async def effects_table(engine: AsyncEngine) -> AsyncIterator[None]:
     async with engine.begin() as conn:
         await conn.execute(
             text(
-                "CREATE TABLE job_effects (id bigserial PRIMARY KEY, key text NOT NULL, "
+                "CREATE TABLE IF NOT EXISTS job_effects (id bigserial PRIMARY KEY, key text NOT NULL, "
                 "job_id uuid NOT NULL, attempt int NOT NULL, at timestamptz DEFAULT clock_timestamp())"
             )
         )
     yield
     async with engine.begin() as conn:
-        await conn.execute(text("DROP TABLE job_effects"))
+        await conn.execute(text("DROP TABLE IF EXISTS job_effects"))
 
 
 @pytest.fixture

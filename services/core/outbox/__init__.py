@@ -97,7 +97,10 @@ async def publish_after_commit(session: AsyncSession, queue: JobQueue | None) ->
             .with_for_update(skip_locked=True)
         )
         await session.execute(
-            update(OutboxJob).where(OutboxJob.id.in_(lockable)).values(published_at=func.now())
+            update(OutboxJob)
+            .where(OutboxJob.id.in_(lockable))
+            .values(published_at=func.now())
+            .execution_options(synchronize_session=False)
         )
         await session.commit()
     except Exception as exc:

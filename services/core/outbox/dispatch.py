@@ -1,9 +1,11 @@
 """Running one outbox job: exactly-once *effects* on top of the queue's at-least-once delivery.
 
-The job's row is locked (``SELECT … FOR UPDATE``); a missing row (the enqueuing transaction rolled back,
-or the row was purged) or a completed/failed one means there is nothing to do. Otherwise the registered
-task runs in the same transaction, which then sets ``completed_at`` and commits: the task's database
-effects and the completion mark land together, and a second delivery (waiting on the lock) sees the mark.
+One ``UPDATE … SET completed_at = now() … WHERE completed_at IS NULL … RETURNING`` claims the job and
+locks its row; no row back (the enqueuing transaction rolled back, the row was purged, the job is
+completed or failed) means there is nothing to do. The registered task then runs in the same transaction,
+which commits: the task's database effects and the completion mark land together (or not at all), and a
+second delivery, waiting on the row lock, finds the job completed. One statement instead of
+``SELECT … FOR UPDATE`` + ``UPDATE`` saves a round trip per job.
 
 A failure rolls that transaction back and is recorded (``attempts``, ``last_error``) in a separate one.
 Transient failures (connection errors, timeouts, deadlocks, serialization failures, :class:`Retry`) are
@@ -24,7 +26,8 @@ from typing import TYPE_CHECKING, Literal
 
 import redis.exceptions
 import sqlalchemy.exc
-from sqlalchemy import func, select, update
+from sqlalchemy import Integer, String, Uuid, bindparam, func, text, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.outbox import publish_after_commit
@@ -54,6 +57,20 @@ _TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
     sqlalchemy.exc.TimeoutError,  # connection pool exhausted
     smtplib.SMTPConnectError,
     smtplib.SMTPServerDisconnected,
+)
+
+
+# Claims a job: marks it completed and locks its row. Plain SQL, built once: the ORM equivalent spends
+# more time building and caching the statement than the database spends running it.
+_CLAIM = (
+    text(
+        "UPDATE outbox_jobs SET completed_at = now(), published_at = coalesce(published_at, now()), "
+        "attempts = greatest(attempts + 1, :delivery) "
+        "WHERE id = :job_id AND completed_at IS NULL AND failed_at IS NULL "
+        "RETURNING task, payload, attempts"
+    )
+    .bindparams(bindparam("job_id", type_=Uuid()), bindparam("delivery", type_=Integer()))
+    .columns(task=String(), payload=JSONB(), attempts=Integer())
 )
 
 
@@ -131,40 +148,22 @@ async def run_job(
     registered: Task | None = None
     try:
         async with sessionmaker() as session:
-            row = (
-                await session.execute(
-                    select(
-                        OutboxJob.task,
-                        OutboxJob.payload,
-                        OutboxJob.attempts,
-                        OutboxJob.completed_at,
-                        OutboxJob.failed_at,
-                    )
-                    .where(OutboxJob.id == job_id)
-                    .with_for_update()
-                )
-            ).one_or_none()
-            if row is None or row.completed_at is not None or row.failed_at is not None:
+            # Claim: mark the job completed and lock its row in one statement. The task runs in this
+            # transaction, so if it fails the mark rolls back with its effects; a concurrent delivery
+            # waits on the lock, then finds the job completed (or, after a rollback, runs it itself).
+            claimed = (await session.execute(_CLAIM, {"job_id": job_id, "delivery": delivery})).one_or_none()
+            if claimed is None:  # rolled back (never existed), purged, completed or failed
                 await session.rollback()
                 return SKIPPED
-            attempt = max(delivery, row.attempts + 1)
-            registered = REGISTRY.get(row.task)
+            attempt = claimed.attempts
+            registered = REGISTRY.get(claimed.task)
             if registered is None:
-                raise UnknownTask(f"no task named {row.task!r} in this worker")
-            arguments = registered.arguments(row.payload)
+                raise UnknownTask(f"no task named {claimed.task!r} in this worker")
+            arguments = registered.arguments(claimed.payload)
             ctx = JobContext(session, settings, queue, job_id, attempt)
             timeout = registered.timeout or settings.worker_job_timeout
             async with asyncio.timeout(timeout):
                 await registered.fn(ctx, **arguments)
-            await session.execute(
-                update(OutboxJob)
-                .where(OutboxJob.id == job_id)
-                .values(
-                    completed_at=func.now(),
-                    published_at=func.coalesce(OutboxJob.published_at, func.now()),
-                    attempts=attempt,
-                )
-            )
             await session.commit()
             # follow-up jobs the task enqueued
             await publish_after_commit(session, queue)
@@ -198,6 +197,7 @@ async def _failed(
                     failed_at=func.now() if give_up else None,
                     published_at=func.coalesce(OutboxJob.published_at, func.now()),
                 )
+                .execution_options(synchronize_session=False)
             )
             await session.commit()
     except Exception as record_exc:

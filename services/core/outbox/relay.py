@@ -114,7 +114,10 @@ async def _publish_claimed(
             done.append(job_id)
         if done:
             await session.execute(
-                update(OutboxJob).where(OutboxJob.id.in_(done)).values(published_at=func.now())
+                update(OutboxJob)
+                .where(OutboxJob.id.in_(done))
+                .values(published_at=func.now())
+                .execution_options(synchronize_session=False)
             )
         await session.commit()
     return done, new, down
@@ -128,7 +131,9 @@ async def purge_completed(session: AsyncSession, older_than: timedelta, limit: i
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    result = await session.execute(delete(OutboxJob).where(OutboxJob.id.in_(old)))
+    result = await session.execute(
+        delete(OutboxJob).where(OutboxJob.id.in_(old)).execution_options(synchronize_session=False)
+    )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
