@@ -13,10 +13,10 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 
+from services.core.config import Settings
 from services.core.db import migrate
 from services.core.db.engine import create_engine
 from services.core.db.models import Base
-from services.core.config import Settings
 from tests.conftest import _create_database, _drop_database
 
 
@@ -50,9 +50,7 @@ def _tables(url: str) -> set[str]:
         engine = create_engine(Settings(), url)
         try:
             async with engine.connect() as conn:
-                rows = await conn.execute(
-                    text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-                )
+                rows = await conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
                 return {row[0] for row in rows}
         finally:
             await engine.dispose()
