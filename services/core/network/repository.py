@@ -264,4 +264,4 @@ async def coalition_totals(session: AsyncSession) -> Sequence[tuple[Coalition, i
         .group_by(Coalition.id)
         .order_by(Coalition.name, Coalition.id)
     )
-    return [(coalition, int(orgs), int(countries)) for coalition, orgs, countries in rows.tuples()]
+    return [(coalition, int(orgs), int(countries)) for coalition, orgs, countries in rows]

@@ -12,33 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.core.network.models import Coalition, CoalitionMembership, MembershipStatus, Organisation
 from services.core.users.models import Role
 from tests.api.network.conftest import HeadersFor, KeyFor
+from tests.api.network.helpers import assert_problem, new_organisation
 from tests.factories import make_organisation
-
-PROBLEM = "application/problem+json"
-
-
-def assert_problem(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    if code is not None:
-        assert body["code"] == code, body
-    return body
-
-
-def new_organisation(**fields: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "name": "Sramik Awaaz",
-        "kind": "trade_union",
-        "country": "bd",
-        "city": "Dhaka",
-        "website": "https://Example.org",
-        "joined_on": "2021-03-08",
-        "description": "Garment workers' voice.",
-    }
-    body.update(fields)
-    return body
 
 
 async def coalition(db: AsyncSession, slug: str) -> Coalition:
