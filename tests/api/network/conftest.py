@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,10 +9,8 @@ from services.core.config import Settings
 from services.core.network.models import Organisation
 from services.core.users.models import ApiKey, Role
 from services.core.users.security import generate_api_key
+from tests.api.network.helpers import HeadersFor, KeyFor
 from tests.factories import auth_headers, make_user
-
-HeadersFor = Callable[..., Awaitable[dict[str, str]]]
-KeyFor = Callable[..., Awaitable[dict[str, str]]]
 
 
 @pytest.fixture

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+
+HeadersFor = Callable[..., Awaitable[dict[str, str]]]
+KeyFor = Callable[..., Awaitable[dict[str, str]]]
 
 PROBLEM = "application/problem+json"
 

@@ -10,8 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.network.models import CoalitionMembership, MembershipStatus
 from services.core.users.models import Role
-from tests.api.network.conftest import HeadersFor
-from tests.api.network.helpers import assert_problem
+from tests.api.network.helpers import HeadersFor, assert_problem
 from tests.factories import make_organisation
 
 REGIONAL = ["east-asia", "europe", "south-asia", "south-east-asia"]

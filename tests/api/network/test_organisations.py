@@ -7,18 +7,23 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.core.network.models import Coalition, CoalitionMembership, MembershipStatus, Organisation
-from services.core.users.models import Role
-from tests.api.network.conftest import HeadersFor, KeyFor
-from tests.api.network.helpers import assert_problem, new_organisation
-from tests.factories import make_organisation
+from services.core.config import Settings
+from services.core.network.models import (
+    Coalition,
+    CoalitionMembership,
+    MembershipStatus,
+    Organisation,
+    OrganisationKind,
+)
+from services.core.users.models import Role, User
+from tests.api.network.helpers import HeadersFor, KeyFor, assert_problem, new_organisation
+from tests.factories import auth_headers, make_organisation, make_user
 
 
 async def coalition(db: AsyncSession, slug: str) -> Coalition:
-    from sqlalchemy import select
-
     found = await db.scalar(select(Coalition).where(Coalition.slug == slug))
     assert found is not None
     return found
@@ -319,8 +324,6 @@ async def test_unknown_or_odd_references_are_404s(client: httpx.AsyncClient) -> 
 
 
 async def test_filters_by_country_kind_and_coalition(client: httpx.AsyncClient, db: AsyncSession) -> None:
-    from services.core.network.models import OrganisationKind
-
     bd_union = await make_organisation(db, name="Filter A", country="BD", kind=OrganisationKind.trade_union)
     kh_ngo = await make_organisation(db, name="Filter B", country="KH", kind=OrganisationKind.ngo)
     nl_ngo = await make_organisation(db, name="Filter C", country="NL", kind=OrganisationKind.ngo)
@@ -422,3 +425,35 @@ async def test_default_page_size(client: httpx.AsyncClient, db: AsyncSession) ->
 
     assert (body["limit"], body["offset"]) == (50, 0)
     assert body["total"] >= 3
+
+
+async def test_conflicts_roll_back_cleanly_in_real_transactions(
+    committing_client: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+) -> None:
+    """Outside the test harness's savepoints: a 409 leaves nothing behind and the next write works."""
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    async with sessions() as session:
+        user = await make_user(session, Role.coordinator)
+        await session.commit()
+    headers = auth_headers(settings, user)
+    slug = f"committed-{uuid.uuid4().hex[:8]}"
+    try:
+        first = await committing_client.post(
+            "/v1/organisations", json=new_organisation(slug=slug), headers=headers
+        )
+        clash = await committing_client.post(
+            "/v1/organisations", json=new_organisation(slug=slug), headers=headers
+        )
+        after = await committing_client.patch(
+            f"/v1/organisations/{slug}", json={"city": "Chittagong"}, headers=headers
+        )
+
+        assert first.status_code == 201, first.text
+        assert_problem(clash, 409, "slug-taken")
+        assert after.status_code == 200, after.text
+        assert after.json()["city"] == "Chittagong"
+    finally:
+        async with sessions() as session:
+            await session.execute(delete(Organisation).where(Organisation.slug == slug))
+            await session.execute(delete(User).where(User.id == user.id))
+            await session.commit()

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.network.models import Coalition
 from services.core.users.models import Role
-from tests.api.network.conftest import HeadersFor
+from tests.api.network.helpers import HeadersFor
 from tests.api.network.permission_cases import CASES
 from tests.factories import make_organisation
 from tests.permissions import CALLERS, Case
