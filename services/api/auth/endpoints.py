@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Form, Request, Response
+from pydantic import BaseModel, Field
 
 from services.api.deps import CurrentPrincipal, LoginLimiterDep, SessionDep, SettingsDep
 from services.api.problems import problem_responses
@@ -18,6 +19,14 @@ router = make_router(prefix="/v1", tags=["auth"])
 
 # RFC 6749 §5.1: token responses must not be cached.
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class TokenRequest(BaseModel):
+    """The OAuth2 password grant's form (RFC 6749 §4.3.2); other OAuth2 fields are ignored."""
+
+    username: str = Field(max_length=320, description="The user's email address.")
+    password: str = Field(max_length=1024, repr=False, json_schema_extra={"format": "password"})
+    grant_type: Literal["password"] | None = None
 
 
 def _client_address(request: Request) -> str:
@@ -36,16 +45,14 @@ async def create_token(
     session: SessionDep,
     settings: SettingsDep,
     limiter: LoginLimiterDep,
-    username: Annotated[str, Form(max_length=320, description="The user's email address.")],
-    password: Annotated[str, Form(max_length=1024, json_schema_extra={"format": "password"})],
-    grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
+    form: Annotated[TokenRequest, Form()],
 ) -> TokenResponse:
     """Returns a short-lived access token (send it as `Authorization: Bearer <token>`) and a refresh
     token for `POST /v1/auth/refresh`. Wrong email, wrong password and deactivated account all give the
     same `invalid-credentials` problem. Attempts are limited per email and client address
     (`LOOM_LOGIN_RATE_LIMIT`); over the limit the answer is a `rate-limited` problem with `Retry-After`."""
-    await limiter.hit("login", username.strip().lower(), _client_address(request))
-    user = await users_service.authenticate(session, username, password)
+    await limiter.hit("login", form.username.strip().lower(), _client_address(request))
+    user = await users_service.authenticate(session, form.username, form.password)
     response.headers.update(_NO_STORE)
     return users_service.issue_tokens(settings, user)
 

@@ -73,6 +73,20 @@ async def test_failed_logins_are_one_generic_401(
     assert response.headers["www-authenticate"] == "Bearer"
 
 
+async def test_login_accepts_the_full_oauth2_form(client: httpx.AsyncClient, db: AsyncSession) -> None:
+    """What Swagger UI's "Authorize" and OAuth2 client libraries send."""
+    user = await make_user(db, Role.admin)
+    form = {
+        "grant_type": "password",
+        "username": user.email,
+        "password": PASSWORD,
+        "scope": "",
+        "client_id": "",
+    }
+    response = await client.post("/v1/auth/token", data=form)
+    assert response.status_code == 200, response.text
+
+
 async def test_login_form_is_validated(client: httpx.AsyncClient) -> None:
     response = await client.post("/v1/auth/token", data={"username": "a@example.org"})
     body = assert_problem(response, 422, "validation-error")
