@@ -21,6 +21,7 @@ from services.core.config import Settings, get_settings
 from services.core.db.engine import create_engine, create_sessionmaker
 from services.core.embedded import resolve_urls
 from services.core.jobs import JobQueue
+from services.core.users.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +69,11 @@ def create_app(
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.queue = JobQueue.lazy(r_url)
+        app.state.login_limiter = RateLimiter.from_url(r_url, settings.login_rate_limit, namespace="login")
         try:
             yield
         finally:
+            await app.state.login_limiter.close()
             await app.state.queue.close()
             await engine.dispose()
 
