@@ -64,6 +64,7 @@ def create_admin(
     """Create an admin user, or make an existing user an active admin with this password (idempotent)."""
     from services.core.db.engine import create_engine, create_sessionmaker, session_scope
     from services.core.errors import LoomError
+    from services.core.users.repository import email_in_use
     from services.core.users.service import create_admin as create_admin_user
 
     settings = get_settings()
@@ -73,8 +74,9 @@ def create_admin(
         engine = create_engine(settings, database_url)
         try:
             async with session_scope(create_sessionmaker(engine)) as session:
-                _, created = await create_admin_user(session, email=email, password=password)
-                return created
+                existed = await email_in_use(session, email.strip())
+                await create_admin_user(session, email=email, password=password)
+                return not existed
         finally:
             await engine.dispose()
 
