@@ -210,8 +210,8 @@ def test_every_case_is_a_route(app: FastAPI) -> None:
 
 
 def test_cases_are_unique_and_name_known_callers() -> None:
-    # One endpoint may have several Cases: other placeholders (own vs other organisation) or query.
-    keys = [(c.method.upper(), c.path) for c in CASES]
+    # One endpoint may have several Cases: other placeholders (own vs other organisation), query or body.
+    keys = [(c.method.upper(), c.path, repr(c.json), repr(c.form)) for c in CASES]
     assert len(keys) == len(set(keys)), "two Cases test the same request"
     for case in CASES:
         assert case.allowed <= set(CALLERS), case
