@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.config import Settings
 from services.core.network.models import Organisation, OrganisationKind
-from services.core.users.models import Role, User
-from services.core.users.security import create_access_token, hash_password
+from services.core.users.models import ApiKey, Role, User
+from services.core.users.security import create_access_token, generate_api_key, hash_password
 
 PASSWORD = "correct horse battery staple"
 _FAST_HASH = hash_password(PASSWORD)
@@ -57,3 +57,31 @@ async def make_user(
 def auth_headers(settings: Settings, user: User) -> dict[str, str]:
     token, _ = create_access_token(settings, user)
     return {"Authorization": f"Bearer {token}"}
+
+
+async def make_api_key(
+    session: AsyncSession,
+    scopes: list[str] | None = None,
+    *,
+    organisation: Organisation | None = None,
+    expires_at: datetime | None = None,
+    revoked_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """An API key and its secret (send it as ``X-API-Key``)."""
+    new = generate_api_key()
+    api_key = ApiKey(
+        name=f"test key {new.prefix}",
+        prefix=new.prefix,
+        key_hash=new.key_hash,
+        scopes=scopes or [],
+        organisation_id=organisation.id if organisation else None,
+        expires_at=expires_at,
+        revoked_at=revoked_at,
+    )
+    session.add(api_key)
+    await session.flush()
+    return api_key, new.key
+
+
+def api_key_headers(key: str) -> dict[str, str]:
+    return {"X-API-Key": key}

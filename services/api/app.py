@@ -14,6 +14,7 @@ from fastapi.routing import APIRoute
 
 from services.api import problems
 from services.api.auth.endpoints import router as auth_router
+from services.api.middleware import REQUEST_ID_HEADER, install_middleware
 from services.api.network.endpoints import router as network_router
 from services.api.ops.endpoints import router as ops_router
 from services.api.users.endpoints import router as users_router
@@ -21,6 +22,8 @@ from services.core.config import Settings, get_settings
 from services.core.db.engine import create_engine, create_sessionmaker
 from services.core.embedded import resolve_urls
 from services.core.jobs import JobQueue
+from services.core.logging import configure_logging
+from services.core.users.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings)  # here too, so every uvicorn worker process has it
         db_url, r_url = database_url, redis_url
         if db_url is None or r_url is None:
             resolved_db, resolved_redis = resolve_urls(settings)
@@ -68,9 +72,11 @@ def create_app(
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.queue = JobQueue.lazy(r_url)
+        app.state.login_limiter = RateLimiter.from_url(r_url, settings.login_rate_limit, namespace="login")
         try:
             yield
         finally:
+            await app.state.login_limiter.close()
             await app.state.queue.close()
             await engine.dispose()
 
@@ -89,7 +95,9 @@ def create_app(
             allow_origins=settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
+            expose_headers=[REQUEST_ID_HEADER],
         )
+    install_middleware(app)  # request ids, access log, metrics: outside the other middleware
     problems.install_problem_handlers(app)
     app.include_router(ops_router)
     app.include_router(auth_router)

@@ -1,26 +1,35 @@
-"""Dependency aliases used by endpoints: settings, the request's session, who is acting."""
+"""Dependency aliases used by endpoints: settings, the request's session, who is acting.
+
+Authorisation in one page:
+
+- ``OptionalPrincipal`` / ``CurrentPrincipal``: who is calling (a staff user by ``Authorization: Bearer``
+  access token, or a machine client by ``X-API-Key``); ``CurrentPrincipal`` answers 401 to anonymous
+  callers. A bad, expired or revoked credential is a 401 even where anonymous callers are welcome.
+- ``require_roles(*roles, scope=...)``: a dependency admitting only those roles; an API key also needs
+  ``scope`` (one of ``services.core.users.scopes.Scope``), and without a ``scope`` no API key gets in.
+  An API key bound to an organisation acts as a *partner* of it; an unbound key as a *coordinator*.
+- Partners act only for their organisation: endpoints check ``ensure_acts_for(principal, org_id)``.
+- Ready-made: ``AdminOnly`` (user and API key management), ``StaffOnly`` (admins, coordinators,
+  campaigners, case workers: no partners, no API keys), ``SignedIn`` (any signed-in user, no API keys).
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.config import Settings
-from services.core.errors import Forbidden, InvalidToken, Unauthenticated
-from services.core.users.models import ApiKey, Role, User
-from services.core.users.security import (
-    Principal,
-    api_key_matches,
-    api_key_prefix,
-    decode_token,
-)
+from services.core.errors import Forbidden, Unauthenticated
+from services.core.users import service as users_service
+from services.core.users.models import Role
+from services.core.users.ratelimit import RateLimiter
+from services.core.users.scopes import Scope
+from services.core.users.security import Principal
 
 
 def get_settings(request: Request) -> Settings:
@@ -40,48 +49,18 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
+
+def get_login_limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.login_limiter
+    return limiter
+
+
+LoginLimiterDep = Annotated[RateLimiter, Depends(get_login_limiter)]
+
 _bearer = OAuth2PasswordBearer(
     tokenUrl="/v1/auth/token", auto_error=False, description="Staff access token (JWT)."
 )
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="A machine client's API key.")
-API_KEY_TOUCH_INTERVAL = timedelta(minutes=1)
-
-
-async def _principal_from_token(session: AsyncSession, settings: Settings, token: str) -> Principal:
-    claims = decode_token(settings, token, "access")
-    try:
-        user_id = uuid.UUID(str(claims["sub"]))
-    except ValueError as exc:
-        raise InvalidToken() from exc
-    user = await session.get(User, user_id)
-    if user is None or not user.is_active or user.token_version != claims.get("ver"):
-        raise InvalidToken()
-    return Principal(kind="user", id=user.id, role=user.role, organisation_id=user.organisation_id)
-
-
-async def _principal_from_api_key(session: AsyncSession, key: str) -> Principal:
-    prefix = api_key_prefix(key)
-    if prefix is None:
-        raise InvalidToken("malformed API key")
-    api_key = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
-    now = datetime.now(UTC)
-    if (
-        api_key is None
-        or not api_key_matches(key, api_key.key_hash)
-        or api_key.revoked_at is not None
-        or (api_key.expires_at is not None and api_key.expires_at <= now)
-    ):
-        raise InvalidToken("invalid, revoked or expired API key")
-    if api_key.last_used_at is None or now - api_key.last_used_at > API_KEY_TOUCH_INTERVAL:
-        await session.execute(update(ApiKey).where(ApiKey.id == api_key.id).values(last_used_at=now))
-    role = Role.partner if api_key.organisation_id else Role.coordinator
-    return Principal(
-        kind="api_key",
-        id=api_key.id,
-        role=role,
-        organisation_id=api_key.organisation_id,
-        scopes=frozenset(api_key.scopes),
-    )
 
 
 async def optional_principal(
@@ -91,9 +70,9 @@ async def optional_principal(
     key: Annotated[str | None, Depends(_api_key)],
 ) -> Principal | None:
     if token:
-        return await _principal_from_token(session, settings, token)
+        return await users_service.principal_from_access_token(session, settings, token)
     if key:
-        return await _principal_from_api_key(session, key)
+        return await users_service.principal_from_api_key(session, key)
     return None
 
 
@@ -109,18 +88,39 @@ OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
-def require_roles(*roles: Role, scope: str | None = None) -> Callable[..., Coroutine[Any, Any, Principal]]:
-    """A dependency admitting staff with one of ``roles``; API keys also need ``scope``."""
+def require_roles(
+    *roles: Role, scope: Scope | str | None = None
+) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency admitting users with one of ``roles``, and API keys (whose role is partner when bound
+    to an organisation, else coordinator) only if the endpoint names a ``scope`` and the key holds it."""
+    if not roles:
+        raise ValueError("require_roles needs at least one role")
+    allowed = frozenset(roles)
+    needed = Scope(scope) if scope is not None else None  # a typo fails at import, not in production
 
     async def check(principal: CurrentPrincipal) -> Principal:
-        if principal.role not in roles:
+        if principal.kind == "api_key":
+            if needed is None:
+                raise Forbidden("API keys cannot use this endpoint.")
+            if needed.value not in principal.scopes:
+                raise Forbidden(f"This API key lacks the scope {needed.value!r}.")
+        if principal.role not in allowed:
             raise Forbidden("Your role may not do this.")
-        if principal.kind == "api_key" and (scope is None or scope not in principal.scopes):
-            raise Forbidden("This API key lacks the scope for this.")
         return principal
 
     return check
 
 
+def ensure_acts_for(principal: Principal, organisation_id: uuid.UUID) -> None:
+    """Partners (users and organisation-bound API keys) act only for their own organisation."""
+    principal.ensure_may_act_for(organisation_id)
+
+
+# Every role (partners included); kept for endpoints open to any signed-in user.
 StaffRoles = (Role.admin, Role.coordinator, Role.campaigner, Role.case_worker, Role.partner)
+# The network's own staff: everyone but partners.
+InternalStaffRoles = (Role.admin, Role.coordinator, Role.campaigner, Role.case_worker)
+
 AdminOnly = Annotated[Principal, Depends(require_roles(Role.admin))]
+StaffOnly = Annotated[Principal, Depends(require_roles(*InternalStaffRoles))]
+SignedIn = Annotated[Principal, Depends(require_roles(*StaffRoles))]

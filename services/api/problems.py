@@ -7,12 +7,14 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
+from asgi_correlation_id import correlation_id
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.api.middleware import REQUEST_ID_HEADER, route_template
 from services.core.errors import LoomError
 
 log = logging.getLogger(__name__)
@@ -137,13 +139,17 @@ async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
 
 
 async def _unhandled_error(request: Request, exc: Exception) -> ProblemResponse:
-    log.exception("unhandled error", extra={"path": request.url.path})
+    # The route template, not the path: paths can hold tokens. This response is made outside the
+    # request-id middleware, so the id is added here.
+    log.exception("unhandled error", extra={"route": route_template(request.scope)})
+    request_id = correlation_id.get()
     return problem_response(
         request,
         status=500,
         code="internal-error",
         title="Internal server error",
         detail="The server could not complete the request. It has been logged.",
+        headers={REQUEST_ID_HEADER: request_id} if request_id else None,
     )
 
 

@@ -15,7 +15,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from services.core.config import Settings
-from services.core.errors import InvalidToken
+from services.core.errors import Forbidden, InvalidToken
 from services.core.users.models import Role, User
 
 _hasher = PasswordHasher()
@@ -53,6 +53,16 @@ class Principal:
 
     def acts_for(self, organisation_id: uuid.UUID) -> bool:
         return self.organisation_id == organisation_id
+
+    @property
+    def is_partner(self) -> bool:
+        return self.role is Role.partner
+
+    def ensure_may_act_for(self, organisation_id: uuid.UUID) -> None:
+        """Partners (users and organisation-bound API keys) act only for their own organisation; the
+        network's staff act for any."""
+        if self.is_partner and not self.acts_for(organisation_id):
+            raise Forbidden("You can act only for your own organisation.")
 
 
 TokenType = Literal["access", "refresh"]

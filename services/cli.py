@@ -1,0 +1,240 @@
+"""The ``loom`` command: ops tasks (migrate, create-admin, serve, worker) and the development runner.
+
+With no ``DATABASE_URL`` / ``REDIS_URL`` configured, every command uses the embedded PostgreSQL and Redis
+kept under ``LOOM_DATA_DIR`` (started if needed), the same ones ``make run`` uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from services.core.config import PROJECT_ROOT, Settings, get_settings
+
+app = typer.Typer(
+    name="loom",
+    help="Loom: ops tasks and the development runner.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+OPENAPI_PATH = PROJECT_ROOT / "openapi" / "openapi.json"
+
+
+def _urls(settings: Settings) -> tuple[str, str]:
+    from services.core.embedded import resolve_urls
+
+    return resolve_urls(settings)
+
+
+@app.command()
+def migrate(
+    revision: Annotated[str, typer.Option(help="Alembic revision to upgrade to.")] = "head",
+) -> None:
+    """Apply database migrations (Alembic) up to REVISION."""
+    from services.core.db.migrate import upgrade
+
+    database_url, _ = _urls(get_settings())
+    upgrade(database_url, revision)
+    typer.echo(f"database migrated to {revision}")
+
+
+@app.command("create-admin")
+def create_admin(
+    email: Annotated[str, typer.Option(help="The admin's email (login).")],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            envvar="LOOM_ADMIN_PASSWORD",
+            help="The admin's password (prompted for when not given).",
+        ),
+    ],
+) -> None:
+    """Create an admin user, or make an existing user an active admin with this password (idempotent)."""
+    from services.core.db.engine import create_engine, create_sessionmaker, session_scope
+    from services.core.errors import LoomError
+    from services.core.users.repository import email_in_use
+    from services.core.users.service import create_admin as create_admin_user
+
+    settings = get_settings()
+    database_url, _ = _urls(settings)
+
+    async def run() -> bool:
+        engine = create_engine(settings, database_url)
+        try:
+            async with session_scope(create_sessionmaker(engine)) as session:
+                existed = await email_in_use(session, email.strip())
+                await create_admin_user(session, email=email, password=password)
+                return not existed
+        finally:
+            await engine.dispose()
+
+    try:
+        created = asyncio.run(run())
+    except LoomError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo("admin created" if created else "admin updated (already existed)")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind [LOOM_API_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind [LOOM_API_PORT].")] = None,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
+    reload: Annotated[bool, typer.Option(help="Reload on code changes (development).")] = False,
+) -> None:
+    """Serve the HTTP API with uvicorn."""
+    import uvicorn
+
+    settings = get_settings()
+    _urls(settings)  # exported to the environment for the app (and uvicorn's workers)
+    uvicorn.run(
+        "services.api.app:app",
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        workers=None if reload else workers,
+        reload=reload,
+        access_log=False,  # Loom logs one line per request itself
+        log_config=None,
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def worker(
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 0 if a worker is alive and healthy, 1 otherwise.")
+    ] = False,
+) -> None:
+    """Run the background worker (arq), or check a running worker's health."""
+    from services.worker import settings as worker_settings
+
+    settings = get_settings()
+    _urls(settings)
+    if check:
+        healthy = asyncio.run(worker_settings.check_health(settings))
+        typer.echo("worker healthy" if healthy else "worker unhealthy")
+        raise typer.Exit(0 if healthy else 1)
+    worker_settings.run_worker(settings)
+
+
+@app.command()
+def openapi(
+    check: Annotated[
+        bool, typer.Option("--check", help="Fail if the committed file differs from the generated one.")
+    ] = False,
+    output: Annotated[Path, typer.Option(help="Where to write the document.")] = OPENAPI_PATH,
+) -> None:
+    """Write the OpenAPI document (openapi/openapi.json), or check it is up to date."""
+    from services.api.openapi import render_openapi
+
+    text = render_openapi()
+    if check:
+        current = output.read_text() if output.exists() else ""
+        if current != text:
+            typer.echo(f"{output} is out of date: run `make openapi` and commit it", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"{output} is up to date")
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    typer.echo(f"wrote {output}")
+
+
+@app.command()
+def run(
+    host: Annotated[str | None, typer.Option(help="Interface to bind [LOOM_API_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind [LOOM_API_PORT].")] = None,
+) -> None:
+    """Development: start embedded servers if needed, migrate, then run the API and the worker together.
+
+    Ctrl-C stops everything this command started.
+    """
+    from services.core.db.migrate import upgrade
+    from services.core.embedded import stop_started
+
+    settings = get_settings()
+    host = host or settings.api_host
+    port = port or settings.api_port
+    database_url, redis_url = _urls(settings)
+    upgrade(database_url)
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
+    loom = [sys.executable, "-m", "services.cli"]
+    children = [
+        subprocess.Popen([*loom, "serve", "--host", host, "--port", str(port)], env=env),  # noqa: S603
+        subprocess.Popen([*loom, "worker"], env=env),  # noqa: S603
+    ]
+    shown = "127.0.0.1" if host in {"0.0.0.0", "::"} else host  # noqa: S104
+    typer.echo(
+        "\n".join(
+            [
+                "",
+                f"  Loom API:          http://{shown}:{port}",
+                f"  Interactive docs:  http://{shown}:{port}/docs",
+                f"  Database:          {_describe(database_url)}",
+                f"  Redis:             {_describe(redis_url)}",
+                "  Press Ctrl-C to stop.",
+                "",
+            ]
+        )
+    )
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while not stopping and all(child.poll() is None for child in children):
+            time.sleep(0.2)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 15
+        for child in children:
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+        stop_started()
+    failed = [child.returncode for child in children if child.returncode not in (0, -2, 130)]
+    if failed and not stopping:
+        raise typer.Exit(1)
+
+
+def _describe(url: str) -> str:
+    """A URL without its password, for display."""
+    from sqlalchemy.engine import make_url
+
+    if url.startswith("unix://"):
+        return url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["app", "main"]

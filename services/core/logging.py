@@ -1,0 +1,116 @@
+"""Logging for every Loom process: one handler on the root logger, JSON lines (or plain text for
+development), each record carrying the current request id.
+
+``configure_logging(settings)`` is idempotent: it replaces the handler it installed before and leaves
+other handlers (a test runner's, say) alone. It also quietens loggers that would otherwise write what
+Loom must not log or would log twice:
+
+- ``uvicorn.access`` is silenced: the API writes its own access line per request (method, route
+  template, status, duration, request id), without the query string uvicorn would include;
+- Alembic's two lines per migration context (one per readiness probe) are dropped;
+- ``httpx``/``httpcore`` log full URLs (query strings may hold tokens) at INFO: raised to WARNING.
+
+No personal data (emails, names) and no secrets go in logs: log ids, never request bodies, query
+strings or headers.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import IO, Any
+
+from asgi_correlation_id import correlation_id
+from pythonjsonlogger.json import JsonFormatter
+
+from services.core.config import Settings
+
+TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s"
+JSON_FIELDS = "%(levelname)s %(name)s %(message)s"
+
+# Loggers whose handlers are removed so their records reach the root handler once.
+_PROPAGATING = ("uvicorn", "uvicorn.error", "arq", "arq.worker", "arq.jobs")
+# Loggers that would duplicate the API's access line or log URLs with their query strings.
+_SILENCED = ("uvicorn.access",)
+_QUIETENED = {"httpx": logging.WARNING, "httpcore": logging.WARNING}
+
+
+class RequestIdFilter(logging.Filter):
+    """Puts the current request id (``X-Request-ID``, set by the API's middleware) on every record as
+    ``request_id`` (None outside requests)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = correlation_id.get()
+        return True
+
+
+class _AlembicChatterFilter(logging.Filter):
+    """Drops the two lines Alembic logs whenever a migration context is made (the readiness check makes
+    one per probe); its lines about applied migrations stay."""
+
+    _CHATTER = ("Context impl ", "Will assume ")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.name == "alembic.runtime.migration"
+            and isinstance(record.msg, str)
+            and record.msg.startswith(self._CHATTER)
+        )
+
+
+class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stdout`` is when a record is emitted (so a replaced or captured stdout
+    never leaves the handler writing to a closed stream)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self) -> IO[str]:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def build_formatter(json: bool) -> logging.Formatter:
+    if json:
+        return JsonFormatter(
+            JSON_FIELDS,
+            rename_fields={"levelname": "level", "name": "logger"},
+            timestamp="time",  # ISO 8601, UTC
+        )
+    return logging.Formatter(TEXT_FORMAT)
+
+
+def configure_logging(settings: Settings, *, stream: IO[str] | None = None) -> logging.Handler:
+    """Send every log record to ``stream`` (stdout by default) as JSON lines when ``settings.log_json``,
+    at ``settings.log_level``. Returns the installed handler."""
+    handler: logging.Handler = _StdoutHandler() if stream is None else logging.StreamHandler(stream)
+    handler.set_name("loom")
+    handler.addFilter(RequestIdFilter())
+    handler.addFilter(_AlembicChatterFilter())
+    handler.setFormatter(build_formatter(settings.log_json))
+
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == "loom"]:
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(handler)
+    root.setLevel(settings.log_level.upper())
+
+    for name in _PROPAGATING:
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+        logger.setLevel(logging.NOTSET)
+    for name in _SILENCED:
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = False
+        logger.disabled = True
+    for name, level in _QUIETENED.items():
+        logging.getLogger(name).setLevel(level)
+    return handler

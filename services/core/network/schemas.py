@@ -1,0 +1,298 @@
+"""Request and response shapes of the network directory."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
+
+import pycountry
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+from services.core.network.models import MembershipStatus, OrganisationKind
+
+SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+SLUG_MAX_LENGTH = 100
+_SLUG_RE = re.compile(SLUG_PATTERN)
+
+
+def _country(value: str) -> str:
+    code = value.strip().upper()
+    if len(code) != 2 or pycountry.countries.get(alpha_2=code) is None:
+        raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code")
+    return code
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL characters: refuse them here rather than fail in the database.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _slug(value: str) -> str:
+    if is_uuid(value):
+        raise ValueError("a slug must not look like an id (UUID)")
+    return value
+
+
+def is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def is_slug(value: str) -> bool:
+    return len(value) <= SLUG_MAX_LENGTH and _SLUG_RE.fullmatch(value) is not None
+
+
+CountryCode = Annotated[
+    str,
+    AfterValidator(_country),
+    Field(
+        description="ISO 3166-1 alpha-2 country code; accepted in any case, returned upper-case.",
+        examples=["BD"],
+        min_length=2,
+        max_length=2,
+    ),
+]
+Slug = Annotated[
+    str,
+    StringConstraints(pattern=SLUG_PATTERN, min_length=1, max_length=SLUG_MAX_LENGTH),
+    AfterValidator(_slug),
+    Field(description="Lower-case letters, digits and single hyphens; unique.", examples=["sramik-awaaz"]),
+]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_no_nul)
+]
+ShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_no_nul)
+]
+RegionText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_no_nul)
+]
+LongText = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(_no_nul)]
+WEBSITE_MAX_LENGTH = 500
+
+
+_http_url: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
+
+
+def _website(value: str) -> str:
+    try:
+        url = str(_http_url.validate_python(value))
+    except ValidationError as exc:
+        raise ValueError("must be an http(s) URL, e.g. https://example.org/") from exc
+    if len(url) > WEBSITE_MAX_LENGTH:
+        raise ValueError(f"URLs longer than {WEBSITE_MAX_LENGTH} characters are not accepted")
+    return url
+
+
+Website = Annotated[
+    str,
+    AfterValidator(_website),
+    Field(
+        description="An http(s) URL; stored normalised.",
+        examples=["https://example.org/"],
+        max_length=WEBSITE_MAX_LENGTH,
+        json_schema_extra={"format": "uri"},
+    ),
+]
+SearchText = Annotated[str, StringConstraints(max_length=200), AfterValidator(_no_nul)]
+
+
+class _Patch(BaseModel):
+    """A partial update: only the fields sent are changed; ``null`` clears a nullable field."""
+
+    REQUIRED: ClassVar[frozenset[str]] = frozenset()
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _required_not_null(self) -> _Patch:
+        nulls = sorted(f for f in self.REQUIRED & self.model_fields_set if getattr(self, f) is None)
+        if nulls:
+            raise ValueError(f"these fields cannot be null: {', '.join(nulls)}")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """The fields sent."""
+        return self.model_dump(include=self.model_fields_set)
+
+
+# --- organisations ----------------------------------------------------------------------------------
+
+
+class OrganisationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    slug: Slug | None = Field(default=None, description="Generated from the name when left out.")
+    kind: OrganisationKind
+    country: CountryCode
+    city: ShortText | None = None
+    website: Website | None = None
+    status: MembershipStatus = MembershipStatus.active
+    joined_on: date | None = Field(default=None, description="When the organisation joined the network.")
+    description: LongText = Field(default="", description="Public description.")
+
+
+class OrganisationUpdate(_Patch):
+    """Fields to change. Partners may only change their own organisation's public fields
+    (``PARTNER_FIELDS``); ``status``, ``slug`` and ``joined_on`` are for coordinators and admins."""
+
+    REQUIRED = frozenset({"name", "slug", "kind", "country", "status", "description"})
+    PARTNER_FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {"name", "kind", "country", "city", "website", "description"}
+    )
+
+    name: Name | None = None
+    slug: Slug | None = None
+    kind: OrganisationKind | None = None
+    country: CountryCode | None = None
+    city: ShortText | None = None
+    website: Website | None = None
+    status: MembershipStatus | None = None
+    joined_on: date | None = None
+    description: LongText | None = None
+
+
+class CoalitionRef(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    slug: str
+    name: str
+    is_regional: bool
+
+
+class OrganisationRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    slug: str
+    name: str
+    kind: OrganisationKind
+    country: str = Field(description="ISO 3166-1 alpha-2, upper-case.")
+    city: str | None
+    website: str | None
+    status: MembershipStatus
+    joined_on: date | None
+    description: str
+    coalitions: list[CoalitionRef] = Field(default_factory=list, description="Coalitions it belongs to.")
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- coalitions -------------------------------------------------------------------------------------
+
+
+class CoalitionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    slug: Slug | None = Field(default=None, description="Generated from the name when left out.")
+    region: RegionText | None = None
+    description: LongText = ""
+
+
+class CoalitionUpdate(_Patch):
+    """Fields to change. Regional coalitions keep their name, slug and region."""
+
+    REQUIRED = frozenset({"name", "slug", "description"})
+    REGIONAL_FIXED: ClassVar[frozenset[str]] = frozenset({"name", "slug", "region"})
+
+    name: Name | None = None
+    slug: Slug | None = None
+    region: RegionText | None = None
+    description: LongText | None = None
+
+
+class CoalitionRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    slug: str
+    name: str
+    region: str | None
+    description: str
+    is_regional: bool = Field(description="One of the network's regional coalitions (cannot be deleted).")
+    created_at: datetime
+    updated_at: datetime
+
+
+class MembershipWrite(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    joined_on: date | None = Field(default=None, description="When the organisation joined the coalition.")
+
+
+class MembershipRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    coalition_id: uuid.UUID
+    organisation_id: uuid.UUID
+    joined_on: date | None
+    created_at: datetime
+
+
+# --- lists and figures ------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+MAX_LIMIT = 200
+DEFAULT_LIMIT = 50
+MAX_OFFSET = 1_000_000
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int = Field(description="How many items match the filters, over all pages.")
+    limit: int
+    offset: int
+
+
+class OrganisationPage(Page[OrganisationRead]):
+    """A page of organisations."""
+
+
+class CoalitionPage(Page[CoalitionRead]):
+    """A page of coalitions."""
+
+
+@dataclass(frozen=True)
+class OrganisationFilters:
+    countries: tuple[str, ...] = ()
+    kinds: tuple[OrganisationKind, ...] = ()
+    statuses: tuple[MembershipStatus, ...] = ()
+    coalition: str | None = None  # id or slug
+    q: str | None = None
+
+
+class CoalitionFigures(BaseModel):
+    id: uuid.UUID
+    slug: str
+    name: str
+    is_regional: bool
+    organisations: int = Field(description="Active member organisations.")
+    countries: int = Field(description="Countries of its active member organisations.")
+
+
+class NetworkStats(BaseModel):
+    organisations: int = Field(description="Active member organisations in the network.")
+    countries: int = Field(description="Countries with at least one active member organisation.")
+    coalitions: list[CoalitionFigures]

@@ -1,0 +1,366 @@
+"""The network directory's rules: who sees and changes which organisations and coalitions.
+
+Who may do what:
+
+- Anyone, signed in or not, lists and reads *active* organisations, every coalition, coalition members
+  (active ones) and the network figures.
+- Network staff (admin, coordinator, campaigner, case_worker) also see suspended and former members
+  and may filter by ``status``. API keys get this view only with an ``organisations:read`` or
+  ``organisations:write`` scope; without one they see what the public sees.
+- A partner sees what the public sees plus its own organisation, whatever its status.
+- Admins and coordinators create and update organisations and coalitions, delete custom coalitions and
+  manage memberships. A partner may update its own organisation's public fields (name, kind, country,
+  city, website, description) — not its status, slug or joined date — and nothing else.
+
+Services take the session first and never commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TypeVar
+
+from slugify import slugify
+from sqlalchemy import ColumnElement
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.core.errors import Forbidden, Unauthenticated
+from services.core.network import repository
+from services.core.network.errors import (
+    CoalitionNameTaken,
+    CoalitionNotFound,
+    FieldNotEditable,
+    MembershipNotFound,
+    NotYourOrganisation,
+    OrganisationNotFound,
+    RegionalCoalitionProtected,
+    SlugTaken,
+    StaffOnly,
+)
+from services.core.network.models import Coalition, MembershipStatus, Organisation
+from services.core.network.schemas import (
+    SLUG_MAX_LENGTH,
+    CoalitionCreate,
+    CoalitionFigures,
+    CoalitionPage,
+    CoalitionRead,
+    CoalitionRef,
+    CoalitionUpdate,
+    MembershipRead,
+    MembershipWrite,
+    NetworkStats,
+    OrganisationCreate,
+    OrganisationFilters,
+    OrganisationPage,
+    OrganisationRead,
+    OrganisationUpdate,
+    is_uuid,
+)
+from services.core.users.models import Role
+from services.core.users.security import Principal
+
+NETWORK_STAFF = frozenset({Role.admin, Role.coordinator, Role.campaigner, Role.case_worker})
+DIRECTORY_EDITORS = frozenset({Role.admin, Role.coordinator})
+WRITE_SCOPE = "organisations:write"
+READ_SCOPES = frozenset({"organisations:read", WRITE_SCOPE})
+
+_UNIQUE_ERRORS: dict[str, Callable[[], Exception]] = {
+    "uq_organisations_slug": lambda: SlugTaken("Another organisation already uses this slug."),
+    "uq_coalitions_slug": lambda: SlugTaken("Another coalition already uses this slug."),
+    "uq_coalitions_name": lambda: CoalitionNameTaken("Another coalition already has this name."),
+}
+
+M = TypeVar("M", Organisation, Coalition)
+
+
+@dataclass(frozen=True)
+class DirectoryView:
+    """What part of the directory a caller sees."""
+
+    all_statuses: bool = False
+    own_organisation: uuid.UUID | None = None
+
+    @classmethod
+    def of(cls, principal: Principal | None) -> DirectoryView:
+        if principal is None:
+            return cls()
+        if principal.kind == "api_key" and not principal.scopes & READ_SCOPES:
+            return cls()
+        if principal.role in NETWORK_STAFF:
+            return cls(all_statuses=True)
+        return cls(own_organisation=principal.organisation_id)
+
+    def condition(self) -> ColumnElement[bool]:
+        return repository.visibility(self.all_statuses, self.own_organisation)
+
+    def can_see(self, organisation: Organisation) -> bool:
+        return (
+            self.all_statuses
+            or organisation.status == MembershipStatus.active
+            or organisation.id == self.own_organisation
+        )
+
+
+def _require_editor(principal: Principal) -> None:
+    if principal.role not in DIRECTORY_EDITORS:
+        raise Forbidden("Only coordinators and admins may do this.")
+
+
+async def _save(session: AsyncSession, obj: M, apply: Callable[[], None] = lambda: None) -> M:
+    """Apply changes and flush them inside a savepoint, turning unique violations into 409 problems."""
+    try:
+        async with session.begin_nested():
+            apply()
+            session.add(obj)
+            await session.flush()
+    except IntegrityError as exc:
+        make_error = _UNIQUE_ERRORS.get(repository.violated_constraint(exc) or "")
+        if make_error is None:
+            raise
+        raise make_error() from exc
+    await session.refresh(obj)  # server-side timestamps
+    return obj
+
+
+async def _free_slug(session: AsyncSession, model: type[M], name: str, fallback: str) -> str:
+    """A slug for ``name`` that is not yet used: ``base``, else ``base-2``, ``base-3`` …"""
+    base = slugify(name, max_length=SLUG_MAX_LENGTH - 10, word_boundary=True) or fallback
+    if is_uuid(base):
+        base = f"{fallback}-{base}"
+    taken = await repository.slugs_like(session, model, base)
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base}-{n}" in taken:
+        n += 1
+    return f"{base}-{n}"
+
+
+# --- organisations ----------------------------------------------------------------------------------
+
+
+async def _read_organisations(
+    session: AsyncSession, organisations: Sequence[Organisation]
+) -> list[OrganisationRead]:
+    coalitions = await repository.coalitions_of(session, [o.id for o in organisations])
+    return [
+        OrganisationRead.model_validate(o).model_copy(
+            update={"coalitions": [CoalitionRef.model_validate(c) for c in coalitions[o.id]]}
+        )
+        for o in organisations
+    ]
+
+
+async def list_organisations(
+    session: AsyncSession,
+    principal: Principal | None,
+    filters: OrganisationFilters,
+    *,
+    limit: int,
+    offset: int,
+) -> OrganisationPage:
+    view = DirectoryView.of(principal)
+    if not view.all_statuses and set(filters.statuses) - {MembershipStatus.active}:
+        if principal is None:
+            raise Unauthenticated("Sign in as network staff to see non-active organisations.")
+        raise StaffOnly("Only network staff may list suspended or former organisations.")
+    items, total = await repository.list_organisations(
+        session, filters, seen_by=view.condition(), limit=limit, offset=offset
+    )
+    return OrganisationPage(
+        items=await _read_organisations(session, items), total=total, limit=limit, offset=offset
+    )
+
+
+async def _visible_organisation(session: AsyncSession, principal: Principal | None, ref: str) -> Organisation:
+    organisation = await repository.get_organisation(session, ref)
+    if organisation is None or not DirectoryView.of(principal).can_see(organisation):
+        raise OrganisationNotFound(f"No organisation {ref!r}.")
+    return organisation
+
+
+async def get_organisation(session: AsyncSession, principal: Principal | None, ref: str) -> OrganisationRead:
+    """An organisation by id or slug; non-active ones are hidden (404) from those who may not see them."""
+    organisation = await _visible_organisation(session, principal, ref)
+    return (await _read_organisations(session, [organisation]))[0]
+
+
+async def create_organisation(
+    session: AsyncSession, principal: Principal, data: OrganisationCreate
+) -> OrganisationRead:
+    _require_editor(principal)
+    values = data.model_dump()
+    if values["slug"] is None:
+        values["slug"] = await _free_slug(session, Organisation, data.name, "organisation")
+    organisation = await _save(session, Organisation(**values))
+    return OrganisationRead.model_validate(organisation)
+
+
+async def update_organisation(
+    session: AsyncSession, principal: Principal, ref: str, patch: OrganisationUpdate
+) -> OrganisationRead:
+    """Coordinators and admins change any field of any organisation; a partner only the public fields
+    of its own (403 otherwise)."""
+    organisation = await repository.get_organisation(session, ref, for_update=True)
+    if organisation is None:
+        raise OrganisationNotFound(f"No organisation {ref!r}.")
+    changes = patch.changes()
+    if principal.role not in DIRECTORY_EDITORS:
+        if principal.role is not Role.partner or not principal.acts_for(organisation.id):
+            raise NotYourOrganisation()
+        locked = sorted(set(changes) - OrganisationUpdate.PARTNER_FIELDS)
+        if locked:
+            raise FieldNotEditable(f"Partners may not change: {', '.join(locked)}.")
+
+    def apply() -> None:
+        for name, value in changes.items():
+            setattr(organisation, name, value)
+
+    await _save(session, organisation, apply)
+    return (await _read_organisations(session, [organisation]))[0]
+
+
+# --- coalitions -------------------------------------------------------------------------------------
+
+
+async def _coalition(session: AsyncSession, ref: str, *, for_update: bool = False) -> Coalition:
+    coalition = await repository.get_coalition(session, ref, for_update=for_update)
+    if coalition is None:
+        raise CoalitionNotFound(f"No coalition {ref!r}.")
+    return coalition
+
+
+async def list_coalitions(
+    session: AsyncSession, *, regional: bool | None, limit: int, offset: int
+) -> CoalitionPage:
+    items, total = await repository.list_coalitions(session, regional=regional, limit=limit, offset=offset)
+    return CoalitionPage(
+        items=[CoalitionRead.model_validate(c) for c in items], total=total, limit=limit, offset=offset
+    )
+
+
+async def get_coalition(session: AsyncSession, ref: str) -> CoalitionRead:
+    return CoalitionRead.model_validate(await _coalition(session, ref))
+
+
+async def create_coalition(
+    session: AsyncSession, principal: Principal, data: CoalitionCreate
+) -> CoalitionRead:
+    """A custom coalition (regional ones are seeded, not created)."""
+    _require_editor(principal)
+    values = data.model_dump()
+    if values["slug"] is None:
+        values["slug"] = await _free_slug(session, Coalition, data.name, "coalition")
+    coalition = await _save(session, Coalition(**values, is_regional=False))
+    return CoalitionRead.model_validate(coalition)
+
+
+async def update_coalition(
+    session: AsyncSession, principal: Principal, ref: str, patch: CoalitionUpdate
+) -> CoalitionRead:
+    """Regional coalitions keep their name, slug and region; their description may change."""
+    _require_editor(principal)
+    coalition = await _coalition(session, ref, for_update=True)
+    changes = patch.changes()
+    if coalition.is_regional:
+        fixed = sorted(
+            name
+            for name in CoalitionUpdate.REGIONAL_FIXED & set(changes)
+            if getattr(coalition, name) != changes[name]
+        )
+        if fixed:
+            raise RegionalCoalitionProtected(f"A regional coalition's {', '.join(fixed)} cannot change.")
+
+    def apply() -> None:
+        for name, value in changes.items():
+            setattr(coalition, name, value)
+
+    await _save(session, coalition, apply)
+    return CoalitionRead.model_validate(coalition)
+
+
+async def delete_coalition(session: AsyncSession, principal: Principal, ref: str) -> None:
+    """Delete a custom coalition and its memberships (not the organisations)."""
+    _require_editor(principal)
+    coalition = await _coalition(session, ref, for_update=True)
+    if coalition.is_regional:
+        raise RegionalCoalitionProtected(f"{coalition.name} is a regional coalition and cannot be deleted.")
+    await session.delete(coalition)
+    await session.flush()
+
+
+async def list_members(
+    session: AsyncSession,
+    principal: Principal | None,
+    ref: str,
+    filters: OrganisationFilters,
+    *,
+    limit: int,
+    offset: int,
+) -> OrganisationPage:
+    coalition = await _coalition(session, ref)
+    return await list_organisations(
+        session, principal, replace(filters, coalition=str(coalition.id)), limit=limit, offset=offset
+    )
+
+
+async def add_member(
+    session: AsyncSession,
+    principal: Principal,
+    coalition_ref: str,
+    organisation_ref: str,
+    data: MembershipWrite,
+) -> tuple[MembershipRead, bool]:
+    """Make the organisation a member (idempotent); returns the membership and whether it is new."""
+    _require_editor(principal)
+    coalition = await _coalition(session, coalition_ref)
+    organisation = await repository.get_organisation(session, organisation_ref)
+    if organisation is None:
+        raise OrganisationNotFound(f"No organisation {organisation_ref!r}.")
+    membership, created = await repository.upsert_membership(
+        session,
+        coalition.id,
+        organisation.id,
+        joined_on_given="joined_on" in data.model_fields_set,
+        joined_on=data.joined_on,
+    )
+    return MembershipRead.model_validate(membership), created
+
+
+async def remove_member(
+    session: AsyncSession, principal: Principal, coalition_ref: str, organisation_ref: str
+) -> None:
+    _require_editor(principal)
+    coalition = await _coalition(session, coalition_ref)
+    organisation = await repository.get_organisation(session, organisation_ref)
+    if organisation is None:
+        raise OrganisationNotFound(f"No organisation {organisation_ref!r}.")
+    if not await repository.delete_membership(session, coalition.id, organisation.id):
+        raise MembershipNotFound(f"{organisation.slug} is not a member of {coalition.slug}.")
+
+
+# --- figures ----------------------------------------------------------------------------------------
+
+
+async def network_stats(session: AsyncSession) -> NetworkStats:
+    """Active organisations and their countries, overall and per coalition (two SQL aggregates)."""
+    organisations, countries = await repository.network_totals(session)
+    per_coalition = await repository.coalition_totals(session)
+    return NetworkStats(
+        organisations=organisations,
+        countries=countries,
+        coalitions=[
+            CoalitionFigures(
+                id=c.id,
+                slug=c.slug,
+                name=c.name,
+                is_regional=c.is_regional,
+                organisations=orgs,
+                countries=n_countries,
+            )
+            for c, orgs, n_countries in per_coalition
+        ],
+    )

@@ -1,0 +1,122 @@
+"""The `loom` command, run as ops would run it: a real process against the test database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from sqlalchemy import delete, text
+
+from services.core.config import PROJECT_ROOT, Settings
+from services.core.db.engine import create_engine
+from services.core.users.models import User
+from tests.conftest import _create_database, _drop_database
+
+LOOM = str(PROJECT_ROOT / ".venv" / "bin" / "loom")
+
+
+def loom(*args: str, database_url: str, redis_url: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "LOOM_LOG_JSON": "false"}
+    return subprocess.run([LOOM, *args], env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.fixture
+def admin_email(database_url: str) -> Iterator[str]:
+    email = f"cli-admin-{uuid.uuid4().hex[:8]}@example.org"
+    yield email
+
+    async def cleanup() -> None:
+        engine = create_engine(Settings(), database_url)
+        async with engine.begin() as conn:
+            await conn.execute(delete(User).where(User.email == email))
+        await engine.dispose()
+
+    asyncio.run(cleanup())
+
+
+def test_create_admin_is_idempotent_and_the_admin_can_log_in(
+    admin_email: str, database_url: str, redis_url: str
+) -> None:
+    first = loom(
+        "create-admin", "--email", admin_email, "--password", "first-password-123",
+        database_url=database_url, redis_url=redis_url,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    assert "admin created" in first.stdout
+    second = loom(
+        "create-admin", "--email", admin_email.upper(), "--password", "second-password-456",
+        database_url=database_url, redis_url=redis_url,
+    )  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    assert "already existed" in second.stdout
+    assert admin_email not in first.stderr + second.stderr  # no personal data in logs
+
+    async def count_and_login() -> tuple[int, int, int]:
+        engine = create_engine(Settings(), database_url)
+        async with engine.connect() as conn:
+            count = await conn.scalar(
+                text("SELECT count(*) FROM users WHERE lower(email) = :e AND role = 'admin'"),
+                {"e": admin_email},
+            )
+        await engine.dispose()
+        from asgi_lifespan import LifespanManager
+
+        from services.api.app import create_app
+
+        app = create_app(
+            Settings(env="test", secret_key="x" * 40), database_url=database_url, redis_url=redis_url
+        )
+        async with LifespanManager(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                old = await client.post(
+                    "/v1/auth/token", data={"username": admin_email, "password": "first-password-123"}
+                )
+                new = await client.post(
+                    "/v1/auth/token", data={"username": admin_email, "password": "second-password-456"}
+                )
+        return int(count or 0), old.status_code, new.status_code
+
+    assert asyncio.run(count_and_login()) == (1, 401, 200)
+
+
+def test_create_admin_rejects_a_bad_email(database_url: str, redis_url: str) -> None:
+    result = loom(
+        "create-admin", "--email", "not-an-email", "--password", "long-enough-password",
+        database_url=database_url, redis_url=redis_url,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "email" in result.stderr.lower()
+
+
+def test_migrate_brings_an_empty_database_to_head(server_url: str, redis_url: str) -> None:
+    name = f"loom_cli_{uuid.uuid4().hex[:8]}"
+    url = asyncio.run(_create_database(server_url, name))
+    try:
+        result = loom("migrate", database_url=url, redis_url=redis_url)
+        assert result.returncode == 0, result.stderr
+        assert "migrated" in result.stdout
+
+        async def tables() -> set[str]:
+            engine = create_engine(Settings(), url)
+            async with engine.connect() as conn:
+                rows = await conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname='public'"))
+                found = {row[0] for row in rows}
+            await engine.dispose()
+            return found
+
+        assert {"users", "organisations", "coalitions", "outbox_jobs"} <= asyncio.run(tables())
+    finally:
+        asyncio.run(_drop_database(server_url, name))
+
+
+def test_help_lists_the_ops_commands() -> None:
+    result = subprocess.run([LOOM, "--help"], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0
+    for command in ("create-admin", "migrate", "serve", "worker", "run", "openapi"):
+        assert command in result.stdout
