@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings
-from arq.constants import health_check_key_suffix
+from arq.constants import health_check_key_suffix, job_key_prefix, retry_key_prefix
 from arq.worker import Retry as ArqRetry
 from arq.worker import Worker, func
 from redis.exceptions import RedisError
@@ -147,6 +147,18 @@ class JobQueue:
     async def depth(self) -> int:
         """Jobs waiting on the queue (including ones deferred for a retry)."""
         return int(await self._pool.zcard(self.queue_name))
+
+    async def purge(self) -> int:
+        """Drop every job waiting on this queue (tests, or an operator clearing a test queue); returns how
+        many. Their outbox rows are untouched, so the relay can publish them again."""
+        job_ids = [job_id.decode() for job_id in await self._pool.zrange(self.queue_name, 0, -1)]
+        keys = [prefix + job_id for job_id in job_ids for prefix in (job_key_prefix, retry_key_prefix)]
+        async with self._pool.pipeline(transaction=True) as pipe:
+            if keys:
+                pipe.delete(*keys)
+            pipe.delete(self.queue_name)
+            await pipe.execute()
+        return len(job_ids)
 
     async def close(self) -> None:
         if self._owns_pool:

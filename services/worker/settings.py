@@ -74,6 +74,10 @@ def options(
 def run_worker(settings: Settings | None = None) -> None:
     """Run the worker in the foreground until SIGINT/SIGTERM (finishes the running jobs first... within
     arq's limits: running jobs are cancelled and, being idempotent, run again later)."""
+    from services.core.logging import configure_logging
+
+    settings = settings or get_settings()
+    configure_logging(settings)
     jobs.run_worker(options(settings))
 
 

@@ -70,6 +70,7 @@ def job_queue_name(queue_name: str) -> str:
 async def queue(redis_url: str, job_queue_name: str) -> AsyncIterator[jobs.JobQueue]:
     job_queue = jobs.JobQueue.lazy(redis_url, job_queue_name)
     yield job_queue
+    await job_queue.purge()  # tests that publish without draining leave nothing behind in Redis
     await job_queue.close()
 
 

@@ -55,6 +55,22 @@ async def test_a_committed_job_runs_once_and_is_marked_completed(
     assert await queue.depth() == 0
 
 
+async def test_a_job_published_without_marking_is_marked_by_the_worker(
+    factory: Factory, queue: jobs.JobQueue, worker: dict[str, Any]
+) -> None:
+    k = key()
+    async with factory() as session:
+        job_id = outbox.enqueue(session, "test.record", key=k)
+        await session.commit()
+        await outbox.publish_after_commit(session, queue, mark_published=False)
+    assert (await _row(factory, job_id)).published_at is None
+    assert await queue.depth() == 1
+    await jobs.drain(worker)
+    row = await _row(factory, job_id)
+    assert row.published_at is not None
+    assert row.completed_at is not None
+
+
 async def test_a_job_enqueued_in_a_rolled_back_transaction_never_runs(
     factory: Factory, queue: jobs.JobQueue, worker: dict[str, Any]
 ) -> None:

@@ -67,12 +67,18 @@ def _forget_rolled_back_jobs(session: Session, previous_transaction: SessionTran
         session.info.pop(_PENDING_KEY, None)
 
 
-async def publish_after_commit(session: AsyncSession, queue: JobQueue | None) -> None:
+async def publish_after_commit(
+    session: AsyncSession, queue: JobQueue | None, *, mark_published: bool = True
+) -> None:
     """Publish the jobs this (now committed) session enqueued, then mark them published.
 
     Never raises: a job that could not be published or marked is left to the relay, and publishing
     twice is harmless. Marking skips rows a worker has already locked (it marks them itself), so a
     request never waits for a running task.
+
+    Marking costs a second, small transaction. A hot path may skip it (``mark_published=False``): the
+    worker marks a job published when it claims it, and the relay re-publishes (a no-op on the queue)
+    and marks the few still waiting after ``outbox_publish_grace_seconds``.
     """
     jobs: list[tuple[uuid.UUID, str, dict[str, Any]]] = session.info.pop(_PENDING_KEY, [])
     if not jobs or queue is None:
@@ -88,7 +94,7 @@ async def publish_after_commit(session: AsyncSession, queue: JobQueue | None) ->
             )
             break
         published.append(job_id)
-    if not published:
+    if not published or not mark_published:
         return
     try:
         lockable = (

@@ -145,6 +145,7 @@ async def run_job(
     """Run outbox job ``job_id`` once. ``delivery`` is the queue's try counter for this job, used to
     count attempts that died without recording anything (a worker killed mid-job)."""
     attempt = delivery
+    task_name: str | None = None
     registered: Task | None = None
     try:
         async with sessionmaker() as session:
@@ -156,7 +157,8 @@ async def run_job(
                 await session.rollback()
                 return SKIPPED
             attempt = claimed.attempts
-            registered = REGISTRY.get(claimed.task)
+            task_name = claimed.task
+            registered = REGISTRY.get(task_name)
             if registered is None:
                 raise UnknownTask(f"no task named {claimed.task!r} in this worker")
             arguments = registered.arguments(claimed.payload)
@@ -169,7 +171,7 @@ async def run_job(
             await publish_after_commit(session, queue)
         return COMPLETED
     except Exception as exc:
-        return await _failed(sessionmaker, job_id, exc, attempt, registered, settings)
+        return await _failed(sessionmaker, job_id, exc, attempt, task_name, registered, settings)
 
 
 async def _failed(
@@ -177,6 +179,7 @@ async def _failed(
     job_id: uuid.UUID,
     exc: Exception,
     attempt: int,
+    task_name: str | None,
     registered: Task | None,
     settings: Settings,
 ) -> Outcome:
@@ -184,7 +187,6 @@ async def _failed(
     max_tries = (registered.max_tries if registered else None) or settings.worker_max_tries
     give_up = not transient or attempt >= max_tries
     error = describe_error(exc)
-    task_name = registered.name if registered else None
     extra = {"job_id": str(job_id), "task": task_name, "attempt": attempt, "error": error}
     try:
         async with sessionmaker() as session:

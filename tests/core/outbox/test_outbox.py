@@ -81,6 +81,10 @@ async def test_publish_after_commit_publishes_and_marks_published(
     # publishing a job that is still queued is a no-op on the queue
     assert await queue.publish(first, "test.record", {"key": "a"}) is False
     assert await queue.depth() == 2
+    assert await queue.purge() == 2
+    assert await queue.depth() == 0
+    # the job ids are free again
+    assert await queue.publish(first, "test.record", {"key": "a"}) is True
 
 
 async def test_marking_published_does_not_wait_for_a_worker_holding_the_row(
