@@ -24,14 +24,14 @@ from services.core.config import Settings, get_settings
 WORKER_PACKAGE = "services.worker"
 
 
-def load_tasks() -> list[str]:
+def load_tasks(package_name: str = WORKER_PACKAGE) -> list[str]:
     """Import every ``services.worker.<domain>.tasks`` module; returns their names."""
-    package = importlib.import_module(WORKER_PACKAGE)
+    package = importlib.import_module(package_name)
     loaded = []
     for module in pkgutil.iter_modules(package.__path__):
         if not module.ispkg:
             continue
-        name = f"{WORKER_PACKAGE}.{module.name}.tasks"
+        name = f"{package_name}.{module.name}.tasks"
         if importlib.util.find_spec(name) is None:
             continue
         importlib.import_module(name)

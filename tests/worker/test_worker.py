@@ -335,3 +335,10 @@ def test_worker_settings_for_the_arq_cli(
         worker_settings._worker_settings_class.cache_clear()
     with pytest.raises(AttributeError):
         _ = worker_settings.NoSuchThing
+
+
+def test_the_worker_imports_every_domains_task_module() -> None:
+    from services.worker.settings import load_tasks
+
+    assert load_tasks("tests.worker.discovery") == ["tests.worker.discovery.sample.tasks"]
+    assert "test.discovered" in jobs.REGISTRY

@@ -1,0 +1,6 @@
+from services.core.jobs import JobContext, task
+
+
+@task("test.discovered")
+async def discovered(ctx: JobContext) -> None:
+    return None
