@@ -32,7 +32,8 @@ JSON_FIELDS = "%(levelname)s %(name)s %(message)s"
 _PROPAGATING = ("uvicorn", "uvicorn.error", "arq", "arq.worker", "arq.jobs")
 # Loggers that would duplicate the API's access line or log URLs with their query strings.
 _SILENCED = ("uvicorn.access",)
-_QUIETENED = {"httpx": logging.WARNING, "httpcore": logging.WARNING}
+# pgserver logs every pg_ctl command line it runs at INFO.
+_QUIETENED = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "pgserver": logging.WARNING}
 
 
 class RequestIdFilter(logging.Filter):

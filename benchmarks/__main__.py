@@ -1,0 +1,6 @@
+"""`make bench`: every benchmark, each printing ratios against a baseline measured in the same run."""
+
+from benchmarks import worker
+
+if __name__ == "__main__":
+    worker.main()
