@@ -172,9 +172,13 @@ def run(
     upgrade(database_url)
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
     loom = [sys.executable, "-m", "services.cli"]
+    # Own sessions, so the terminal's Ctrl-C reaches only this process, which then stops each child
+    # once, with SIGTERM (a second SIGINT would make uvicorn abandon its graceful shutdown).
     children = [
-        subprocess.Popen([*loom, "serve", "--host", host, "--port", str(port)], env=env),  # noqa: S603
-        subprocess.Popen([*loom, "worker"], env=env),  # noqa: S603
+        subprocess.Popen(  # noqa: S603
+            [*loom, "serve", "--host", host, "--port", str(port)], env=env, start_new_session=True
+        ),
+        subprocess.Popen([*loom, "worker"], env=env, start_new_session=True),  # noqa: S603
     ]
     shown = "127.0.0.1" if host in {"0.0.0.0", "::"} else host  # noqa: S104
     typer.echo(
@@ -183,8 +187,8 @@ def run(
                 "",
                 f"  Loom API:          http://{shown}:{port}",
                 f"  Interactive docs:  http://{shown}:{port}/docs",
-                f"  Database:          {_describe(database_url)}",
-                f"  Redis:             {_describe(redis_url)}",
+                f"  Database:          {_describe(database_url, settings.database_url)}",
+                f"  Redis:             {_describe(redis_url, settings.redis_url)}",
                 "  Press Ctrl-C to stop.",
                 "",
             ]
@@ -204,7 +208,7 @@ def run(
     finally:
         for child in children:
             if child.poll() is None:
-                child.send_signal(signal.SIGINT)
+                child.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 15
         for child in children:
             try:
@@ -212,15 +216,18 @@ def run(
             except subprocess.TimeoutExpired:
                 child.kill()
         stop_started()
-    failed = [child.returncode for child in children if child.returncode not in (0, -2, 130)]
+    failed = [child.returncode for child in children if child.returncode not in (0, -15, 143)]
     if failed and not stopping:
         raise typer.Exit(1)
 
 
-def _describe(url: str) -> str:
-    """A URL without its password, for display."""
+def _describe(url: str, configured: str | None) -> str:
+    """A URL without its password, for display; embedded servers by where their data is."""
     from sqlalchemy.engine import make_url
 
+    if configured is None:
+        kind = "PostgreSQL" if url.startswith("postgres") else "Redis"
+        return f"embedded {kind}, data in {get_settings().data_dir}"
     if url.startswith("unix://"):
         return url
     try:

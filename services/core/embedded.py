@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,8 @@ class EmbeddedRedis:
             "--daemonize", "no",
             "--logfile", str(self.directory / "redis.log"),
         ]  # fmt: skip
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)  # noqa: S603
+        # Its own session: a Ctrl-C meant for Loom must not kill it before the processes using it stop.
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)  # noqa: S603
         deadline = time.monotonic() + timeout
         while not _socket_answers_ping(self.socket_path):
             if self.process.poll() is not None:
@@ -104,10 +106,12 @@ class EmbeddedPostgres:
     server: Any = field(default=None, init=False)
 
     def start(self, database: str = DATABASE_NAME) -> str:
-        import pgserver
-
         self.directory.parent.mkdir(parents=True, exist_ok=True)
-        self.server = pgserver.get_server(self.directory, cleanup_mode="stop")  # type: ignore[attr-defined]
+        with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+            warnings.simplefilter("ignore")
+            import pgserver
+
+            self.server = pgserver.get_server(self.directory, cleanup_mode="stop")  # type: ignore[attr-defined]
         exists = self.server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")  # noqa: S608
         if "(1 row)" not in exists:
             self.server.psql(f'CREATE DATABASE "{database}";')
