@@ -31,10 +31,10 @@ from arq.constants import health_check_key_suffix, job_key_prefix, retry_key_pre
 from arq.worker import Retry as ArqRetry
 from arq.worker import Worker, func
 from redis.exceptions import RedisError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.core.config import Settings
-from services.core.db.engine import async_url, create_sessionmaker
+from services.core.db.engine import create_engine, create_sessionmaker
 from services.core.outbox import dispatch
 from services.core.outbox.registry import REGISTRY, JobContext, Retry, Task, task
 from services.core.outbox.relay import relay_forever
@@ -214,14 +214,7 @@ def _worker_engine(settings: Settings, database_url: str) -> AsyncEngine:
     """The worker's engine. Unlike the API's it does not ping connections on checkout: that is a round
     trip per job, and a job that meets a dead connection fails with a transient error and is retried
     (the pool is invalidated on the first such error)."""
-    return create_async_engine(
-        async_url(database_url),
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_pre_ping=False,
-        echo=settings.db_echo,
-        connect_args={"server_settings": {"application_name": "loom-worker"}},
-    )
+    return create_engine(settings, database_url, pre_ping=False, application_name="loom-worker")
 
 
 def worker_options(
