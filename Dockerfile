@@ -16,13 +16,14 @@ ENV PIP_NO_CACHE_DIR=1 \
     UV_PROJECT_ENVIRONMENT=/app/.venv
 RUN pip install "uv==${UV_VERSION}"
 WORKDIR /app
-# Dependencies first, so code changes do not reinstall them. --frozen: exactly what uv.lock says.
+# Dependencies first, so code changes do not reinstall them. --frozen: exactly what uv.lock says;
+# --no-default-groups: no dev tools and no embedded servers (production always has both URLs).
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --frozen --no-dev --no-install-project
+RUN uv sync --frozen --no-default-groups --no-install-project
 COPY alembic.ini ./
 COPY migrations ./migrations
 COPY services ./services
-RUN uv sync --frozen --no-dev \
+RUN uv sync --frozen --no-default-groups \
     && python -m compileall -q services migrations
 
 FROM ${PYTHON_IMAGE}

