@@ -1,6 +1,7 @@
 """`make bench`: every benchmark, each printing ratios against a baseline measured in the same run."""
 
-from benchmarks import worker
+from benchmarks import api, worker
 
 if __name__ == "__main__":
     worker.main()
+    api.main()
