@@ -32,7 +32,7 @@ from services.core.users.scopes import Scope
 from services.core.users.security import Principal
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -50,7 +50,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def get_login_limiter(request: Request) -> RateLimiter:
+async def get_login_limiter(request: Request) -> RateLimiter:
     limiter: RateLimiter = request.app.state.login_limiter
     return limiter
 

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.api.middleware import REQUEST_ID_HEADER, route_template
 from services.core.errors import LoomError
+from services.core.logging import scrubbed_traceback
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,12 @@ async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
 async def _unhandled_error(request: Request, exc: Exception) -> ProblemResponse:
     # The route template, not the path: paths can hold tokens. This response is made outside the
     # request-id middleware, so the id is added here.
-    log.exception("unhandled error", extra={"route": route_template(request.scope)})
+    # No exc_info: the exception's message may quote personal data (e.g. SQL parameters).
+    log.error(
+        "unhandled error: %s",
+        type(exc).__name__,
+        extra={"route": route_template(request.scope), "traceback": scrubbed_traceback(exc)},
+    )
     request_id = correlation_id.get()
     return problem_response(
         request,

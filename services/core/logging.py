@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from typing import IO, Any
 
 from asgi_correlation_id import correlation_id
@@ -60,6 +61,14 @@ class _AlembicChatterFilter(logging.Filter):
         )
 
 
+class _DuplicateTracebackFilter(logging.Filter):
+    """Drops uvicorn's "Exception in ASGI application": the API's own 500 handler has already logged the
+    error, with the request id and without the exception's message (which may quote personal data)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "uvicorn.error" and record.msg == "Exception in ASGI application\n")
+
+
 class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever ``sys.stdout`` is when a record is emitted (so a replaced or captured stdout
     never leaves the handler writing to a closed stream)."""
@@ -76,6 +85,15 @@ class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+class _TextFormatter(logging.Formatter):
+    """Plain lines, plus a record's scrubbed ``traceback`` when it carries one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        scrubbed = getattr(record, "traceback", None)
+        return f"{text}\n{scrubbed}" if scrubbed else text
+
+
 def build_formatter(json: bool) -> logging.Formatter:
     if json:
         return JsonFormatter(
@@ -83,7 +101,7 @@ def build_formatter(json: bool) -> logging.Formatter:
             rename_fields={"levelname": "level", "name": "logger"},
             timestamp="time",  # ISO 8601, UTC
         )
-    return logging.Formatter(TEXT_FORMAT)
+    return _TextFormatter(TEXT_FORMAT)
 
 
 def configure_logging(settings: Settings, *, stream: IO[str] | None = None) -> logging.Handler:
@@ -93,6 +111,7 @@ def configure_logging(settings: Settings, *, stream: IO[str] | None = None) -> l
     handler.set_name("loom")
     handler.addFilter(RequestIdFilter())
     handler.addFilter(_AlembicChatterFilter())
+    handler.addFilter(_DuplicateTracebackFilter())
     handler.setFormatter(build_formatter(settings.log_json))
 
     root = logging.getLogger()
@@ -115,3 +134,22 @@ def configure_logging(settings: Settings, *, stream: IO[str] | None = None) -> l
     for name, level in _QUIETENED.items():
         logging.getLogger(name).setLevel(level)
     return handler
+
+
+def scrubbed_traceback(exc: BaseException) -> str:
+    """Where an exception came from — its class and the stack, for every exception in its chain — without
+    its message: messages of database errors quote SQL parameters and row values (personal data)."""
+    lines: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        sqlstate = getattr(current, "sqlstate", None)
+        kind = f"{type(current).__module__}.{type(current).__qualname__}"
+        lines.append(kind + (f" [SQLSTATE {sqlstate}]" if isinstance(sqlstate, str) else ""))
+        lines.extend(
+            f'  File "{frame.filename}", line {frame.lineno}, in {frame.name}'
+            for frame in traceback.extract_tb(current.__traceback__)
+        )
+        current = current.__cause__ or current.__context__
+    return "\n".join(lines)

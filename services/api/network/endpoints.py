@@ -74,7 +74,7 @@ class Pagination:
     offset: int
 
 
-def pagination(
+async def pagination(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")] = DEFAULT_LIMIT,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")] = 0,
 ) -> Pagination:
@@ -84,7 +84,7 @@ def pagination(
 PaginationDep = Annotated[Pagination, Depends(pagination)]
 
 
-def member_filters(
+async def member_filters(
     country: Annotated[
         list[CountryCode] | None, Query(description="ISO 3166-1 alpha-2 code; repeat for several.")
     ] = None,
