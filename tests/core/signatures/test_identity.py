@@ -379,7 +379,7 @@ _names = st.text(st.characters(codec="utf-8"), max_size=30) | st.lists(
 ).map(" ".join)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(_emails)
 def test_canonical_email_is_idempotent_and_valid(raw: str) -> None:
     try:
@@ -393,7 +393,7 @@ def test_canonical_email_is_idempotent_and_valid(raw: str) -> None:
     assert email_domain(once) == email_domain(once).lower()
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.emails())
 def test_canonical_email_never_fails_other_than_invalid_email(raw: str) -> None:
     try:
@@ -403,7 +403,7 @@ def test_canonical_email_never_fails_other_than_invalid_email(raw: str) -> None:
     assert canonical_email(once) == once
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(_names)
 def test_normalised_name_is_idempotent(raw: str) -> None:
     once = normalised_name(raw)
@@ -412,7 +412,7 @@ def test_normalised_name_is_idempotent(raw: str) -> None:
     assert "  " not in once
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(_names, _names)
 def test_name_similarity_is_symmetric_and_bounded(a: str, b: str) -> None:
     score = name_similarity(a, b)
