@@ -22,6 +22,7 @@ from services.core.campaigns.errors import (
     CampaignNotFound,
     CampaignSlugTaken,
     DefaultLanguageMissing,
+    DuplicatePartner,
     InvalidSigningWindow,
     InvalidTransition,
     PartnerOrganisationNotFound,
@@ -133,7 +134,7 @@ async def list_campaigns(
     summary="Create a campaign",
     status_code=status.HTTP_201_CREATED,
     response_model=CampaignRead,
-    responses=problem_responses(*_AUTH, CampaignSlugTaken, PartnerOrganisationNotFound),
+    responses=problem_responses(*_AUTH, CampaignSlugTaken, PartnerOrganisationNotFound, DuplicatePartner),
 )
 async def create_campaign(
     session: SessionDep,
@@ -182,6 +183,7 @@ async def get_campaign(
         CampaignSlugTaken,
         CampaignArchived,
         PartnerOrganisationNotFound,
+        DuplicatePartner,
         DefaultLanguageMissing,
     ),
 )

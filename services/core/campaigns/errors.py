@@ -50,3 +50,9 @@ class InvalidSigningWindow(LoomError):
     status = 422
     code = "invalid-signing-window"
     title = "A petition must close after it opens"
+
+
+class DuplicatePartner(LoomError):
+    status = 422
+    code = "duplicate-partner"
+    title = "An organisation is listed twice among the partners"

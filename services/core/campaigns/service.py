@@ -35,6 +35,7 @@ from services.core.campaigns.errors import (
     CampaignNotFound,
     CampaignSlugTaken,
     DefaultLanguageMissing,
+    DuplicatePartner,
     InvalidSigningWindow,
     InvalidTransition,
     PartnerOrganisationNotFound,
@@ -269,7 +270,7 @@ async def _partner_rows(
         if organisation is None:
             raise PartnerOrganisationNotFound(f"No organisation {partner.organisation!r}.")
         if organisation.id in seen:
-            raise PartnerOrganisationNotFound(f"{organisation.slug} is listed twice.")
+            raise DuplicatePartner(f"{organisation.slug} is listed twice.")
         seen.add(organisation.id)
         rows.append(
             CampaignPartner(

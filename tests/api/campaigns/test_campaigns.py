@@ -202,6 +202,15 @@ async def test_unknown_partner_organisation_is_404(client: httpx.AsyncClient, st
     assert_problem(response, 404, "partner-organisation-not-found")
 
 
+async def test_same_partner_by_id_and_slug_is_422(
+    client: httpx.AsyncClient, db: AsyncSession, staff: dict[str, str]
+) -> None:
+    org = await make_organisation(db)
+    partners = [{"organisation": org.slug}, {"organisation": str(org.id), "role": "lead"}]
+    response = await client.post("/v1/campaigns", json=new_campaign(partners=partners), headers=staff)
+    assert_problem(response, 422, "duplicate-partner")
+
+
 async def test_update(client: httpx.AsyncClient, db: AsyncSession, staff: dict[str, str]) -> None:
     campaign = await _create(client, staff)
     org = await make_organisation(db)
