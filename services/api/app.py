@@ -14,6 +14,7 @@ from fastapi.routing import APIRoute
 
 from services.api import problems
 from services.api.auth.endpoints import router as auth_router
+from services.api.campaigns.endpoints import router as campaigns_router
 from services.api.middleware import REQUEST_ID_HEADER, install_middleware
 from services.api.network.endpoints import router as network_router
 from services.api.ops.endpoints import router as ops_router
@@ -44,6 +45,16 @@ TAGS = [
     {"name": "organisations", "description": "The network's member organisations."},
     {"name": "coalitions", "description": "Regional and custom coalitions of organisations."},
     {"name": "network", "description": "Figures about the network."},
+    {
+        "name": "campaigns",
+        "description": "Campaigns: texts per language, demands, targets, partner organisations and "
+        "their lifecycle (draft, published, closed, archived).",
+    },
+    {
+        "name": "petitions",
+        "description": "Petitions of campaigns: goal, consent text and its versions, count policy and "
+        "signing window.",
+    },
     {"name": "ops", "description": "Health, readiness and metrics."},
 ]
 
@@ -103,6 +114,7 @@ def create_app(
     app.include_router(auth_router)
     app.include_router(users_router)
     app.include_router(network_router)
+    app.include_router(campaigns_router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -1,5 +1,6 @@
 """Imports every model so ``Base.metadata`` is complete (Alembic, tests)."""
 
+from services.core.campaigns.models import Campaign, CampaignPartner, Petition, PetitionConsentVersion
 from services.core.db.base import Base
 from services.core.network.models import Coalition, CoalitionMembership, Organisation
 from services.core.outbox.models import OutboxJob
@@ -8,9 +9,13 @@ from services.core.users.models import ApiKey, User
 __all__ = [
     "ApiKey",
     "Base",
+    "Campaign",
+    "CampaignPartner",
     "Coalition",
     "CoalitionMembership",
     "Organisation",
     "OutboxJob",
+    "Petition",
+    "PetitionConsentVersion",
     "User",
 ]

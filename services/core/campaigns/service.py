@@ -1,0 +1,565 @@
+"""Campaigns and petitions: who sees and changes them, their lifecycle and their languages.
+
+Who may do what:
+
+- Anyone, signed in or not, lists and reads *published* and *closed* campaigns and their petitions.
+  Partners get this public view too.
+- Network staff (admin, coordinator, campaigner, case_worker) also see drafts and archived campaigns
+  and may filter by any ``status``. API keys see them only with a ``campaigns:*`` (campaigns) or
+  ``petitions:*`` (petitions) scope; without one they see what the public sees.
+- Admins, coordinators and campaigners create and change campaigns and petitions and move campaigns
+  through ``draft → published → closed → archived`` (a draft may also be archived directly). Archived
+  campaigns and their petitions no longer change.
+
+Texts are stored per BCP 47 language; reads serve one language, chosen from the caller's preferences
+(``?lang=``, then ``Accept-Language``) among those available, else the default language.
+
+Services take the session first and never commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from slugify import slugify
+from sqlalchemy import ColumnElement
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.core.campaigns import repository
+from services.core.campaigns.errors import (
+    CampaignArchived,
+    CampaignNotFound,
+    CampaignSlugTaken,
+    DefaultLanguageMissing,
+    DuplicatePartner,
+    InvalidSigningWindow,
+    InvalidTransition,
+    PartnerOrganisationNotFound,
+    PetitionClosed,
+    PetitionNotFound,
+)
+from services.core.campaigns.languages import choose_language
+from services.core.campaigns.models import (
+    Campaign,
+    CampaignPartner,
+    CampaignStatus,
+    Petition,
+    PetitionConsentVersion,
+)
+from services.core.campaigns.schemas import (
+    CampaignBrief,
+    CampaignCreate,
+    CampaignFilters,
+    CampaignPage,
+    CampaignRead,
+    CampaignText,
+    CampaignTranslationsRead,
+    CampaignUpdate,
+    ConsentVersionRead,
+    OrganisationBrief,
+    PartnerRead,
+    PartnerWrite,
+    PetitionCreate,
+    PetitionFilters,
+    PetitionPage,
+    PetitionRead,
+    PetitionText,
+    PetitionTranslationsRead,
+    PetitionUpdate,
+)
+from services.core.errors import Forbidden, Unauthenticated
+from services.core.network import repository as network_repository
+from services.core.network.errors import StaffOnly
+from services.core.network.schemas import SLUG_MAX_LENGTH, is_uuid
+from services.core.users.models import Role
+from services.core.users.scopes import Scope
+from services.core.users.security import Principal
+
+STAFF = frozenset({Role.admin, Role.coordinator, Role.campaigner, Role.case_worker})
+EDITORS = frozenset({Role.admin, Role.coordinator, Role.campaigner})
+CAMPAIGN_READ_SCOPES = frozenset({Scope.campaigns_read.value, Scope.campaigns_write.value})
+PETITION_READ_SCOPES = frozenset({Scope.petitions_read.value, Scope.petitions_write.value})
+
+# Allowed moves: target status → the statuses it may be reached from, and the timestamp it sets.
+TRANSITIONS: dict[CampaignStatus, tuple[frozenset[CampaignStatus], str]] = {
+    CampaignStatus.published: (frozenset({CampaignStatus.draft}), "published_at"),
+    CampaignStatus.closed: (frozenset({CampaignStatus.published}), "closed_at"),
+    CampaignStatus.archived: (frozenset({CampaignStatus.draft, CampaignStatus.closed}), "archived_at"),
+}
+
+_SLUG_ERRORS = {
+    "uq_campaigns_slug": "Another campaign already uses this slug.",
+    "uq_petitions_slug": "Another petition already uses this slug.",
+}
+
+M = TypeVar("M", Campaign, Petition)
+
+
+def sees_everything(principal: Principal | None, read_scopes: frozenset[str]) -> bool:
+    """Whether the caller sees drafts and archived campaigns (network staff, or an API key with a read
+    or write scope acting as a coordinator)."""
+    if principal is None:
+        return False
+    if principal.kind == "api_key" and not principal.scopes & read_scopes:
+        return False
+    return principal.role in STAFF
+
+
+def _require_editor(principal: Principal) -> None:
+    if principal.role not in EDITORS:
+        raise Forbidden("Only admins, coordinators and campaigners may do this.")
+
+
+def _require_staff(principal: Principal | None, read_scopes: frozenset[str]) -> None:
+    if principal is None:
+        raise Unauthenticated("Sign in as network staff to see this.")
+    if not sees_everything(principal, read_scopes):
+        raise StaffOnly("Only network staff may see this.")
+
+
+async def _save(session: AsyncSession, obj: M, apply: Callable[[], None] = lambda: None) -> M:
+    """Apply changes and flush them in a savepoint, turning slug clashes into 409 problems."""
+    try:
+        async with session.begin_nested():
+            apply()
+            session.add(obj)
+            await session.flush()
+    except IntegrityError as exc:
+        message = _SLUG_ERRORS.get(network_repository.violated_constraint(exc) or "")
+        if message is None:
+            raise
+        raise CampaignSlugTaken(message) from exc
+    await session.refresh(obj)  # server-side timestamps
+    return obj
+
+
+async def _free_slug(session: AsyncSession, model: type[M], title: str, fallback: str) -> str:
+    base = slugify(title, max_length=SLUG_MAX_LENGTH - 10, word_boundary=True) or fallback
+    if is_uuid(base):
+        base = f"{fallback}-{base}"
+    taken = await repository.slugs_like(session, model, base)
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base}-{n}" in taken:
+        n += 1
+    return f"{base}-{n}"
+
+
+def _dump_translations(translations: dict[str, Any]) -> dict[str, Any]:
+    return {lang: text.model_dump() for lang, text in translations.items()}
+
+
+def _check_default_present(default: str, translations: dict[str, Any]) -> None:
+    if default not in translations:
+        raise DefaultLanguageMissing(f"The translations must include the default language {default!r}.")
+
+
+# --- campaigns --------------------------------------------------------------------------------------
+
+
+async def _read_campaigns(
+    session: AsyncSession, campaigns: Sequence[Campaign], languages: Sequence[str]
+) -> list[CampaignRead]:
+    partners = await repository.partners_of(session, [c.id for c in campaigns])
+    result = []
+    for campaign in campaigns:
+        language = choose_language(campaign.translations, languages, campaign.default_language)
+        text = CampaignText.model_validate(campaign.translations[language])
+        result.append(
+            CampaignRead(
+                id=campaign.id,
+                slug=campaign.slug,
+                status=campaign.status,
+                language=language,
+                languages=sorted(campaign.translations),
+                default_language=campaign.default_language,
+                title=text.title,
+                summary=text.summary,
+                body=text.body,
+                demands=list(campaign.demands),
+                target_companies=list(campaign.target_companies),
+                partners=[
+                    PartnerRead(
+                        organisation=OrganisationBrief(
+                            id=org.id, slug=org.slug, name=org.name, country=org.country
+                        ),
+                        role=partner.role,
+                    )
+                    for partner, org in partners[campaign.id]
+                ],
+                published_at=campaign.published_at,
+                closed_at=campaign.closed_at,
+                archived_at=campaign.archived_at,
+                created_at=campaign.created_at,
+                updated_at=campaign.updated_at,
+            )
+        )
+    return result
+
+
+async def list_campaigns(
+    session: AsyncSession,
+    principal: Principal | None,
+    filters: CampaignFilters,
+    languages: Sequence[str],
+    *,
+    limit: int,
+    offset: int,
+) -> CampaignPage:
+    everything = sees_everything(principal, CAMPAIGN_READ_SCOPES)
+    if not everything and set(filters.statuses) - set(repository.PUBLIC_STATUSES):
+        if principal is None:
+            raise Unauthenticated("Sign in as network staff to see draft or archived campaigns.")
+        raise StaffOnly("Only network staff may list draft or archived campaigns.")
+    items, total = await repository.list_campaigns(
+        session, filters, seen_by=repository.campaign_visibility(everything), limit=limit, offset=offset
+    )
+    return CampaignPage(
+        items=await _read_campaigns(session, items, languages), total=total, limit=limit, offset=offset
+    )
+
+
+async def _campaign(session: AsyncSession, ref: str, *, for_update: bool = False) -> Campaign:
+    campaign = await repository.get_campaign(session, ref, for_update=for_update)
+    if campaign is None:
+        raise CampaignNotFound(f"No campaign {ref!r}.")
+    return campaign
+
+
+async def _visible_campaign(
+    session: AsyncSession, principal: Principal | None, ref: str, read_scopes: frozenset[str]
+) -> Campaign:
+    campaign = await repository.get_campaign(session, ref)
+    if campaign is None or (
+        campaign.status not in repository.PUBLIC_STATUSES and not sees_everything(principal, read_scopes)
+    ):
+        raise CampaignNotFound(f"No campaign {ref!r}.")
+    return campaign
+
+
+async def get_campaign(
+    session: AsyncSession, principal: Principal | None, ref: str, languages: Sequence[str]
+) -> CampaignRead:
+    """A campaign by id or slug; drafts and archived campaigns are a 404 except to staff."""
+    campaign = await _visible_campaign(session, principal, ref, CAMPAIGN_READ_SCOPES)
+    return (await _read_campaigns(session, [campaign], languages))[0]
+
+
+async def get_campaign_translations(
+    session: AsyncSession, principal: Principal | None, ref: str
+) -> CampaignTranslationsRead:
+    _require_staff(principal, CAMPAIGN_READ_SCOPES)
+    campaign = await _campaign(session, ref)
+    return CampaignTranslationsRead.model_validate(
+        {"default_language": campaign.default_language, "translations": campaign.translations}
+    )
+
+
+async def _partner_rows(
+    session: AsyncSession, campaign_id: uuid.UUID, partners: Sequence[PartnerWrite]
+) -> list[CampaignPartner]:
+    rows = []
+    seen: set[uuid.UUID] = set()
+    for position, partner in enumerate(partners):
+        organisation = await network_repository.get_organisation(session, partner.organisation)
+        if organisation is None:
+            raise PartnerOrganisationNotFound(f"No organisation {partner.organisation!r}.")
+        if organisation.id in seen:
+            raise DuplicatePartner(f"{organisation.slug} is listed twice.")
+        seen.add(organisation.id)
+        rows.append(
+            CampaignPartner(
+                campaign_id=campaign_id,
+                organisation_id=organisation.id,
+                role=partner.role,
+                position=position,
+            )
+        )
+    return rows
+
+
+async def create_campaign(
+    session: AsyncSession, principal: Principal, data: CampaignCreate, languages: Sequence[str] = ()
+) -> CampaignRead:
+    _require_editor(principal)
+    slug = data.slug or await _free_slug(
+        session, Campaign, data.translations[data.default_language].title, "campaign"
+    )
+    campaign = Campaign(
+        id=uuid.uuid4(),
+        slug=slug,
+        default_language=data.default_language,
+        translations=_dump_translations(data.translations),
+        demands=list(data.demands),
+        target_companies=list(data.target_companies),
+        status=CampaignStatus.draft,
+    )
+    partners = await _partner_rows(session, campaign.id, data.partners)
+    await _save(session, campaign)
+    if partners:
+        await repository.replace_partners(session, campaign.id, partners)
+    return (await _read_campaigns(session, [campaign], languages))[0]
+
+
+async def update_campaign(
+    session: AsyncSession,
+    principal: Principal,
+    ref: str,
+    patch: CampaignUpdate,
+    languages: Sequence[str] = (),
+) -> CampaignRead:
+    _require_editor(principal)
+    campaign = await _campaign(session, ref, for_update=True)
+    if campaign.status is CampaignStatus.archived:
+        raise CampaignArchived(f"{campaign.slug} is archived.")
+    changes = patch.changes()
+    partners = changes.pop("partners", None)
+    if "translations" in changes:
+        changes["translations"] = _dump_translations(changes["translations"])
+    _check_default_present(
+        changes.get("default_language", campaign.default_language),
+        changes.get("translations", campaign.translations),
+    )
+    partner_rows = None if partners is None else await _partner_rows(session, campaign.id, partners)
+
+    def apply() -> None:
+        for name, value in changes.items():
+            setattr(campaign, name, value)
+        if partner_rows is not None:
+            campaign.updated_at = datetime.now(UTC)
+
+    await _save(session, campaign, apply)
+    if partner_rows is not None:
+        await repository.replace_partners(session, campaign.id, partner_rows)
+    return (await _read_campaigns(session, [campaign], languages))[0]
+
+
+async def transition_campaign(
+    session: AsyncSession,
+    principal: Principal,
+    ref: str,
+    target: CampaignStatus,
+    languages: Sequence[str] = (),
+    *,
+    now: datetime | None = None,
+) -> CampaignRead:
+    """Move a campaign along its lifecycle, recording when; a move not allowed from the current status
+    is a 409 ``invalid-transition``."""
+    _require_editor(principal)
+    if target not in TRANSITIONS:
+        raise InvalidTransition(f"A campaign cannot be moved to {target.value!r}.")
+    campaign = await _campaign(session, ref, for_update=True)
+    sources, stamp = TRANSITIONS[target]
+    if campaign.status not in sources:
+        raise InvalidTransition(
+            f"A {campaign.status.value} campaign cannot become {target.value}.",
+            current_status=campaign.status.value,
+        )
+    when = now or datetime.now(UTC)
+
+    def apply() -> None:
+        campaign.status = target
+        setattr(campaign, stamp, when)
+
+    await _save(session, campaign, apply)
+    return (await _read_campaigns(session, [campaign], languages))[0]
+
+
+# --- petitions --------------------------------------------------------------------------------------
+
+
+def is_open_for_signing(petition: Petition, now: datetime, campaign: Campaign | None = None) -> bool:
+    if campaign is not None and campaign.status is not CampaignStatus.published:
+        return False
+    if petition.opens_at is not None and now < petition.opens_at:
+        return False
+    return petition.closes_at is None or now < petition.closes_at
+
+
+def ensure_open_for_signing(petition: Petition, now: datetime, campaign: Campaign | None = None) -> None:
+    """Raise ``PetitionClosed`` (409 ``petition-closed``) unless ``petition`` accepts signatures at
+    ``now``: after ``opens_at`` (if set), before ``closes_at`` (if set), and — when its ``campaign`` is
+    given — while the campaign is published."""
+    if campaign is not None and campaign.status is not CampaignStatus.published:
+        raise PetitionClosed(f"The campaign is {campaign.status.value}.")
+    if petition.opens_at is not None and now < petition.opens_at:
+        raise PetitionClosed("The petition is not open yet.", opens_at=petition.opens_at.isoformat())
+    if petition.closes_at is not None and now >= petition.closes_at:
+        raise PetitionClosed("The petition has closed.", closes_at=petition.closes_at.isoformat())
+
+
+def _read_petition(
+    petition: Petition, campaign: Campaign, languages: Sequence[str], now: datetime
+) -> PetitionRead:
+    language = choose_language(petition.translations, languages, petition.default_language)
+    return PetitionRead(
+        id=petition.id,
+        slug=petition.slug,
+        campaign=CampaignBrief(id=campaign.id, slug=campaign.slug, status=campaign.status),
+        language=language,
+        languages=sorted(petition.translations),
+        default_language=petition.default_language,
+        title=PetitionText.model_validate(petition.translations[language]).title,
+        goal=petition.goal,
+        consent_text=petition.consent_text,
+        consent_version=petition.consent_version,
+        email_required=petition.email_required,
+        count_policy=petition.count_policy,
+        opens_at=petition.opens_at,
+        closes_at=petition.closes_at,
+        is_open=is_open_for_signing(petition, now, campaign),
+        created_at=petition.created_at,
+        updated_at=petition.updated_at,
+    )
+
+
+def _petition_visibility(principal: Principal | None) -> ColumnElement[bool]:
+    return repository.campaign_visibility(sees_everything(principal, PETITION_READ_SCOPES))
+
+
+async def list_petitions(
+    session: AsyncSession,
+    principal: Principal | None,
+    filters: PetitionFilters,
+    languages: Sequence[str],
+    *,
+    limit: int,
+    offset: int,
+) -> PetitionPage:
+    """Petitions of visible campaigns, newest first."""
+    rows, total = await repository.list_petitions(
+        session, filters, seen_by=_petition_visibility(principal), limit=limit, offset=offset
+    )
+    now = datetime.now(UTC)
+    return PetitionPage(
+        items=[_read_petition(p, c, languages, now) for p, c in rows], total=total, limit=limit, offset=offset
+    )
+
+
+async def _petition(
+    session: AsyncSession, ref: str, *, for_update: bool = False
+) -> tuple[Petition, Campaign]:
+    found = await repository.get_petition(session, ref, for_update=for_update)
+    if found is None:
+        raise PetitionNotFound(f"No petition {ref!r}.")
+    return found
+
+
+async def _visible_petition(
+    session: AsyncSession, principal: Principal | None, ref: str
+) -> tuple[Petition, Campaign]:
+    petition, campaign = await _petition(session, ref)
+    if campaign.status not in repository.PUBLIC_STATUSES and not sees_everything(
+        principal, PETITION_READ_SCOPES
+    ):
+        raise PetitionNotFound(f"No petition {ref!r}.")
+    return petition, campaign
+
+
+async def get_petition(
+    session: AsyncSession, principal: Principal | None, ref: str, languages: Sequence[str]
+) -> PetitionRead:
+    """A petition by id or slug; those of draft or archived campaigns are a 404 except to staff."""
+    petition, campaign = await _visible_petition(session, principal, ref)
+    return _read_petition(petition, campaign, languages, datetime.now(UTC))
+
+
+async def get_petition_translations(
+    session: AsyncSession, principal: Principal | None, ref: str
+) -> PetitionTranslationsRead:
+    _require_staff(principal, PETITION_READ_SCOPES)
+    petition, _ = await _petition(session, ref)
+    return PetitionTranslationsRead.model_validate(
+        {"default_language": petition.default_language, "translations": petition.translations}
+    )
+
+
+async def list_consent_versions(
+    session: AsyncSession, principal: Principal | None, ref: str
+) -> list[ConsentVersionRead]:
+    """Every consent text the petition has had, newest first."""
+    _require_staff(principal, PETITION_READ_SCOPES)
+    petition, _ = await _petition(session, ref)
+    return [
+        ConsentVersionRead.model_validate(v) for v in await repository.consent_versions(session, petition.id)
+    ]
+
+
+async def create_petition(
+    session: AsyncSession, principal: Principal, data: PetitionCreate, languages: Sequence[str] = ()
+) -> PetitionRead:
+    _require_editor(principal)
+    campaign = await _campaign(session, data.campaign)
+    if campaign.status is CampaignStatus.archived:
+        raise CampaignArchived(f"{campaign.slug} is archived.")
+    slug = data.slug or await _free_slug(
+        session, Petition, data.translations[data.default_language].title, "petition"
+    )
+    petition = Petition(
+        id=uuid.uuid4(),
+        campaign_id=campaign.id,
+        slug=slug,
+        default_language=data.default_language,
+        translations=_dump_translations(data.translations),
+        goal=data.goal,
+        consent_text=data.consent_text,
+        consent_version=1,
+        email_required=data.email_required,
+        count_policy=data.count_policy,
+        opens_at=data.opens_at,
+        closes_at=data.closes_at,
+    )
+    await _save(session, petition)
+    session.add(PetitionConsentVersion(petition_id=petition.id, version=1, text=data.consent_text))
+    await session.flush()
+    return _read_petition(petition, campaign, languages, datetime.now(UTC))
+
+
+async def update_petition(
+    session: AsyncSession,
+    principal: Principal,
+    ref: str,
+    patch: PetitionUpdate,
+    languages: Sequence[str] = (),
+) -> PetitionRead:
+    """Only the fields sent change. A changed consent text becomes the next consent version."""
+    _require_editor(principal)
+    petition, campaign = await _petition(session, ref, for_update=True)
+    if campaign.status is CampaignStatus.archived:
+        raise CampaignArchived(f"{campaign.slug} is archived.")
+    changes = patch.changes()
+    if "translations" in changes:
+        changes["translations"] = _dump_translations(changes["translations"])
+    _check_default_present(
+        changes.get("default_language", petition.default_language),
+        changes.get("translations", petition.translations),
+    )
+    opens_at = changes.get("opens_at", petition.opens_at)
+    closes_at = changes.get("closes_at", petition.closes_at)
+    if opens_at is not None and closes_at is not None and closes_at <= opens_at:
+        raise InvalidSigningWindow("closes_at must be after opens_at.")
+    new_consent = changes.pop("consent_text", None)
+    if new_consent == petition.consent_text:
+        new_consent = None
+
+    def apply() -> None:
+        for name, value in changes.items():
+            setattr(petition, name, value)
+        if new_consent is not None:
+            petition.consent_text = new_consent
+            petition.consent_version += 1
+
+    await _save(session, petition, apply)
+    if new_consent is not None:
+        session.add(
+            PetitionConsentVersion(
+                petition_id=petition.id, version=petition.consent_version, text=new_consent
+            )
+        )
+        await session.flush()
+    return _read_petition(petition, campaign, languages, datetime.now(UTC))
