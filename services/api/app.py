@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 from services.api import problems
 from services.api.auth.endpoints import router as auth_router
 from services.api.campaigns.endpoints import router as campaigns_router
+from services.api.integrations.endpoints import router as integrations_router
 from services.api.middleware import REQUEST_ID_HEADER, install_middleware
 from services.api.network.endpoints import router as network_router
 from services.api.ops.endpoints import router as ops_router
@@ -54,6 +55,11 @@ TAGS = [
         "name": "petitions",
         "description": "Petitions of campaigns: goal, consent text and its versions, count policy and "
         "signing window.",
+    },
+    {
+        "name": "integrations",
+        "description": "Integrators delivering signatures by Standard Webhooks: their petition, partner "
+        "organisation and signing secret (admins only).",
     },
     {"name": "ops", "description": "Health, readiness and metrics."},
 ]
@@ -115,6 +121,7 @@ def create_app(
     app.include_router(users_router)
     app.include_router(network_router)
     app.include_router(campaigns_router)
+    app.include_router(integrations_router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

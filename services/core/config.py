@@ -77,6 +77,9 @@ class Settings(BaseSettings):
 
     login_rate_limit: str = "10/minute"
 
+    # After a rotation, an integration's previous webhook secret is still accepted this long.
+    webhook_secret_grace_hours: int = Field(default=24, ge=0, le=24 * 30)
+
     smtp_url: str = "smtp://127.0.0.1:1025"
     mail_from: str = "Loom <no-reply@loom.localhost>"
 

@@ -2,6 +2,7 @@
 
 from services.core.campaigns.models import Campaign, CampaignPartner, Petition, PetitionConsentVersion
 from services.core.db.base import Base
+from services.core.integrations.models import Integration, SeenWebhook
 from services.core.network.models import Coalition, CoalitionMembership, Organisation
 from services.core.outbox.models import OutboxJob
 from services.core.users.models import ApiKey, User
@@ -13,9 +14,11 @@ __all__ = [
     "CampaignPartner",
     "Coalition",
     "CoalitionMembership",
+    "Integration",
     "Organisation",
     "OutboxJob",
     "Petition",
     "PetitionConsentVersion",
+    "SeenWebhook",
     "User",
 ]
