@@ -1,0 +1,140 @@
+"""Double opt-in confirmation tokens (issue 3 §4): signed, expiring, one per signature.
+
+A token is a JWT (HS256) whose key is derived from ``LOOM_SECRET_KEY`` for this purpose alone, so no other
+token Loom issues (access, refresh) can pass as a confirmation and the reverse. It names the signature and
+the petition and carries a nonce; the signature row stores the nonce's hash, which lets the confirmation
+endpoint tell a token that was already used (409) from one never issued (400), and lets re-sending a
+confirmation email invalidate the earlier link.
+
+Problems are distinct so a front end can say the right thing: expired → ask for a new email; invalid
+(tampered, wrong key, not a confirmation token) → the link is broken; already used → already confirmed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import jwt
+
+from services.core.config import Settings
+from services.core.errors import BadRequest, Conflict, LoomError
+
+ALGORITHM = "HS256"
+PURPOSE = "signature-confirmation"
+DEFAULT_LIFETIME = timedelta(days=7)
+
+
+class ConfirmationTokenExpired(LoomError):
+    status = 410
+    code = "confirmation-token-expired"
+    title = "This confirmation link has expired"
+
+
+class ConfirmationTokenInvalid(BadRequest):
+    code = "confirmation-token-invalid"
+    title = "This confirmation link is not valid"
+
+
+class ConfirmationTokenUsed(Conflict):
+    code = "confirmation-token-used"
+    title = "This signature is already confirmed"
+
+
+@dataclass(frozen=True)
+class ConfirmationClaims:
+    signature_id: uuid.UUID
+    petition_id: uuid.UUID
+    nonce: str
+    expires_at: datetime
+
+    @property
+    def nonce_hash(self) -> str:
+        return nonce_hash(self.nonce)
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    nonce_hash: str  # store on the signature; compare when the token comes back
+    expires_at: datetime
+
+
+def _key(settings: Settings) -> bytes:
+    """A key for this purpose only, derived from the application secret."""
+    return hmac.new(
+        settings.secret_key.get_secret_value().encode(), PURPOSE.encode(), hashlib.sha256
+    ).digest()
+
+
+def nonce_hash(nonce: str) -> str:
+    return hashlib.sha256(nonce.encode()).hexdigest()
+
+
+def issue(
+    settings: Settings,
+    *,
+    signature_id: uuid.UUID,
+    petition_id: uuid.UUID,
+    now: datetime,
+    lifetime: timedelta = DEFAULT_LIFETIME,
+) -> IssuedToken:
+    nonce = secrets.token_urlsafe(16)
+    expires_at = now + lifetime
+    token = jwt.encode(
+        {
+            "typ": PURPOSE,
+            "sub": str(signature_id),
+            "pet": str(petition_id),
+            "non": nonce,
+            "iat": int(now.timestamp()),
+            "exp": int(expires_at.timestamp()),
+        },
+        _key(settings),
+        algorithm=ALGORITHM,
+    )
+    return IssuedToken(token=token, nonce_hash=nonce_hash(nonce), expires_at=expires_at)
+
+
+def read(settings: Settings, token: str, *, now: datetime) -> ConfirmationClaims:
+    """The token's claims, if it is genuine and unexpired; raises a distinct problem otherwise.
+
+    Whether it was already used is for the caller to decide against the signature row (see
+    :func:`ensure_unused`)."""
+    try:
+        claims = jwt.decode(
+            token,
+            _key(settings),
+            algorithms=[ALGORITHM],
+            # Times are checked below against the caller's clock, not the system clock.
+            options={"require": ["exp", "iat", "sub"], "verify_exp": False, "verify_iat": False},
+        )
+    except jwt.PyJWTError as exc:
+        raise ConfirmationTokenInvalid() from exc
+    if claims.get("typ") != PURPOSE:
+        raise ConfirmationTokenInvalid()
+    try:
+        signature_id = uuid.UUID(str(claims["sub"]))
+        petition_id = uuid.UUID(str(claims["pet"]))
+        nonce = str(claims["non"])
+        expires_at = datetime.fromtimestamp(int(claims["exp"]), tz=now.tzinfo)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfirmationTokenInvalid() from exc
+    # Checked here, against the caller's clock, rather than by PyJWT against the system clock.
+    if now >= expires_at:
+        raise ConfirmationTokenExpired()
+    return ConfirmationClaims(signature_id, petition_id, nonce, expires_at)
+
+
+def ensure_unused(
+    claims: ConfirmationClaims, *, stored_nonce_hash: str | None, confirmed_at: datetime | None
+) -> None:
+    """Raise unless this token is the signature's current, unconfirmed one."""
+    if confirmed_at is not None:
+        raise ConfirmationTokenUsed()
+    if stored_nonce_hash is None or not hmac.compare_digest(stored_nonce_hash, claims.nonce_hash):
+        raise ConfirmationTokenInvalid("This link was replaced by a newer one.")
