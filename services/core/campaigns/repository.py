@@ -18,9 +18,9 @@ from services.core.campaigns.models import (
     PetitionConsentVersion,
 )
 from services.core.campaigns.schemas import CampaignFilters, PetitionFilters
+from services.core.db.unique import escape_like, is_uuid
 from services.core.network.models import Organisation
-from services.core.network.repository import escape_like
-from services.core.network.schemas import is_slug, is_uuid
+from services.core.network.schemas import is_slug
 
 PUBLIC_STATUSES = (CampaignStatus.published, CampaignStatus.closed)
 
@@ -128,15 +128,6 @@ async def replace_partners(
     await session.execute(delete(CampaignPartner).where(CampaignPartner.campaign_id == campaign_id))
     session.add_all(partners)
     await session.flush()
-
-
-async def slugs_like(session: AsyncSession, model: type[Campaign] | type[Petition], base: str) -> set[str]:
-    rows = await session.scalars(
-        select(model.slug).where(
-            or_(model.slug == base, model.slug.like(f"{escape_like(base)}-%", escape="\\"))
-        )
-    )
-    return set(rows)
 
 
 # --- petitions --------------------------------------------------------------------------------------

@@ -24,9 +24,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from slugify import slugify
 from sqlalchemy import ColumnElement
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.campaigns import repository
@@ -71,10 +69,11 @@ from services.core.campaigns.schemas import (
     PetitionTranslationsRead,
     PetitionUpdate,
 )
+from services.core.db.unique import free_slug, save_unique
 from services.core.errors import Forbidden, Unauthenticated
 from services.core.network import repository as network_repository
 from services.core.network.errors import StaffOnly
-from services.core.network.schemas import SLUG_MAX_LENGTH, is_uuid
+from services.core.network.schemas import SLUG_MAX_LENGTH
 from services.core.users.models import Role
 from services.core.users.scopes import Scope
 from services.core.users.security import Principal
@@ -91,9 +90,9 @@ TRANSITIONS: dict[CampaignStatus, tuple[frozenset[CampaignStatus], str]] = {
     CampaignStatus.archived: (frozenset({CampaignStatus.draft, CampaignStatus.closed}), "archived_at"),
 }
 
-_SLUG_ERRORS = {
-    "uq_campaigns_slug": "Another campaign already uses this slug.",
-    "uq_petitions_slug": "Another petition already uses this slug.",
+_SLUG_ERRORS: dict[str, Callable[[], Exception]] = {
+    "uq_campaigns_slug": lambda: CampaignSlugTaken("Another campaign already uses this slug."),
+    "uq_petitions_slug": lambda: CampaignSlugTaken("Another petition already uses this slug."),
 }
 
 M = TypeVar("M", Campaign, Petition)
@@ -122,32 +121,11 @@ def _require_staff(principal: Principal | None, read_scopes: frozenset[str]) -> 
 
 
 async def _save(session: AsyncSession, obj: M, apply: Callable[[], None] = lambda: None) -> M:
-    """Apply changes and flush them in a savepoint, turning slug clashes into 409 problems."""
-    try:
-        async with session.begin_nested():
-            apply()
-            session.add(obj)
-            await session.flush()
-    except IntegrityError as exc:
-        message = _SLUG_ERRORS.get(network_repository.violated_constraint(exc) or "")
-        if message is None:
-            raise
-        raise CampaignSlugTaken(message) from exc
-    await session.refresh(obj)  # server-side timestamps
-    return obj
+    return await save_unique(session, obj, _SLUG_ERRORS, apply)
 
 
 async def _free_slug(session: AsyncSession, model: type[M], title: str, fallback: str) -> str:
-    base = slugify(title, max_length=SLUG_MAX_LENGTH - 10, word_boundary=True) or fallback
-    if is_uuid(base):
-        base = f"{fallback}-{base}"
-    taken = await repository.slugs_like(session, model, base)
-    if base not in taken:
-        return base
-    n = 2
-    while f"{base}-{n}" in taken:
-        n += 1
-    return f"{base}-{n}"
+    return await free_slug(session, model.slug, title, fallback, max_length=SLUG_MAX_LENGTH)
 
 
 def _dump_translations(translations: dict[str, Any]) -> dict[str, Any]:

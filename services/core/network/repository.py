@@ -2,37 +2,22 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Sequence
 from datetime import date
 
 from sqlalchemy import ColumnElement, and_, delete, distinct, exists, false, func, or_, select, true
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.core.db.unique import escape_like, is_uuid
 from services.core.network.models import (
     Coalition,
     CoalitionMembership,
     MembershipStatus,
     Organisation,
 )
-from services.core.network.schemas import OrganisationFilters, is_slug, is_uuid
-
-
-def escape_like(text: str) -> str:
-    """``text`` as a literal inside a LIKE pattern whose escape character is a backslash."""
-    return re.sub(r"([\\%_])", r"\\\1", text)
-
-
-def violated_constraint(exc: IntegrityError) -> str | None:
-    """The name of the constraint an INSERT/UPDATE broke (asyncpg reports it on the cause)."""
-    for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
-        name = getattr(candidate, "constraint_name", None)
-        if isinstance(name, str):
-            return name
-    return None
+from services.core.network.schemas import OrganisationFilters, is_slug
 
 
 def _by_ref(model: type[Organisation] | type[Coalition], ref: str) -> ColumnElement[bool] | None:
@@ -145,18 +130,6 @@ async def coalitions_of(
     for organisation_id, coalition in rows:
         result[organisation_id].append(coalition)
     return result
-
-
-async def slugs_like(
-    session: AsyncSession, model: type[Organisation] | type[Coalition], base: str
-) -> set[str]:
-    """Slugs equal to ``base`` or of the form ``base-<anything>``."""
-    rows = await session.scalars(
-        select(model.slug).where(
-            or_(model.slug == base, model.slug.like(f"{escape_like(base)}-%", escape="\\"))
-        )
-    )
-    return set(rows)
 
 
 # --- coalitions -------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from services.core.db.unique import is_uuid
 from services.core.network.models import MembershipStatus, OrganisationKind
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
@@ -46,14 +47,6 @@ def _slug(value: str) -> str:
     if is_uuid(value):
         raise ValueError("a slug must not look like an id (UUID)")
     return value
-
-
-def is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 def is_slug(value: str) -> bool:

@@ -22,11 +22,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from slugify import slugify
 from sqlalchemy import ColumnElement
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.core.db.unique import free_slug, save_unique
 from services.core.errors import Forbidden, Unauthenticated
 from services.core.network import repository
 from services.core.network.errors import (
@@ -57,7 +56,6 @@ from services.core.network.schemas import (
     OrganisationPage,
     OrganisationRead,
     OrganisationUpdate,
-    is_uuid,
 )
 from services.core.users.models import Role
 from services.core.users.security import Principal
@@ -110,36 +108,11 @@ def _require_editor(principal: Principal) -> None:
 
 
 async def _save(session: AsyncSession, obj: M, apply: Callable[[], None] = lambda: None) -> M:
-    """Apply changes and flush them inside a savepoint, turning unique violations into 409 problems."""
-    try:
-        async with session.begin_nested():
-            apply()
-            session.add(obj)
-            await session.flush()
-    except IntegrityError as exc:
-        make_error = _UNIQUE_ERRORS.get(repository.violated_constraint(exc) or "")
-        if make_error is None:
-            raise
-        raise make_error() from exc
-    await session.refresh(obj)  # server-side timestamps
-    return obj
+    return await save_unique(session, obj, _UNIQUE_ERRORS, apply)
 
 
 async def _free_slug(session: AsyncSession, model: type[M], name: str, fallback: str) -> str:
-    """A slug for ``name`` that is not yet used: ``base``, else ``base-2``, ``base-3`` …"""
-    base = slugify(name, max_length=SLUG_MAX_LENGTH - 10, word_boundary=True) or fallback
-    if is_uuid(base):
-        base = f"{fallback}-{base}"
-    taken = await repository.slugs_like(session, model, base)
-    if base not in taken:
-        return base
-    n = 2
-    while f"{base}-{n}" in taken:
-        n += 1
-    return f"{base}-{n}"
-
-
-# --- organisations ----------------------------------------------------------------------------------
+    return await free_slug(session, model.slug, name, fallback, max_length=SLUG_MAX_LENGTH)
 
 
 async def _read_organisations(

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from services.core.db.unique import escape_like
 from services.core.errors import Forbidden, Unauthenticated
 from services.core.network import repository, service
 from services.core.network.errors import (
@@ -65,7 +66,7 @@ def count_statements(engine: AsyncEngine) -> Iterator[list[str]]:
     [("plain", "plain"), ("100%", "100\\%"), ("a_b", "a\\_b"), ("back\\slash", "back\\\\slash")],
 )
 def test_escape_like(text: str, escaped: str) -> None:
-    assert repository.escape_like(text) == escaped
+    assert escape_like(text) == escaped
 
 
 @pytest.mark.parametrize(
