@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.config import Settings
 from services.core.errors import Forbidden, Unauthenticated
+from services.core.schemas import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
 from services.core.users import service as users_service
 from services.core.users.models import Role
 from services.core.users.ratelimit import RateLimiter
@@ -124,3 +126,19 @@ InternalStaffRoles = (Role.admin, Role.coordinator, Role.campaigner, Role.case_w
 AdminOnly = Annotated[Principal, Depends(require_roles(Role.admin))]
 StaffOnly = Annotated[Principal, Depends(require_roles(*InternalStaffRoles))]
 SignedIn = Annotated[Principal, Depends(require_roles(*StaffRoles))]
+
+
+@dataclass(frozen=True)
+class Pagination:
+    limit: int
+    offset: int
+
+
+async def pagination(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")] = DEFAULT_LIMIT,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")] = 0,
+) -> Pagination:
+    return Pagination(limit=limit, offset=offset)
+
+
+PaginationDep = Annotated[Pagination, Depends(pagination)]

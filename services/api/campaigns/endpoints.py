@@ -12,8 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Path, Query, Response, status
 
-from services.api.deps import OptionalPrincipal, SessionDep, require_roles
-from services.api.network.endpoints import PaginationDep
+from services.api.deps import OptionalPrincipal, PaginationDep, SessionDep, require_roles
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
 from services.core.campaigns import service
@@ -48,7 +47,7 @@ from services.core.campaigns.schemas import (
 )
 from services.core.errors import Forbidden, InvalidToken, Unauthenticated
 from services.core.network.errors import StaffOnly
-from services.core.network.schemas import SearchText
+from services.core.schemas import SearchText
 from services.core.users.models import Role
 from services.core.users.scopes import Scope
 from services.core.users.security import Principal

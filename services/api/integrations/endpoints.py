@@ -12,8 +12,7 @@ from typing import Annotated
 
 from fastapi import Path, Query, Response, status
 
-from services.api.deps import AdminOnly, SessionDep, SettingsDep
-from services.api.network.endpoints import PaginationDep
+from services.api.deps import AdminOnly, PaginationDep, SessionDep, SettingsDep
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
 from services.core.campaigns.errors import PartnerOrganisationNotFound, PetitionNotFound

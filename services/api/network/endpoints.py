@@ -9,12 +9,12 @@ scope to write: one bound to an organisation acts as that partner, an unbound on
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import Body, Depends, Path, Query, Response, status
 
-from services.api.deps import OptionalPrincipal, SessionDep, require_roles
+from services.api.deps import OptionalPrincipal, PaginationDep, SessionDep, require_roles
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
 from services.core.errors import Forbidden, InvalidToken, Unauthenticated
@@ -32,9 +32,6 @@ from services.core.network.errors import (
 )
 from services.core.network.models import MembershipStatus, OrganisationKind
 from services.core.network.schemas import (
-    DEFAULT_LIMIT,
-    MAX_LIMIT,
-    MAX_OFFSET,
     CoalitionCreate,
     CoalitionPage,
     CoalitionRead,
@@ -48,8 +45,8 @@ from services.core.network.schemas import (
     OrganisationPage,
     OrganisationRead,
     OrganisationUpdate,
-    SearchText,
 )
+from services.core.schemas import SearchText
 from services.core.users.models import Role
 from services.core.users.security import Principal
 
@@ -66,22 +63,6 @@ OrganisationRef = Annotated[str, Path(description="The organisation's id or slug
 CoalitionRefParam = Annotated[str, Path(description="The coalition's id or slug.")]
 
 _AUTH = (Unauthenticated, InvalidToken, Forbidden)
-
-
-@dataclass(frozen=True)
-class Pagination:
-    limit: int
-    offset: int
-
-
-async def pagination(
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")] = 0,
-) -> Pagination:
-    return Pagination(limit=limit, offset=offset)
-
-
-PaginationDep = Annotated[Pagination, Depends(pagination)]
 
 
 async def member_filters(

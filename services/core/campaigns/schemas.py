@@ -11,7 +11,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from services.core.campaigns.languages import MAX_TAG_LENGTH, normalise_tag
 from services.core.campaigns.models import CampaignStatus, CountPolicy, PartnerRole
-from services.core.network.schemas import Page, Slug, _no_nul
+from services.core.network.schemas import Slug
+from services.core.schemas import Page, no_nul
 
 LanguageTag = Annotated[
     str,
@@ -24,18 +25,18 @@ LanguageTag = Annotated[
     ),
 ]
 Title = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300), AfterValidator(_no_nul)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300), AfterValidator(no_nul)
 ]
-Summary = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2_000), AfterValidator(_no_nul)]
-Body = Annotated[str, StringConstraints(max_length=100_000), AfterValidator(_no_nul)]
+Summary = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2_000), AfterValidator(no_nul)]
+Body = Annotated[str, StringConstraints(max_length=100_000), AfterValidator(no_nul)]
 Demand = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2_000), AfterValidator(_no_nul)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2_000), AfterValidator(no_nul)
 ]
 CompanyName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_no_nul)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(no_nul)
 ]
 ConsentText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000), AfterValidator(_no_nul)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000), AfterValidator(no_nul)
 ]
 OrganisationRefText = Annotated[
     str,
@@ -131,14 +132,14 @@ class CampaignCreate(BaseModel):
         return self
 
 
-class _Patch(BaseModel):
+class Patch(BaseModel):
     """A partial update: only the fields sent change; none of them may be ``null``."""
 
     model_config = ConfigDict(extra="forbid")
     NULLABLE: ClassVar[frozenset[str]] = frozenset()
 
     @model_validator(mode="after")
-    def _not_null(self) -> _Patch:
+    def _not_null(self) -> Patch:
         nulls = sorted(f for f in self.model_fields_set - self.NULLABLE if getattr(self, f) is None)
         if nulls:
             raise ValueError(f"these fields cannot be null: {', '.join(nulls)}")
@@ -148,7 +149,7 @@ class _Patch(BaseModel):
         return {name: getattr(self, name) for name in self.model_fields_set}
 
 
-class CampaignUpdate(_Patch):
+class CampaignUpdate(Patch):
     """Fields to change. ``translations``, ``demands``, ``target_companies`` and ``partners`` replace the
     whole list or map; the translations must then include the (new or current) default language."""
 
@@ -270,7 +271,7 @@ class PetitionCreate(BaseModel):
         return self
 
 
-class PetitionUpdate(_Patch):
+class PetitionUpdate(Patch):
     """Fields to change; `null` clears `goal`, `opens_at` or `closes_at`. A new `consent_text` gets the
     next consent version (earlier versions are kept)."""
 

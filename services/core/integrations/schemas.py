@@ -8,7 +8,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.core.network.schemas import Name, Page, _Patch
+from services.core.schemas import Name, Page, Patch
 
 
 class IntegrationCreate(BaseModel):
@@ -24,7 +24,7 @@ class IntegrationCreate(BaseModel):
     active: bool = True
 
 
-class IntegrationUpdate(_Patch):
+class IntegrationUpdate(Patch):
     """Fields to change; ``null`` clears the default petition or the organisation."""
 
     REQUIRED = frozenset({"name", "active"})

@@ -6,7 +6,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Any, ClassVar, Generic, TypeVar
+from typing import Annotated, ClassVar
 
 import pycountry
 from pydantic import (
@@ -18,11 +18,16 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
-    model_validator,
 )
 
 from services.core.db.unique import is_uuid
 from services.core.network.models import MembershipStatus, OrganisationKind
+from services.core.schemas import (
+    Name,
+    Page,
+    Patch,
+    no_nul,
+)
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 SLUG_MAX_LENGTH = 100
@@ -34,13 +39,6 @@ def _country(value: str) -> str:
     if len(code) != 2 or pycountry.countries.get(alpha_2=code) is None:
         raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code")
     return code
-
-
-def _no_nul(value: str) -> str:
-    # PostgreSQL text cannot hold NUL characters: refuse them here rather than fail in the database.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
 
 
 def _slug(value: str) -> str:
@@ -69,16 +67,13 @@ Slug = Annotated[
     AfterValidator(_slug),
     Field(description="Lower-case letters, digits and single hyphens; unique.", examples=["sramik-awaaz"]),
 ]
-Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_no_nul)
-]
 ShortText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_no_nul)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(no_nul)
 ]
 RegionText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_no_nul)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(no_nul)
 ]
-LongText = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(_no_nul)]
+LongText = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(no_nul)]
 WEBSITE_MAX_LENGTH = 500
 
 
@@ -105,26 +100,6 @@ Website = Annotated[
         json_schema_extra={"format": "uri"},
     ),
 ]
-SearchText = Annotated[str, StringConstraints(max_length=200), AfterValidator(_no_nul)]
-
-
-class _Patch(BaseModel):
-    """A partial update: only the fields sent are changed; ``null`` clears a nullable field."""
-
-    REQUIRED: ClassVar[frozenset[str]] = frozenset()
-
-    model_config = ConfigDict(extra="forbid")
-
-    @model_validator(mode="after")
-    def _required_not_null(self) -> _Patch:
-        nulls = sorted(f for f in self.REQUIRED & self.model_fields_set if getattr(self, f) is None)
-        if nulls:
-            raise ValueError(f"these fields cannot be null: {', '.join(nulls)}")
-        return self
-
-    def changes(self) -> dict[str, Any]:
-        """The fields sent."""
-        return self.model_dump(include=self.model_fields_set)
 
 
 # --- organisations ----------------------------------------------------------------------------------
@@ -144,7 +119,7 @@ class OrganisationCreate(BaseModel):
     description: LongText = Field(default="", description="Public description.")
 
 
-class OrganisationUpdate(_Patch):
+class OrganisationUpdate(Patch):
     """Fields to change. Partners may only change their own organisation's public fields
     (``PARTNER_FIELDS``); ``status``, ``slug`` and ``joined_on`` are for coordinators and admins."""
 
@@ -203,7 +178,7 @@ class CoalitionCreate(BaseModel):
     description: LongText = ""
 
 
-class CoalitionUpdate(_Patch):
+class CoalitionUpdate(Patch):
     """Fields to change. Regional coalitions keep their name, slug and region."""
 
     REQUIRED = frozenset({"name", "slug", "description"})
@@ -244,19 +219,6 @@ class MembershipRead(BaseModel):
 
 
 # --- lists and figures ------------------------------------------------------------------------------
-
-T = TypeVar("T")
-
-MAX_LIMIT = 200
-DEFAULT_LIMIT = 50
-MAX_OFFSET = 1_000_000
-
-
-class Page(BaseModel, Generic[T]):
-    items: list[T]
-    total: int = Field(description="How many items match the filters, over all pages.")
-    limit: int
-    offset: int
 
 
 class OrganisationPage(Page[OrganisationRead]):
