@@ -5,6 +5,7 @@ HTTP round trips through the ASGI app with httpx."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -96,6 +97,11 @@ def settings(database_url: str, redis_url: str) -> Settings:
         redis_url=redis_url,
         secret_key=TEST_SECRET,
         log_json=False,
+        # Every test client calls from the same address: limits high enough for the whole suite (the
+        # rate-limit tests build limiters of their own).
+        signing_rate_limit_ip="100000/minute",
+        signing_rate_limit_email_domain="100000/minute",
+        signing_rate_limit_petition="100000/minute",
     )
 
 
@@ -146,17 +152,24 @@ async def app(
 
 @pytest.fixture
 async def client(
-    app: FastAPI, sessionmaker: async_sessionmaker[AsyncSession]
+    app: FastAPI, sessionmaker: async_sessionmaker[AsyncSession], connection: AsyncConnection
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client to the app, whose requests run inside the test's rolled-back transaction."""
-    real = app.state.sessionmaker
+    """An HTTP client to the app, whose requests run inside the test's rolled-back transaction (the
+    signing endpoint's one statement too)."""
+
+    @contextlib.asynccontextmanager
+    async def signing_connection() -> AsyncIterator[AsyncConnection]:
+        yield connection
+
+    real = app.state.sessionmaker, app.state.signing_connect
     app.state.sessionmaker = sessionmaker
+    app.state.signing_connect = signing_connection
     try:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             yield http
     finally:
-        app.state.sessionmaker = real
+        app.state.sessionmaker, app.state.signing_connect = real
 
 
 @pytest.fixture

@@ -7,8 +7,10 @@ from datetime import date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.core.campaigns.models import Campaign, CampaignStatus, Petition, PetitionConsentVersion
 from services.core.config import Settings
 from services.core.network.models import Organisation, OrganisationKind
+from services.core.signatures.models import Channel, Signature
 from services.core.users.models import ApiKey, Role, User
 from services.core.users.security import create_access_token, generate_api_key, hash_password
 
@@ -85,3 +87,60 @@ async def make_api_key(
 
 def api_key_headers(key: str) -> dict[str, str]:
     return {"X-API-Key": key}
+
+
+async def make_petition(
+    session: AsyncSession,
+    *,
+    campaign_status: CampaignStatus = CampaignStatus.published,
+    **fields: object,
+) -> Petition:
+    """A petition (of a new campaign, published unless told otherwise), open for signing."""
+    suffix = uuid.uuid4().hex[:8]
+    campaign = Campaign(
+        slug=f"campaign-{suffix}",
+        default_language="en",
+        translations={"en": {"title": f"Campaign {suffix}"}},
+        status=campaign_status,
+    )
+    session.add(campaign)
+    await session.flush()
+    values: dict[str, object] = {
+        "campaign_id": campaign.id,
+        "slug": f"petition-{suffix}",
+        "default_language": "en",
+        "translations": {"en": {"title": f"Petition {suffix}"}},
+        "goal": 1000,
+        "consent_text": "I agree.",
+    }
+    values.update(fields)
+    petition = Petition(id=uuid.uuid4(), **values)
+    session.add(petition)
+    await session.flush()
+    session.add(PetitionConsentVersion(petition_id=petition.id, version=1, text="I agree."))
+    await session.flush()
+    return petition
+
+
+async def make_signature(session: AsyncSession, petition: Petition, **fields: object) -> Signature:
+    """A signature written straight to the table (state ``new``, as the signing endpoint leaves it)."""
+    from services.core.signatures.identity import canonical_email, normalised_name, normalised_postal_code
+
+    values: dict[str, object] = {
+        "petition_id": petition.id,
+        "channel": Channel.web,
+        "name": "Jane Doe",
+        "email": f"jane.{uuid.uuid4().hex[:8]}@example.org",
+        "country": "BD",
+        "consent_version": 1,
+    }
+    values.update(fields)
+    email = values.get("email")
+    values.setdefault("email_canonical", canonical_email(str(email)) if email else None)
+    if not email:
+        values.setdefault("name_key", normalised_name(str(values["name"])))
+    values.setdefault("postal_key", normalised_postal_code(str(values.get("postal_code") or "")) or None)
+    signature = Signature(**values)
+    session.add(signature)
+    await session.flush()
+    return signature

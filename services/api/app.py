@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
+from redis.asyncio import Redis
 
 from services.api import problems
 from services.api.auth.endpoints import router as auth_router
@@ -19,12 +20,14 @@ from services.api.integrations.endpoints import router as integrations_router
 from services.api.middleware import REQUEST_ID_HEADER, install_middleware
 from services.api.network.endpoints import router as network_router
 from services.api.ops.endpoints import router as ops_router
+from services.api.signatures.endpoints import router as signatures_router
 from services.api.users.endpoints import router as users_router
 from services.core.config import Settings, get_settings
 from services.core.db.engine import create_engine, create_sessionmaker
 from services.core.embedded import resolve_urls
 from services.core.jobs import JobQueue
 from services.core.logging import configure_logging
+from services.core.signatures.signing import SigningLimits
 from services.core.users.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,10 @@ TAGS = [
         "description": "Integrators delivering signatures by Standard Webhooks: their petition, partner "
         "organisation and signing secret (admins only).",
     },
+    {
+        "name": "signatures",
+        "description": "Signing a petition, confirming by double opt-in, public counts and statistics.",
+    },
     {"name": "ops", "description": "Health, readiness and metrics."},
 ]
 
@@ -90,9 +97,20 @@ def create_app(
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.queue = JobQueue.lazy(r_url)
         app.state.login_limiter = RateLimiter.from_url(r_url, settings.login_rate_limit, namespace="login")
+        # Public signing: its own pool, no ping on checkout, autocommit (one statement, one round trip).
+        signing_engine = create_engine(
+            settings, db_url, pre_ping=False, application_name="loom-signing"
+        ).execution_options(isolation_level="AUTOCOMMIT")
+        app.state.signing_engine = signing_engine
+        app.state.signing_connect = signing_engine.connect
+        app.state.signing_limits = SigningLimits.from_settings(settings, r_url)
+        app.state.cache = Redis.from_url(r_url, socket_connect_timeout=1, socket_timeout=1)
         try:
             yield
         finally:
+            await app.state.cache.aclose()
+            await app.state.signing_limits.close()
+            await signing_engine.dispose()
             await app.state.login_limiter.close()
             await app.state.queue.close()
             await engine.dispose()
@@ -122,6 +140,7 @@ def create_app(
     app.include_router(network_router)
     app.include_router(campaigns_router)
     app.include_router(integrations_router)
+    app.include_router(signatures_router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -77,6 +77,19 @@ class Settings(BaseSettings):
 
     login_rate_limit: str = "10/minute"
 
+    # Public signing rate limits (``limits`` notation, e.g. "20/minute; 200/hour"; empty turns one off):
+    # per client address (hashed), per email domain, per petition.
+    signing_rate_limit_ip: str = "20/minute"
+    signing_rate_limit_email_domain: str = "3000/minute"
+    signing_rate_limit_petition: str = "60000/minute"
+    # The worker's signature pipeline: how often it looks for new signatures, how many it deduplicates
+    # per transaction, and for how long one tick may keep taking batches before refreshing counts.
+    signature_pipeline_seconds: float = Field(default=1.0, gt=0)
+    signature_batch_size: int = Field(default=5000, ge=1, le=100_000)
+    signature_pipeline_budget_seconds: float = Field(default=3.0, gt=0)
+    # Public petition statistics are cached this long.
+    stats_cache_seconds: int = Field(default=30, ge=0)
+
     # After a rotation, an integration's previous webhook secret is still accepted this long.
     webhook_secret_grace_hours: int = Field(default=24, ge=0, le=24 * 30)
 

@@ -30,13 +30,24 @@ from arq.connections import ArqRedis, RedisSettings
 from arq.constants import health_check_key_suffix, job_key_prefix, retry_key_prefix
 from arq.worker import Retry as ArqRetry
 from arq.worker import Worker, func
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.core.config import Settings
 from services.core.db.engine import create_engine, create_sessionmaker
 from services.core.outbox import dispatch
-from services.core.outbox.registry import REGISTRY, JobContext, Retry, Task, task
+from services.core.outbox.registry import (
+    PERIODIC,
+    REGISTRY,
+    JobContext,
+    LoopContext,
+    Periodic,
+    Retry,
+    Task,
+    periodic,
+    task,
+)
 from services.core.outbox.relay import relay_forever
 
 __all__ = [
@@ -45,6 +56,7 @@ __all__ = [
     "REGISTRY",
     "JobContext",
     "JobQueue",
+    "LoopContext",
     "QueueUnavailable",
     "Retry",
     "Task",
@@ -52,6 +64,7 @@ __all__ = [
     "WorkerStats",
     "check_health",
     "drain",
+    "periodic",
     "run_worker",
     "running_worker",
     "task",
@@ -112,6 +125,11 @@ class JobQueue:
         """A queue that connects on first use, so the API starts (and signing works) with Redis down."""
         pool = ArqRedis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
         return cls(pool, queue_name)
+
+    @property
+    def redis(self) -> Redis:
+        """The Redis client underneath, for other uses of the same server (caches)."""
+        return self._pool
 
     @property
     def available(self) -> bool:
@@ -192,7 +210,7 @@ class _Runtime:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     queue: JobQueue
-    relay_task: asyncio.Task[None] | None
+    background: list[asyncio.Task[None]]
 
 
 async def run_outbox_job(ctx: dict[str, Any], job_id: str, task: str | None = None) -> str:
@@ -210,6 +228,19 @@ async def run_outbox_job(ctx: dict[str, Any], job_id: str, task: str | None = No
     return outcome.status
 
 
+async def _run_periodic(job: Periodic, ctx: LoopContext) -> None:
+    """Run a periodic task forever; a failed run is logged (without its message, which may quote
+    personal data) and the next one comes as usual."""
+    while True:
+        try:
+            await job.fn(ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("periodic task %s failed: %s", job.name, dispatch.describe_error(exc))
+        await asyncio.sleep(job.every(ctx.settings))
+
+
 def _worker_engine(settings: Settings, database_url: str) -> AsyncEngine:
     """The worker's engine. Unlike the API's it does not ping connections on checkout: that is a round
     trip per job, and a job that meets a dead connection fails with a transient error and is retried
@@ -225,6 +256,7 @@ def worker_options(
     queue_name: str = QUEUE_NAME,
     tuning: Tuning | None = None,
     relay: bool = True,
+    loops: bool = True,
 ) -> dict[str, Any]:
     """Keyword arguments for an arq ``Worker`` (also the attributes of ``WorkerSettings``).
 
@@ -239,21 +271,26 @@ def worker_options(
         engine = _worker_engine(settings, database_url)
         sessionmaker = create_sessionmaker(engine)
         queue = JobQueue(ctx["redis"], queue_name, owns_pool=False)
-        relay_task = None
+        background = []
         if relay:
-            relay_task = asyncio.create_task(
-                relay_forever(sessionmaker, queue, settings), name="outbox-relay"
+            background.append(
+                asyncio.create_task(relay_forever(sessionmaker, queue, settings), name="outbox-relay")
             )
-        ctx[_RUNTIME] = _Runtime(settings, engine, sessionmaker, queue, relay_task)
+        if loops:
+            loop_ctx = LoopContext(sessionmaker, settings, queue)
+            background += [
+                asyncio.create_task(_run_periodic(job, loop_ctx), name=job.name) for job in PERIODIC.values()
+            ]
+        ctx[_RUNTIME] = _Runtime(settings, engine, sessionmaker, queue, background)
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
         runtime: _Runtime | None = ctx.pop(_RUNTIME, None)
         if runtime is None:
             return
-        if runtime.relay_task is not None:
-            runtime.relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await runtime.relay_task
+        for background_task in runtime.background:
+            background_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*runtime.background, return_exceptions=True)
         await runtime.engine.dispose()
 
     return {

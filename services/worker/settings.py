@@ -56,6 +56,7 @@ def options(
     queue_name: str = jobs.QUEUE_NAME,
     tuning: jobs.Tuning | None = None,
     relay: bool = True,
+    loops: bool = True,
 ) -> dict[str, Any]:
     """The worker's configuration (arq ``Worker`` keyword arguments), tasks loaded."""
     settings = settings or get_settings()
@@ -68,6 +69,7 @@ def options(
         queue_name=queue_name,
         tuning=tuning,
         relay=relay,
+        loops=loops,
     )
 
 

@@ -5,6 +5,13 @@ from services.core.db.base import Base
 from services.core.integrations.models import Integration, SeenWebhook
 from services.core.network.models import Coalition, CoalitionMembership, Organisation
 from services.core.outbox.models import OutboxJob
+from services.core.signatures.models import (
+    PetitionCountRefresh,
+    PetitionSigner,
+    Signature,
+    SignatureInvalidation,
+    SignatureReview,
+)
 from services.core.users.models import ApiKey, User
 
 __all__ = [
@@ -19,6 +26,11 @@ __all__ = [
     "OutboxJob",
     "Petition",
     "PetitionConsentVersion",
+    "PetitionCountRefresh",
+    "PetitionSigner",
     "SeenWebhook",
+    "Signature",
+    "SignatureInvalidation",
+    "SignatureReview",
     "User",
 ]

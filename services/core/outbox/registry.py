@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, create_model
 if TYPE_CHECKING:
     import uuid
 
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from services.core.config import Settings
     from services.core.jobs import JobQueue
@@ -107,3 +107,41 @@ def _params_model(name: str, fn: TaskFn) -> type[BaseModel]:
         f"TaskParams[{name}]", __config__=ConfigDict(extra="forbid"), **fields
     )
     return model
+
+
+@dataclass(frozen=True)
+class LoopContext:
+    """What a periodic loop gets: a session factory (it manages its own transactions), the settings and
+    the queue (whose Redis connection it may also use)."""
+
+    sessionmaker: async_sessionmaker[AsyncSession]
+    settings: Settings
+    queue: JobQueue
+
+
+LoopFn = Callable[[LoopContext], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Periodic:
+    name: str
+    fn: LoopFn
+    every: Callable[[Settings], float]  # seconds between the end of one run and the start of the next
+
+
+PERIODIC: dict[str, Periodic] = {}
+
+
+def periodic(name: str, *, every: Callable[[Settings], float]) -> Callable[[LoopFn], LoopFn]:
+    """Register ``fn(ctx: LoopContext)`` to run in every worker, over and over, ``every(settings)`` seconds
+    apart. For work the queue would carry badly — many small items better taken in batches. ``fn`` must be
+    safe to run in several workers at once (take a lock, or ``SKIP LOCKED``)."""
+
+    def register(fn: LoopFn) -> LoopFn:
+        existing = PERIODIC.get(name)
+        if existing is not None and existing.fn is not fn:
+            raise ValueError(f"periodic task {name!r} registered twice")
+        PERIODIC[name] = Periodic(name, fn, every)
+        return fn
+
+    return register

@@ -1,8 +1,10 @@
-"""The login rate limit, counted in Redis with the ``limits`` library (moving window).
+"""Rate limits counted in Redis with the ``limits`` library: logins (moving window) and public signing
+(fixed windows, cheaper on a hot path).
 
 Attempts are counted per email *and* client address, so one attacker cannot lock a user out from
 everywhere, and keys hold a hash rather than the email or the address. When Redis cannot be reached the
-limit is not applied (logins keep working; argon2 still makes each guess slow) and a warning is logged.
+limit is not applied (logins keep working; argon2 still makes each guess slow) and a warning is logged;
+for the next few seconds the limiter does not even try, so requests don't each wait for a timeout.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any
 
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import RedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+from limits.aio.strategies import RateLimiter as Strategy
 from limits.errors import StorageError
 from redis.asyncio import ConnectionPool
 
@@ -34,20 +37,39 @@ def parse_rate(rate: str) -> list[RateLimitItem]:
 class RateLimiter:
     """Applies one rate (possibly several windows) to any number of callers, named by identifiers."""
 
-    def __init__(self, pool: ConnectionPool, rate: str, *, namespace: str) -> None:
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        rate: str,
+        *,
+        namespace: str,
+        moving_window: bool = True,
+        unavailable_for: float = 5.0,
+    ) -> None:
         self._pool = pool
-        self._items = parse_rate(rate)
+        # An empty rate turns the limit off.
+        self._items = parse_rate(rate) if rate.strip() else []
         self._namespace = namespace
+        self._unavailable_for = unavailable_for
+        self._down_until = 0.0
         options: dict[str, Any] = {"connection_pool": pool}
         storage = RedisStorage(
             "async+redis://", wrap_exceptions=True, implementation="redispy", key_prefix=KEY_PREFIX, **options
         )
-        self._limiter = MovingWindowRateLimiter(storage)
+        self._limiter: Strategy = (
+            MovingWindowRateLimiter(storage) if moving_window else FixedWindowRateLimiter(storage)
+        )
 
     @classmethod
-    def from_url(cls, redis_url: str, rate: str, *, namespace: str) -> RateLimiter:
-        pool = ConnectionPool.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2)
-        return cls(pool, rate, namespace=namespace)
+    def from_url(
+        cls, redis_url: str, rate: str, *, namespace: str, moving_window: bool = True
+    ) -> RateLimiter:
+        pool = ConnectionPool.from_url(redis_url, socket_connect_timeout=1, socket_timeout=1)
+        return cls(pool, rate, namespace=namespace, moving_window=moving_window)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._items)
 
     def _key(self, identifiers: tuple[str, ...]) -> str:
         digest = hashlib.sha256("\x00".join(identifiers).encode()).hexdigest()[:40]
@@ -55,6 +77,8 @@ class RateLimiter:
 
     async def hit(self, *identifiers: str) -> None:
         """Counts one attempt; raises ``RateLimited`` (with ``retry_after`` seconds) over the limit."""
+        if not self._items or time.monotonic() < self._down_until:
+            return
         key = self._key(identifiers)
         try:
             for item in self._items:
@@ -65,6 +89,7 @@ class RateLimiter:
                         f"Too many attempts; try again in {retry_after} seconds.", retry_after=retry_after
                     )
         except StorageError as exc:
+            self._down_until = time.monotonic() + self._unavailable_for
             log.warning("rate limit not applied: Redis unavailable (%s)", type(exc.storage_error).__name__)
 
     async def reset(self, *identifiers: str) -> None:

@@ -1,0 +1,145 @@
+"""Public signature endpoints: signing, confirming, counts and statistics.
+
+Signing is the hot path: rate limits in Redis, then one ``INSERT … SELECT`` in autocommit on the signing
+engine — no session, no principal, no transaction block. The answer is the same whether or not the
+person signed before (deduplication happens later, in the worker). Counts are read from the cache the
+worker refreshes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Path, Query, Request, Response, status
+from sqlalchemy.exc import DBAPIError
+
+from services.api.deps import SessionDep, SettingsDep
+from services.api.problems import problem_responses
+from services.api.routing import router as make_router
+from services.core.campaigns.errors import PetitionClosed, PetitionNotFound
+from services.core.errors import RateLimited
+from services.core.signatures import confirmation, counts, signing
+from services.core.signatures.errors import InvalidSignature
+from services.core.signatures.identity import canonical_email, email_domain
+from services.core.signatures.schemas import (
+    ConfirmationIn,
+    ConfirmationStatus,
+    Confirmed,
+    PetitionCount,
+    PetitionStats,
+    SignatureAccepted,
+    SignatureIn,
+)
+from services.core.signatures.tokens import (
+    ConfirmationTokenExpired,
+    ConfirmationTokenInvalid,
+    ConfirmationTokenUsed,
+)
+
+router = make_router()
+
+PetitionRefParam = Annotated[str, Path(description="The petition's id or slug.")]
+
+_PENDING = SignatureAccepted(status="pending_confirmation").model_dump_json().encode()
+_RECEIVED = SignatureAccepted(status="received").model_dump_json().encode()
+
+
+@router.post(
+    "/v1/petitions/{petition}/signatures",
+    tags=["signatures"],
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SignatureAccepted,
+    responses=problem_responses(PetitionNotFound, PetitionClosed, InvalidSignature, RateLimited),
+    summary="Sign a petition",
+)
+async def sign_petition(petition: PetitionRefParam, body: SignatureIn, request: Request) -> Response:
+    """Record a signature. Answers 202 with the same body whether or not this person had signed before;
+    with an email, a confirmation email follows (double opt-in). The client's address is never stored,
+    only a keyed hash of it. Too many signatures from one address, one email domain or on one petition in
+    a short time get 429 with `Retry-After`."""
+    state = request.app.state
+    settings = state.settings
+    address = request.client.host if request.client else None
+    address_hash = signing.ip_hash(settings, address)
+    limits = state.signing_limits
+    if address_hash is not None:
+        await limits.ip.hit(address_hash)
+    if body.email:
+        await limits.email_domain.hit(email_domain(canonical_email(body.email)))
+    await limits.petition.hit(petition)
+    answer = _PENDING if body.email else _RECEIVED
+    if not body.website:  # a filled-in honeypot is a bot: answer as usual, store nothing
+        for attempt in (1, 2):
+            try:
+                async with state.signing_connect() as connection:
+                    await signing.sign(connection, settings, petition, body, ip_address=address)
+                break
+            except DBAPIError as exc:
+                # A connection that died in the pool: try once more on a fresh one.
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+    return Response(answer, status_code=status.HTTP_202_ACCEPTED, media_type="application/json")
+
+
+@router.get(
+    "/v1/petitions/{petition}/count",
+    tags=["signatures"],
+    response_model=PetitionCount,
+    responses=problem_responses(PetitionNotFound),
+    summary="A petition's public count",
+)
+async def petition_count(petition: PetitionRefParam, request: Request) -> Response:
+    """Counted signatures (one per person; confirmed ones only under the `confirmed` count policy),
+    served from a cache the worker refreshes about every second."""
+    state = request.app.state
+    body = await counts.cached_body(state.cache, petition)
+    if body == counts.HIDDEN:
+        raise PetitionNotFound(f"No petition {petition!r}.")
+    if body is None:
+        async with state.sessionmaker() as session:
+            body = await counts.load(session, state.cache, state.settings, petition)
+    return Response(body, media_type="application/json", headers={"Cache-Control": "public, max-age=2"})
+
+
+@router.get(
+    "/v1/petitions/{petition}/stats",
+    tags=["signatures"],
+    response_model=PetitionStats,
+    responses=problem_responses(PetitionNotFound),
+    summary="A petition's counted signatures per country, partner and day",
+)
+async def petition_stats(
+    petition: PetitionRefParam, session: SessionDep, settings: SettingsDep, request: Request
+) -> PetitionStats:
+    """Counted signatures per country, per partner organisation (null: none) and per day (UTC)."""
+    return await counts.stats(session, request.app.state.cache, settings, petition)
+
+
+@router.get(
+    "/v1/signatures/confirm",
+    tags=["signatures"],
+    response_model=ConfirmationStatus,
+    responses=problem_responses(ConfirmationTokenExpired, ConfirmationTokenInvalid),
+    summary="What a confirmation link is (confirms nothing)",
+)
+async def confirmation_status(
+    token: Annotated[str, Query(min_length=1, max_length=2000, description="The token from the email.")],
+    session: SessionDep,
+    settings: SettingsDep,
+) -> ConfirmationStatus:
+    """For the front end behind the email's link: whether the signature can be confirmed or already is.
+    A GET never confirms (mail scanners follow links); `POST` does."""
+    return await confirmation.status(session, settings, token)
+
+
+@router.post(
+    "/v1/signatures/confirm",
+    tags=["signatures"],
+    response_model=Confirmed,
+    responses=problem_responses(ConfirmationTokenExpired, ConfirmationTokenInvalid, ConfirmationTokenUsed),
+    summary="Confirm a signature (double opt-in)",
+)
+async def confirm_signature(body: ConfirmationIn, session: SessionDep, settings: SettingsDep) -> Confirmed:
+    """Confirm the signature the token names. Expired links are 410, broken or replaced ones 400, and a
+    second confirmation 409."""
+    return await confirmation.confirm(session, settings, body.token)

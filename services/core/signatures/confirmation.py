@@ -1,0 +1,123 @@
+"""Double opt-in: issuing confirmation tokens (worker) and confirming with them (public API).
+
+A signature with an email gets a token once the pipeline has deduplicated it (one outbox job per batch,
+:func:`request`). ``POST /v1/signatures/confirm`` confirms; ``GET`` only says what a front end should
+show, so mail scanners that follow links confirm nothing. Confirming a duplicate confirms the person's
+counted signature too. A confirmation changes the count (under the ``confirmed`` policy), so the petition
+is marked for the pipeline to recount.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.core.config import Settings
+from services.core.signatures import tokens
+from services.core.signatures.pipeline import mark_for_recount
+from services.core.signatures.schemas import ConfirmationStatus, Confirmed
+
+
+@dataclass(frozen=True)
+class ConfirmationRequest:
+    signature_id: uuid.UUID
+    petition_id: uuid.UUID
+    token: str
+
+
+async def request(
+    session: AsyncSession,
+    settings: Settings,
+    signature_ids: Sequence[uuid.UUID],
+    *,
+    now: datetime | None = None,
+) -> list[ConfirmationRequest]:
+    """Issue a token for each of these signatures that has an email, is unconfirmed and has none yet
+    (so a retried job issues nothing twice); returns the new tokens, for the email."""
+    now = now or datetime.now(UTC)
+    rows = (
+        await session.execute(
+            text(
+                "SELECT id, petition_id FROM signatures WHERE id = ANY(:ids) AND email IS NOT NULL "
+                "AND confirmed_at IS NULL AND confirmation_nonce_hash IS NULL AND erased_at IS NULL "
+                "ORDER BY id FOR UPDATE"
+            ),
+            {"ids": list(signature_ids)},
+        )
+    ).all()
+    issued = [
+        (row, tokens.issue(settings, signature_id=row.id, petition_id=row.petition_id, now=now))
+        for row in rows
+    ]
+    if issued:
+        await session.execute(
+            text(
+                "UPDATE signatures s SET confirmation_nonce_hash = b.nonce, confirmation_requested_at = :now "
+                "FROM unnest(CAST(:ids AS uuid[]), CAST(:nonces AS text[])) AS b(id, nonce) WHERE s.id = b.id"
+            ),
+            {"ids": [row.id for row, _ in issued], "nonces": [t.nonce_hash for _, t in issued], "now": now},
+        )
+    return [ConfirmationRequest(row.id, row.petition_id, token.token) for row, token in issued]
+
+
+async def _signature(session: AsyncSession, claims: tokens.ConfirmationClaims, *, lock: bool) -> object:
+    row = (
+        await session.execute(
+            text(
+                "SELECT s.id, s.petition_id, s.duplicate_of, s.confirmed_at, s.confirmation_nonce_hash, "  # noqa: S608 - constant SQL fragments; values are bound
+                "p.slug FROM signatures s JOIN petitions p ON p.id = s.petition_id "
+                "WHERE s.id = :id AND s.petition_id = :petition AND s.erased_at IS NULL"
+                + (" FOR UPDATE OF s" if lock else "")
+            ),
+            {"id": claims.signature_id, "petition": claims.petition_id},
+        )
+    ).one_or_none()
+    if row is None:
+        raise tokens.ConfirmationTokenInvalid("This link names no signature.")
+    return row
+
+
+async def status(
+    session: AsyncSession, settings: Settings, token: str, *, now: datetime | None = None
+) -> ConfirmationStatus:
+    """What the link is: confirmable, or already confirmed. Expired and invalid links are problems."""
+    claims = tokens.read(settings, token, now=now or datetime.now(UTC))
+    row = await _signature(session, claims, lock=False)
+    if row.confirmed_at is not None:  # type: ignore[attr-defined]
+        return ConfirmationStatus(status="confirmed", petition=claims.petition_id, petition_slug=row.slug)  # type: ignore[attr-defined]
+    tokens.ensure_unused(claims, stored_nonce_hash=row.confirmation_nonce_hash, confirmed_at=None)  # type: ignore[attr-defined]
+    return ConfirmationStatus(
+        status="confirmable",
+        petition=claims.petition_id,
+        petition_slug=row.slug,  # type: ignore[attr-defined]
+        expires_at=claims.expires_at,
+    )
+
+
+async def confirm(
+    session: AsyncSession, settings: Settings, token: str, *, now: datetime | None = None
+) -> Confirmed:
+    """Confirm the signature named by ``token`` (and the person's counted signature, if it is a
+    duplicate). 410 expired, 400 invalid, 409 already confirmed."""
+    now = now or datetime.now(UTC)
+    claims = tokens.read(settings, token, now=now)
+    row = await _signature(session, claims, lock=True)
+    tokens.ensure_unused(
+        claims,
+        stored_nonce_hash=row.confirmation_nonce_hash,  # type: ignore[attr-defined]
+        confirmed_at=row.confirmed_at,  # type: ignore[attr-defined]
+    )
+    await session.execute(
+        text(
+            "UPDATE signatures SET confirmed_at = :now WHERE confirmed_at IS NULL "
+            "AND (id = :id OR id = CAST(:first AS uuid))"
+        ),
+        {"now": now, "id": claims.signature_id, "first": row.duplicate_of},  # type: ignore[attr-defined]
+    )
+    await mark_for_recount(session, {claims.petition_id})
+    return Confirmed(petition=claims.petition_id, petition_slug=row.slug)  # type: ignore[attr-defined]

@@ -1,0 +1,186 @@
+"""Public counts and statistics of petitions, computed in SQL and cached in Redis.
+
+The count of a petition is the number of its *counted* signatures: ``state = 'unique'`` (the first
+signature of each person), not invalidated, and — under the ``confirmed`` count policy — confirmed.
+
+The worker's pipeline recomputes the counts a tick changed and writes them here (:func:`store`): the
+response body itself, under the petition's id and its slug, so the public endpoint answers with one
+Redis ``GET`` and no database. A petition the public may not see (its campaign is a draft or archived) is
+cached as :data:`HIDDEN`. When a key is missing (expired, Redis flushed) the endpoint computes the count
+from the database once and stores it (:func:`load`).
+
+Statistics (per country, partner and day) are heavier; they are computed on request and cached for
+``stats_cache_seconds``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+
+from pydantic import TypeAdapter
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.core.campaigns.errors import PetitionNotFound
+from services.core.config import Settings
+from services.core.signatures.schemas import (
+    CountryCount,
+    DayCount,
+    PartnerCount,
+    PetitionCount,
+    PetitionStats,
+)
+
+log = logging.getLogger(__name__)
+
+COUNT_KEY = "loom:petition-count:"
+STATS_KEY = "loom:petition-stats:"
+HIDDEN = b"-"
+# Kept this long without activity; a missing key is recomputed on the next request.
+COUNT_TTL_SECONDS = 24 * 3600
+
+COUNTED = (
+    "s.state = 'unique' AND s.invalidation_id IS NULL "
+    "AND (p.count_policy = 'all_unique' OR s.confirmed_at IS NOT NULL)"
+)
+_COUNTS = text(
+    "SELECT p.id, p.slug, p.goal, c.status IN ('published', 'closed') AS public, now() AS at, "  # noqa: S608 - constant SQL fragments; values are bound
+    f"(SELECT count(*) FROM signatures s WHERE s.petition_id = p.id AND {COUNTED}) AS count "
+    "FROM petitions p JOIN campaigns c ON c.id = p.campaign_id "
+)
+
+
+class CachedCount:
+    """A petition's count as cached: the response body, and whether the public may see it."""
+
+    __slots__ = ("body", "count", "public")
+
+    def __init__(self, count: PetitionCount, public: bool) -> None:
+        self.count = count
+        self.public = public
+        self.body = count.model_dump_json().encode()
+
+
+async def compute(session: AsyncSession, petition_ids: Iterable[uuid.UUID]) -> list[CachedCount]:
+    rows = await session.execute(text(_COUNTS.text + "WHERE p.id = ANY(:ids)"), {"ids": list(petition_ids)})
+    return [_cached(row) for row in rows]
+
+
+async def compute_one(session: AsyncSession, ref: str) -> CachedCount | None:
+    from services.core.signatures.signing import petition_ref
+
+    parsed = petition_ref(ref)
+    if parsed is None:
+        return None
+    value, by_id = parsed
+    where = "WHERE p.id = CAST(:ref AS uuid)" if by_id else "WHERE p.slug = :ref"
+    row = (await session.execute(text(_COUNTS.text + where), {"ref": value})).one_or_none()
+    return _cached(row) if row is not None else None
+
+
+def _cached(row: object) -> CachedCount:
+    count = PetitionCount(
+        petition=row.id,  # type: ignore[attr-defined]
+        slug=row.slug,  # type: ignore[attr-defined]
+        count=row.count,  # type: ignore[attr-defined]
+        goal=row.goal,  # type: ignore[attr-defined]
+        updated_at=row.at,  # type: ignore[attr-defined]
+    )
+    return CachedCount(count, bool(row.public))  # type: ignore[attr-defined]
+
+
+async def store(redis: Redis, counts: Iterable[CachedCount], settings: Settings) -> None:
+    """Write counts under each petition's id and slug. Never raises: a count that could not be cached
+    is computed again on request."""
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for cached in counts:
+                body = cached.body if cached.public else HIDDEN
+                for ref in (str(cached.count.petition), cached.count.slug):
+                    pipe.set(COUNT_KEY + ref, body, ex=COUNT_TTL_SECONDS)
+            await pipe.execute()
+    except (RedisError, OSError) as exc:
+        log.warning("petition counts not cached: Redis unavailable (%s)", type(exc).__name__)
+
+
+async def cached_body(redis: Redis, ref: str) -> bytes | None:
+    """The cached count response for ``ref`` (id or slug), :data:`HIDDEN`, or None when not cached
+    (or Redis is unreachable)."""
+    try:
+        value = await redis.get(COUNT_KEY + ref)
+    except (RedisError, OSError):
+        return None
+    return value if isinstance(value, bytes) else None
+
+
+async def load(session: AsyncSession, redis: Redis, settings: Settings, ref: str) -> bytes:
+    """The count response body for ``ref`` from the database (and cache it); 404 if not public."""
+    cached = await compute_one(session, ref)
+    if cached is None or not cached.public:
+        raise PetitionNotFound(f"No petition {ref!r}.")
+    await store(redis, [cached], settings)
+    return cached.body
+
+
+_STATS = TypeAdapter(PetitionStats)
+
+
+async def stats(session: AsyncSession, redis: Redis, settings: Settings, ref: str) -> PetitionStats:
+    """Counted signatures of a public petition per country, partner and day (UTC)."""
+    cached = await compute_one(session, ref)
+    if cached is None or not cached.public:
+        raise PetitionNotFound(f"No petition {ref!r}.")
+    petition_id = cached.count.petition
+    key = STATS_KEY + str(petition_id)
+    try:
+        hit = await redis.get(key)
+    except (RedisError, OSError):
+        hit = None
+    if isinstance(hit, bytes):
+        return _STATS.validate_json(hit)
+    result = await _compute_stats(session, petition_id, cached.count.count)
+    with contextlib.suppress(RedisError, OSError):
+        await redis.set(key, result.model_dump_json(), ex=settings.stats_cache_seconds)
+    return result
+
+
+async def _compute_stats(session: AsyncSession, petition_id: uuid.UUID, count: int) -> PetitionStats:
+    base = (
+        "FROM signatures s JOIN petitions p ON p.id = s.petition_id "
+        f"WHERE s.petition_id = :petition AND {COUNTED} "
+    )
+    params = {"petition": petition_id}
+    by_country = await session.execute(
+        text(f"SELECT s.country, count(*) AS n {base} GROUP BY s.country ORDER BY n DESC, s.country"), params
+    )
+    by_partner = await session.execute(
+        text(
+            "SELECT o.slug, count(*) AS n FROM signatures s JOIN petitions p ON p.id = s.petition_id "  # noqa: S608 - constant SQL fragments; values are bound
+            "LEFT JOIN organisations o ON o.id = s.organisation_id "
+            f"WHERE s.petition_id = :petition AND {COUNTED} GROUP BY o.slug ORDER BY n DESC, o.slug"
+        ),
+        params,
+    )
+    by_day = await session.execute(
+        text(
+            "SELECT (s.created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n "
+            f"{base} GROUP BY day ORDER BY day"
+        ),
+        params,
+    )
+    now = (await session.execute(text("SELECT now()"))).scalar_one()
+    assert isinstance(now, datetime)
+    return PetitionStats(
+        petition=petition_id,
+        count=count,
+        by_country=[CountryCount(country=c, count=n) for c, n in by_country],
+        by_partner=[PartnerCount(partner=slug, count=n) for slug, n in by_partner],
+        by_day=[DayCount(day=d, count=n) for d, n in by_day],
+        updated_at=now,
+    )

@@ -1,0 +1,362 @@
+"""The worker's signature pipeline: deduplicate new signatures in batches, then refresh public counts.
+
+Every ``signature_pipeline_seconds`` a worker runs :func:`run_once`:
+
+1. :func:`process_batch` repeatedly, each batch in its own transaction, until no signature is left in
+   ``state = 'new'`` or the tick's time budget is spent. A transaction-scoped advisory lock lets one
+   worker at a time do this (the others skip the tick), so batches never race each other; set-based SQL
+   makes one batch of thousands cost a few statements.
+
+   - With an email: ``petition_signers`` gets the earliest signature of each (petition, canonical email)
+     not already there (``ON CONFLICT DO NOTHING``); every signature of the batch then becomes ``unique``
+     (it is the one in ``petition_signers``) or a ``duplicate`` of it. A duplicate that opts in to
+     updates passes its consent on to the counted signature.
+   - Without an email (paper): compared by normalised name within the same petition, country and postal
+     code (:func:`identity.match_paper_signature`); auto-merged as a duplicate, put in the review queue,
+     or unique.
+   - One outbox job per batch asks for the confirmation emails of the batch's signatures that need one.
+
+2. :func:`refresh_counts` for every petition a batch touched or that is listed in
+   ``petition_count_refresh`` (confirmations, invalidations, review decisions, erasures): one
+   ``count(*)`` each over the partial index of counted signatures, written to the cache
+   (:mod:`services.core.signatures.counts`). No counter row is updated per signature.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.core.config import Settings
+from services.core.db.engine import session_scope
+from services.core.outbox import enqueue, publish_after_commit
+from services.core.signatures import counts
+from services.core.signatures.identity import (
+    AUTO_MERGE_THRESHOLD,
+    REVIEW_THRESHOLD,
+    MatchDecision,
+    PaperIdentity,
+    match_paper_signature,
+)
+
+if TYPE_CHECKING:
+    from services.core.jobs import JobQueue
+
+log = logging.getLogger(__name__)
+
+# pg_advisory_xact_lock key: "loom signature pipeline"
+PIPELINE_LOCK = 0x6C6F6F6D_7369676E
+CONFIRMATION_TASK = "signatures.request_confirmations"
+
+
+@dataclass
+class BatchResult:
+    processed: int = 0
+    petitions: set[uuid.UUID] = field(default_factory=set)
+    duplicates: int = 0
+    reviews: int = 0
+    locked_out: bool = False  # another worker holds the pipeline
+
+
+@dataclass(frozen=True, slots=True)
+class _Paper:
+    id: uuid.UUID
+    petition_id: uuid.UUID
+    identity: PaperIdentity
+
+
+async def _lock(session: AsyncSession) -> bool:
+    locked = await session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": PIPELINE_LOCK})
+    return bool(locked)
+
+
+async def process_batch(session: AsyncSession, *, limit: int) -> BatchResult:
+    """Deduplicate up to ``limit`` new signatures, oldest first, in the caller's transaction."""
+    result = BatchResult()
+    if not await _lock(session):
+        result.locked_out = True
+        return result
+    rows = (
+        await session.execute(
+            text(
+                "SELECT id, petition_id, email_canonical, name_key, postal_key, country FROM signatures "
+                "WHERE state = 'new' ORDER BY created_at, id LIMIT :limit"
+            ),
+            {"limit": limit},
+        )
+    ).all()
+    if not rows:
+        return result
+    result.processed = len(rows)
+    result.petitions = {row.petition_id for row in rows}
+    with_email = [row.id for row in rows if row.email_canonical is not None]
+    paper = [
+        _Paper(
+            row.id,
+            row.petition_id,
+            PaperIdentity(row.name_key or "", row.postal_key or "", row.country or ""),
+        )
+        for row in rows
+        if row.email_canonical is None
+    ]
+    if with_email:
+        result.duplicates += await _dedup_by_email(session, with_email)
+    if paper:
+        duplicates, reviews = await _dedup_paper(session, paper)
+        result.duplicates += duplicates
+        result.reviews += reviews
+    await _request_confirmations(session, with_email)
+    return result
+
+
+async def _dedup_by_email(session: AsyncSession, ids: list[uuid.UUID]) -> int:
+    await session.execute(
+        text(
+            "INSERT INTO petition_signers (petition_id, email_canonical, signature_id) "
+            "SELECT DISTINCT ON (petition_id, email_canonical) petition_id, email_canonical, id "
+            "FROM signatures WHERE id = ANY(:ids) "
+            "ORDER BY petition_id, email_canonical, created_at, id "
+            "ON CONFLICT DO NOTHING"
+        ),
+        {"ids": ids},
+    )
+    updated = await session.execute(
+        text(
+            "UPDATE signatures s SET "
+            "state = CASE WHEN ps.signature_id = s.id THEN 'unique' ELSE 'duplicate' END, "
+            "duplicate_of = CASE WHEN ps.signature_id = s.id THEN NULL ELSE ps.signature_id END "
+            "FROM petition_signers ps WHERE s.id = ANY(:ids) "
+            "AND ps.petition_id = s.petition_id AND ps.email_canonical = s.email_canonical "
+            "RETURNING s.state"
+        ),
+        {"ids": ids},
+    )
+    duplicates = sum(1 for (state,) in updated if state == "duplicate")
+    # A later signature may give consent the first one did not: the counted signature takes it on.
+    await session.execute(
+        text(
+            "UPDATE signatures first SET opt_in = true, "
+            "consent_version = greatest(first.consent_version, d.version) "
+            "FROM (SELECT duplicate_of, max(consent_version) AS version FROM signatures "
+            "      WHERE id = ANY(:ids) AND state = 'duplicate' AND opt_in GROUP BY duplicate_of) d "
+            "WHERE first.id = d.duplicate_of"
+        ),
+        {"ids": ids},
+    )
+    return duplicates
+
+
+async def _dedup_paper(session: AsyncSession, batch: list[_Paper]) -> tuple[int, int]:
+    """Match paper signatures against counted paper signatures of the same petition, country and postal
+    code (or, when the postal code is unknown, the same normalised name in the same country)."""
+    located = [p for p in batch if p.identity.postal_code]
+    unlocated = [p for p in batch if not p.identity.postal_code]
+    candidates: dict[tuple[uuid.UUID, str, str], list[tuple[uuid.UUID, PaperIdentity]]] = defaultdict(list)
+    queries: list[tuple[str, dict[str, Any]]] = []
+    if located:
+        queries.append(
+            (
+                "SELECT s.id, s.petition_id, s.name_key, s.postal_key, s.country FROM signatures s "
+                "JOIN unnest(CAST(:petitions AS uuid[]), CAST(:countries AS text[]), "
+                "CAST(:postals AS text[])) "
+                "AS b(petition_id, country, postal_key) "
+                "ON s.petition_id = b.petition_id AND s.country = b.country "
+                "AND (s.postal_key = b.postal_key OR s.postal_key IS NULL) "
+                "WHERE s.email_canonical IS NULL AND s.state = 'unique'",
+                {
+                    "petitions": [p.petition_id for p in located],
+                    "countries": [p.identity.country for p in located],
+                    "postals": [p.identity.postal_code for p in located],
+                },
+            )
+        )
+    if unlocated:
+        queries.append(
+            (
+                "SELECT s.id, s.petition_id, s.name_key, s.postal_key, s.country FROM signatures s "
+                "JOIN unnest(CAST(:petitions AS uuid[]), CAST(:countries AS text[]), CAST(:names AS text[])) "
+                "AS b(petition_id, country, name_key) "
+                "ON s.petition_id = b.petition_id AND s.country = b.country AND s.name_key = b.name_key "
+                "WHERE s.email_canonical IS NULL AND s.state = 'unique'",
+                {
+                    "petitions": [p.petition_id for p in unlocated],
+                    "countries": [p.identity.country for p in unlocated],
+                    "names": [p.identity.name for p in unlocated],
+                },
+            )
+        )
+    seen: set[uuid.UUID] = set()
+    for sql, params in queries:
+        for row in await session.execute(text(sql), params):
+            if row.id in seen:
+                continue
+            seen.add(row.id)
+            identity = PaperIdentity(row.name_key or "", row.postal_key or "", row.country or "")
+            candidates[(row.petition_id, identity.country, identity.postal_code)].append((row.id, identity))
+
+    ids: list[uuid.UUID] = []
+    states: list[str] = []
+    duplicate_of: list[uuid.UUID | None] = []
+    reviews: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID, float]] = []
+    for item in batch:  # oldest first: a later signature is compared with earlier ones of the batch too
+        pool = _pool(candidates, item)
+        decision, match, score = _best_match(item.identity, pool)
+        ids.append(item.id)
+        if decision is MatchDecision.AUTO_MERGE and match is not None:
+            states.append("duplicate")
+            duplicate_of.append(match)
+        elif decision is MatchDecision.REVIEW and match is not None:
+            states.append("review")
+            duplicate_of.append(None)
+            reviews.append((item.id, item.petition_id, match, score))
+        else:
+            states.append("unique")
+            duplicate_of.append(None)
+            key = (item.petition_id, item.identity.country, item.identity.postal_code)
+            candidates[key].append((item.id, item.identity))
+    await session.execute(
+        text(
+            "UPDATE signatures s SET state = b.state, duplicate_of = b.duplicate_of "
+            "FROM unnest(CAST(:ids AS uuid[]), CAST(:states AS text[]), CAST(:dups AS uuid[])) "
+            "AS b(id, state, duplicate_of) WHERE s.id = b.id"
+        ),
+        {"ids": ids, "states": states, "dups": duplicate_of},
+    )
+    if reviews:
+        await session.execute(
+            text(
+                "INSERT INTO signature_reviews (signature_id, petition_id, candidate_id, score) "
+                "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:petitions AS uuid[]), "
+                "CAST(:candidates AS uuid[]), CAST(:scores AS float8[])) ON CONFLICT DO NOTHING"
+            ),
+            {
+                "ids": [r[0] for r in reviews],
+                "petitions": [r[1] for r in reviews],
+                "candidates": [r[2] for r in reviews],
+                "scores": [r[3] for r in reviews],
+            },
+        )
+    return states.count("duplicate"), len(reviews)
+
+
+def _pool(
+    candidates: dict[tuple[uuid.UUID, str, str], list[tuple[uuid.UUID, PaperIdentity]]], item: _Paper
+) -> list[tuple[uuid.UUID, PaperIdentity]]:
+    """The counted paper signatures ``item`` may be: same petition and country; same postal code, or
+    either postal code unknown."""
+    country = item.identity.country
+    if item.identity.postal_code:
+        return candidates.get((item.petition_id, country, item.identity.postal_code), []) + candidates.get(
+            (item.petition_id, country, ""), []
+        )
+    return [
+        entry
+        for (petition, c, _), entries in candidates.items()
+        if petition == item.petition_id and c == country
+        for entry in entries
+        if entry[1].name == item.identity.name
+    ]
+
+
+def _best_match(
+    identity: PaperIdentity, pool: list[tuple[uuid.UUID, PaperIdentity]]
+) -> tuple[MatchDecision, uuid.UUID | None, float]:
+    from rapidfuzz import fuzz
+
+    best: tuple[MatchDecision, uuid.UUID | None, float] = (MatchDecision.DISTINCT, None, 0.0)
+    rank = {MatchDecision.DISTINCT: 0, MatchDecision.REVIEW: 1, MatchDecision.AUTO_MERGE: 2}
+    for candidate_id, candidate in pool:
+        decision = match_paper_signature(
+            identity, candidate, auto=AUTO_MERGE_THRESHOLD, review=REVIEW_THRESHOLD
+        )
+        if decision is MatchDecision.DISTINCT:
+            continue
+        score = float(fuzz.token_sort_ratio(identity.name, candidate.name, processor=None))
+        if (rank[decision], score) > (rank[best[0]], best[2]):
+            best = (decision, candidate_id, score)
+    return best
+
+
+async def _request_confirmations(session: AsyncSession, ids: list[uuid.UUID]) -> None:
+    """One outbox job for the batch: confirmation emails for signatures with an email that count for a
+    person not yet confirmed (a new signer, or a signer who signs again before confirming)."""
+    if not ids:
+        return
+    needing = (
+        await session.scalars(
+            text(
+                "SELECT s.id FROM signatures s LEFT JOIN signatures first ON first.id = s.duplicate_of "
+                "WHERE s.id = ANY(:ids) AND s.confirmed_at IS NULL "
+                "AND (s.state = 'unique' OR (s.state = 'duplicate' AND first.confirmed_at IS NULL))"
+            ),
+            {"ids": ids},
+        )
+    ).all()
+    if needing:
+        enqueue(session, CONFIRMATION_TASK, signature_ids=list(needing))
+
+
+@dataclass
+class TickResult:
+    processed: int = 0
+    duplicates: int = 0
+    reviews: int = 0
+    batches: int = 0
+    refreshed: set[uuid.UUID] = field(default_factory=set)
+
+
+async def run_once(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    queue: JobQueue,
+    settings: Settings,
+    *,
+    budget_seconds: float | None = None,
+) -> TickResult:
+    """One tick: batches until nothing is new (or the budget is spent), then the counts they changed."""
+    tick = TickResult()
+    budget = settings.signature_pipeline_budget_seconds if budget_seconds is None else budget_seconds
+    started = time.monotonic()
+    touched: set[uuid.UUID] = set()
+    while True:
+        async with sessionmaker() as session:
+            batch = await process_batch(session, limit=settings.signature_batch_size)
+            await session.commit()
+            await publish_after_commit(session, queue)
+        if batch.locked_out:
+            return tick
+        tick.batches += 1 if batch.processed else 0
+        tick.processed += batch.processed
+        tick.duplicates += batch.duplicates
+        tick.reviews += batch.reviews
+        touched |= batch.petitions
+        if batch.processed < settings.signature_batch_size or time.monotonic() - started > budget:
+            break
+    async with session_scope(sessionmaker) as session:
+        flagged = (
+            await session.scalars(text("DELETE FROM petition_count_refresh RETURNING petition_id"))
+        ).all()
+        touched |= set(flagged)
+        if touched:
+            fresh = await counts.compute(session, touched)
+            await counts.store(queue.redis, fresh, settings)
+    tick.refreshed = touched
+    return tick
+
+
+async def mark_for_recount(session: AsyncSession, petition_ids: set[uuid.UUID] | list[uuid.UUID]) -> None:
+    """Ask the pipeline to recount these petitions (in the caller's transaction)."""
+    if petition_ids:
+        await session.execute(
+            text(
+                "INSERT INTO petition_count_refresh (petition_id) SELECT unnest(CAST(:ids AS uuid[])) "
+                "ON CONFLICT DO NOTHING"
+            ),
+            {"ids": list(petition_ids)},
+        )

@@ -1,0 +1,130 @@
+"""What signers, integrators and staff send and get back about signatures."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from services.core.campaigns.schemas import LanguageTag
+from services.core.network.schemas import CountryCode, Slug
+from services.core.schemas import Name, no_nul
+from services.core.signatures.identity import InvalidEmail, canonical_email
+
+MAX_EMAIL_LENGTH = 320
+
+
+def _email(value: str) -> str:
+    try:
+        canonical_email(value)
+    except InvalidEmail as exc:
+        raise ValueError(str(exc)) from None
+    return value.strip()
+
+
+Email = Annotated[
+    str,
+    StringConstraints(max_length=MAX_EMAIL_LENGTH),
+    AfterValidator(no_nul),
+    AfterValidator(_email),
+    Field(examples=["jane.doe@example.org"]),
+]
+PostalCode = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=32),
+    AfterValidator(no_nul),
+    Field(examples=["1212"]),
+]
+Source = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=500),
+    AfterValidator(no_nul),
+    Field(description="Where the signer came from: free text or UTM parameters.", examples=["utm_source=x"]),
+]
+
+
+class SignatureFields(BaseModel):
+    """The fields of one signature, shared by the public form, the native webhook batch and imports."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: Name
+    email: Email | None = Field(
+        default=None, description="Required unless the petition accepts signatures without email."
+    )
+    country: CountryCode
+    postal_code: PostalCode | None = None
+    language: LanguageTag | None = Field(default=None, description="BCP 47 tag of the signer's language.")
+    opt_in: bool = Field(default=False, description="Explicit consent to receive campaign updates.")
+    partner: Slug | None = Field(
+        default=None, description="Slug of the member organisation that collected this signature."
+    )
+    source: Source | None = None
+
+
+class SignatureIn(SignatureFields):
+    website: Annotated[str, StringConstraints(max_length=2000)] | None = Field(
+        default=None,
+        description="Honeypot: leave it out or empty. Hide it from people; bots fill it in. A signature with "
+        "it filled in is answered like any other and never stored.",
+    )
+
+
+class SignatureAccepted(BaseModel):
+    status: Literal["pending_confirmation", "received"] = Field(
+        description="`pending_confirmation`: a confirmation email will be sent; `received`: recorded. "
+        "The same answer whether or not this person had signed before."
+    )
+
+
+class PetitionCount(BaseModel):
+    petition: uuid.UUID
+    slug: str
+    count: int = Field(description="Counted signatures: unique signers, by the petition's count policy.")
+    goal: int | None
+    updated_at: datetime = Field(description="When the count was computed.")
+
+
+class CountryCount(BaseModel):
+    country: str | None
+    count: int
+
+
+class PartnerCount(BaseModel):
+    partner: str | None = Field(description="Organisation slug; null for signatures without a partner.")
+    count: int
+
+
+class DayCount(BaseModel):
+    day: date
+    count: int
+
+
+class PetitionStats(BaseModel):
+    petition: uuid.UUID
+    count: int
+    by_country: list[CountryCount]
+    by_partner: list[PartnerCount]
+    by_day: list[DayCount]
+    updated_at: datetime
+
+
+class ConfirmationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+
+
+class ConfirmationStatus(BaseModel):
+    status: Literal["confirmable", "confirmed"]
+    petition: uuid.UUID
+    petition_slug: str
+    expires_at: datetime | None = None
+
+
+class Confirmed(BaseModel):
+    status: Literal["confirmed"] = "confirmed"
+    petition: uuid.UUID
+    petition_slug: str

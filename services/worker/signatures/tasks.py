@@ -1,0 +1,21 @@
+"""Signature work in the worker: the deduplication-and-count pipeline (a periodic loop taking new
+signatures in batches) and the confirmation requests it writes, one job per batch."""
+
+from __future__ import annotations
+
+import uuid
+
+from services.core.jobs import JobContext, LoopContext, periodic, task
+from services.core.signatures import confirmation, pipeline
+
+
+@periodic("signatures.pipeline", every=lambda settings: settings.signature_pipeline_seconds)
+async def run_pipeline(ctx: LoopContext) -> None:
+    await pipeline.run_once(ctx.sessionmaker, ctx.queue, ctx.settings)
+
+
+@task(pipeline.CONFIRMATION_TASK)
+async def request_confirmations(ctx: JobContext, signature_ids: list[uuid.UUID]) -> None:
+    """Issue a confirmation token for each signature still waiting for one (the email that carries it is
+    the notifications module's)."""
+    await confirmation.request(ctx.session, ctx.settings, signature_ids)
