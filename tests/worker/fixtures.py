@@ -76,13 +76,15 @@ async def queue(redis_url: str, job_queue_name: str) -> AsyncIterator[jobs.JobQu
 
 @pytest.fixture
 def worker(job_settings: Settings, database_url: str, redis_url: str, job_queue_name: str) -> dict[str, Any]:
-    """Options for a worker on the test's queue, without the background relay (tests call it)."""
+    """Options for a worker on the test's queue, without the background relay (tests call it) and
+    periodic loops."""
     return jobs.worker_options(
         job_settings,
         database_url=database_url,
         redis_url=redis_url,
         queue_name=job_queue_name,
         relay=False,
+        loops=False,
     )
 
 

@@ -13,8 +13,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.config import Settings
@@ -65,7 +66,7 @@ async def request(
     return [ConfirmationRequest(row.id, row.petition_id, token.token) for row, token in issued]
 
 
-async def _signature(session: AsyncSession, claims: tokens.ConfirmationClaims, *, lock: bool) -> object:
+async def _signature(session: AsyncSession, claims: tokens.ConfirmationClaims, *, lock: bool) -> Row[Any]:
     row = (
         await session.execute(
             text(
@@ -88,13 +89,13 @@ async def status(
     """What the link is: confirmable, or already confirmed. Expired and invalid links are problems."""
     claims = tokens.read(settings, token, now=now or datetime.now(UTC))
     row = await _signature(session, claims, lock=False)
-    if row.confirmed_at is not None:  # type: ignore[attr-defined]
-        return ConfirmationStatus(status="confirmed", petition=claims.petition_id, petition_slug=row.slug)  # type: ignore[attr-defined]
-    tokens.ensure_unused(claims, stored_nonce_hash=row.confirmation_nonce_hash, confirmed_at=None)  # type: ignore[attr-defined]
+    if row.confirmed_at is not None:
+        return ConfirmationStatus(status="confirmed", petition=claims.petition_id, petition_slug=row.slug)
+    tokens.ensure_unused(claims, stored_nonce_hash=row.confirmation_nonce_hash, confirmed_at=None)
     return ConfirmationStatus(
         status="confirmable",
         petition=claims.petition_id,
-        petition_slug=row.slug,  # type: ignore[attr-defined]
+        petition_slug=row.slug,
         expires_at=claims.expires_at,
     )
 
@@ -109,15 +110,15 @@ async def confirm(
     row = await _signature(session, claims, lock=True)
     tokens.ensure_unused(
         claims,
-        stored_nonce_hash=row.confirmation_nonce_hash,  # type: ignore[attr-defined]
-        confirmed_at=row.confirmed_at,  # type: ignore[attr-defined]
+        stored_nonce_hash=row.confirmation_nonce_hash,
+        confirmed_at=row.confirmed_at,
     )
     await session.execute(
         text(
             "UPDATE signatures SET confirmed_at = :now WHERE confirmed_at IS NULL "
             "AND (id = :id OR id = CAST(:first AS uuid))"
         ),
-        {"now": now, "id": claims.signature_id, "first": row.duplicate_of},  # type: ignore[attr-defined]
+        {"now": now, "id": claims.signature_id, "first": row.duplicate_of},
     )
     await mark_for_recount(session, {claims.petition_id})
-    return Confirmed(petition=claims.petition_id, petition_slug=row.slug)  # type: ignore[attr-defined]
+    return Confirmed(petition=claims.petition_id, petition_slug=row.slug)

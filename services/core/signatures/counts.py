@@ -20,11 +20,12 @@ import logging
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import text
+from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.campaigns.errors import PetitionNotFound
@@ -84,15 +85,15 @@ async def compute_one(session: AsyncSession, ref: str) -> CachedCount | None:
     return _cached(row) if row is not None else None
 
 
-def _cached(row: object) -> CachedCount:
+def _cached(row: Row[Any]) -> CachedCount:
     count = PetitionCount(
-        petition=row.id,  # type: ignore[attr-defined]
-        slug=row.slug,  # type: ignore[attr-defined]
-        count=row.count,  # type: ignore[attr-defined]
-        goal=row.goal,  # type: ignore[attr-defined]
-        updated_at=row.at,  # type: ignore[attr-defined]
+        petition=row.id,
+        slug=row.slug,
+        count=row.count,
+        goal=row.goal,
+        updated_at=row.at,
     )
-    return CachedCount(count, bool(row.public))  # type: ignore[attr-defined]
+    return CachedCount(count, bool(row.public))
 
 
 async def store(redis: Redis, counts: Iterable[CachedCount], settings: Settings) -> None:

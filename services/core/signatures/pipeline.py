@@ -285,16 +285,19 @@ def _best_match(
 
 
 async def _request_confirmations(session: AsyncSession, ids: list[uuid.UUID]) -> None:
-    """One outbox job for the batch: confirmation emails for signatures with an email that count for a
-    person not yet confirmed (a new signer, or a signer who signs again before confirming)."""
+    """One outbox job for the batch: the confirmation emails it calls for."""
     if not ids:
         return
+    # One email per person and batch: a new signer, or someone signing again (in a later batch) who has
+    # not confirmed yet; the latest of their signatures gets the link.
     needing = (
         await session.scalars(
             text(
-                "SELECT s.id FROM signatures s LEFT JOIN signatures first ON first.id = s.duplicate_of "
-                "WHERE s.id = ANY(:ids) AND s.confirmed_at IS NULL "
-                "AND (s.state = 'unique' OR (s.state = 'duplicate' AND first.confirmed_at IS NULL))"
+                "SELECT DISTINCT ON (coalesce(s.duplicate_of, s.id)) s.id FROM signatures s "
+                "LEFT JOIN signatures first ON first.id = s.duplicate_of "
+                "WHERE s.id = ANY(:ids) AND s.confirmed_at IS NULL AND (s.state = 'unique' OR "
+                "(s.state = 'duplicate' AND first.confirmed_at IS NULL AND NOT first.id = ANY(:ids))) "
+                "ORDER BY coalesce(s.duplicate_of, s.id), s.created_at DESC"
             ),
             {"ids": ids},
         )

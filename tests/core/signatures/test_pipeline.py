@@ -1,0 +1,98 @@
+"""The deduplication pipeline on real rows: email identity, paper signatures (auto-merge, review,
+distinct), consent carried over, one confirmation job per batch, the advisory lock."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.core.outbox.models import OutboxJob
+from services.core.signatures import pipeline
+from services.core.signatures.models import Signature, SignatureReview, SignatureState
+from tests.factories import make_petition, make_signature
+
+
+async def _state(db: AsyncSession, signature: Signature) -> tuple[SignatureState, object]:
+    await db.refresh(signature)
+    return signature.state, signature.duplicate_of
+
+
+async def test_paper_signatures_merge_review_or_stay_distinct(db: AsyncSession) -> None:
+    petition = await make_petition(db, email_required=False)
+    first = await make_signature(db, petition, email=None, name="Maria Fernanda Lopez", postal_code="1212")
+    await pipeline.process_batch(db, limit=100)
+    typo = await make_signature(db, petition, email=None, name="Lopez, Maria Fernanda", postal_code="12-12")
+    close = await make_signature(db, petition, email=None, name="Mario Fernandes Lopez", postal_code="1212")
+    elsewhere = await make_signature(
+        db, petition, email=None, name="Maria Fernanda Lopez", postal_code="9999"
+    )
+    other = await make_signature(db, petition, email=None, name="Rahima Begum", postal_code="1212")
+    result = await pipeline.process_batch(db, limit=100)
+    assert (result.processed, result.duplicates, result.reviews) == (4, 1, 1)
+    assert await _state(db, first) == (SignatureState.unique, None)
+    assert await _state(db, typo) == (SignatureState.duplicate, first.id)
+    assert await _state(db, close) == (SignatureState.review, None)
+    assert await _state(db, elsewhere) == (SignatureState.unique, None)
+    assert await _state(db, other) == (SignatureState.unique, None)
+    review = await db.get(SignatureReview, close.id)
+    assert review is not None
+    assert review.candidate_id == first.id
+    assert 80 <= review.score < 92
+
+
+async def test_paper_signatures_without_postal_code_need_an_exact_name_and_go_to_review(
+    db: AsyncSession,
+) -> None:
+    petition = await make_petition(db, email_required=False)
+    first = await make_signature(db, petition, email=None, name="Sok Chea")
+    again = await make_signature(db, petition, email=None, name="CHEA Sok")
+    other = await make_signature(db, petition, email=None, name="Sok Cheat")
+    await pipeline.process_batch(db, limit=100)
+    assert await _state(db, first) == (SignatureState.unique, None)
+    assert await _state(db, again) == (SignatureState.review, None)
+    assert await _state(db, other) == (SignatureState.unique, None)
+
+
+async def test_email_duplicates_across_batches_and_petitions(db: AsyncSession) -> None:
+    petition = await make_petition(db)
+    other_petition = await make_petition(db)
+    first = await make_signature(db, petition, email="Jane.Doe+x@GMail.com")
+    await pipeline.process_batch(db, limit=100)
+    second = await make_signature(db, petition, email="JANEDOE@googlemail.com")
+    elsewhere = await make_signature(db, other_petition, email="janedoe@gmail.com")
+    await pipeline.process_batch(db, limit=100)
+    assert await _state(db, first) == (SignatureState.unique, None)
+    assert await _state(db, second) == (SignatureState.duplicate, first.id)
+    assert await _state(db, elsewhere) == (SignatureState.unique, None)  # one signature per petition
+
+
+async def test_batches_take_the_oldest_first_and_write_one_confirmation_job(db: AsyncSession) -> None:
+    petition = await make_petition(db)
+    signatures = [await make_signature(db, petition) for _ in range(5)]
+    await db.execute(text("DELETE FROM outbox_jobs"))
+    result = await pipeline.process_batch(db, limit=3)
+    assert result.processed == 3
+    assert [s.state for s in signatures[:3]] == [SignatureState.new] * 3  # not refreshed yet
+    states = [(await _state(db, s))[0] for s in signatures]
+    assert states == [SignatureState.unique] * 3 + [SignatureState.new] * 2
+    await db.flush()
+    jobs = (await db.scalars(select(OutboxJob).where(OutboxJob.task == pipeline.CONFIRMATION_TASK))).all()
+    assert len(jobs) == 1
+    assert sorted(jobs[0].payload["signature_ids"]) == sorted(str(s.id) for s in signatures[:3])
+
+
+async def test_only_one_pipeline_runs_at_a_time(db: AsyncSession, engine: object) -> None:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    assert isinstance(engine, AsyncEngine)
+    petition = await make_petition(db)
+    await make_signature(db, petition)
+    async with engine.connect() as other:
+        await other.execute(text("SELECT pg_advisory_lock(:key)"), {"key": pipeline.PIPELINE_LOCK})
+        try:
+            result = await pipeline.process_batch(db, limit=10)
+            assert result.locked_out
+            assert result.processed == 0
+        finally:
+            await other.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": pipeline.PIPELINE_LOCK})
+    assert (await pipeline.process_batch(db, limit=10)).processed == 1
