@@ -21,6 +21,8 @@ from services.api.middleware import REQUEST_ID_HEADER, install_middleware
 from services.api.network.endpoints import router as network_router
 from services.api.ops.endpoints import router as ops_router
 from services.api.signatures.endpoints import router as signatures_router
+from services.api.signatures.privacy import router as privacy_router
+from services.api.signatures.review import router as signature_reviews_router
 from services.api.users.endpoints import router as users_router
 from services.core.config import Settings, get_settings
 from services.core.db.engine import create_engine, create_sessionmaker
@@ -66,7 +68,12 @@ TAGS = [
     },
     {
         "name": "signatures",
-        "description": "Signing a petition, confirming by double opt-in, public counts and statistics.",
+        "description": "Signing a petition, confirming by double opt-in, public counts and statistics, and "
+        "the review queue of possible duplicates.",
+    },
+    {
+        "name": "privacy",
+        "description": "Erasing and exporting a signer's personal data, by email (admins only).",
     },
     {"name": "ops", "description": "Health, readiness and metrics."},
 ]
@@ -141,6 +148,8 @@ def create_app(
     app.include_router(campaigns_router)
     app.include_router(integrations_router)
     app.include_router(signatures_router)
+    app.include_router(signature_reviews_router)
+    app.include_router(privacy_router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

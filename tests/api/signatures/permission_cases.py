@@ -18,3 +18,14 @@ CASES: list[Case] = [
     Case("GET", "/v1/signatures/confirm?token=not-a-token", EVERYONE),
     Case("POST", "/v1/signatures/confirm", EVERYONE, json={"token": "not-a-token"}),
 ]
+
+# review and privacy
+REVIEWERS = frozenset({"admin", "coordinator", "campaigner"})
+ADMINS = frozenset({"admin"})
+CASES += [
+    Case("GET", "/v1/signature-reviews?resolved=false", REVIEWERS),
+    # {other_org} names no signature: a 404 for those allowed.
+    Case("POST", "/v1/signature-reviews/{other_org}/resolve", REVIEWERS, json={"decision": "distinct"}),
+    Case("POST", "/v1/privacy/erasure", ADMINS, json={"email": "nobody@example.org"}),
+    Case("POST", "/v1/privacy/export", ADMINS, json={"email": "nobody@example.org"}),
+]

@@ -1,0 +1,114 @@
+"""Privacy requests (issue 3 §10): erasing and exporting what Loom stores about one person, by email.
+
+A person is found by canonical email (:func:`identity.canonical_email`), across all petitions. Only
+signatures are covered: staff user accounts are not personal data of signers and are managed elsewhere.
+
+Erasure keeps each signature as a row (its state, ``duplicate_of``, country, consent, timestamps), so
+counts do not change, and nulls everything that identifies the person. Their ``petition_signers`` rows go
+(they hold the canonical email). Emails are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.core.signatures.errors import InvalidSignature
+from services.core.signatures.identity import InvalidEmail, canonical_email
+from services.core.signatures.models import Channel, SignatureState
+from services.core.signatures.pipeline import mark_for_recount
+
+log = logging.getLogger(__name__)
+
+
+class PrivacyRequest(BaseModel):
+    email: str = Field(min_length=1, max_length=320, description="The person's email address.")
+
+
+class Erased(BaseModel):
+    signatures: int = Field(description="How many signatures were erased.")
+
+
+class ExportedSignature(BaseModel):
+    id: uuid.UUID
+    petition_id: uuid.UUID
+    petition_slug: str
+    created_at: datetime
+    channel: Channel
+    state: SignatureState
+    duplicate_of: uuid.UUID | None
+    name: str | None
+    email: str | None
+    postal_code: str | None
+    country: str | None
+    language: str | None
+    opt_in: bool
+    consent_version: int
+    organisation_id: uuid.UUID | None = Field(description="The partner organisation it came through.")
+    source: str | None
+    integration_id: uuid.UUID | None
+    external_id: str | None
+    ip_hash: str | None = Field(description="A keyed hash of the client's address (never the address).")
+    confirmation_requested_at: datetime | None
+    confirmed_at: datetime | None
+    invalidation_id: uuid.UUID | None
+
+
+class Export(BaseModel):
+    signatures: list[ExportedSignature]
+
+
+def _canonical(email: str) -> str:
+    try:
+        return canonical_email(email)
+    except InvalidEmail:
+        raise InvalidSignature("email", "Not a valid email address.", "value_error") from None
+
+
+async def erase(session: AsyncSession, email: str, *, now: datetime | None = None) -> Erased:
+    """Erase the personal data of every signature with this (canonical) email, in the caller's
+    transaction."""
+    canonical = _canonical(email)
+    now = now or datetime.now(UTC)
+    rows = (
+        await session.execute(
+            text(
+                "UPDATE signatures SET name = NULL, email = NULL, email_canonical = NULL, "
+                "postal_code = NULL, name_key = NULL, postal_key = NULL, ip_hash = NULL, source = NULL, "
+                "confirmation_nonce_hash = NULL, erased_at = :now "
+                "WHERE email_canonical = :email RETURNING id, petition_id"
+            ),
+            {"email": canonical, "now": now},
+        )
+    ).all()
+    await session.execute(
+        text("DELETE FROM petition_signers WHERE email_canonical = :email OR signature_id = ANY(:ids)"),
+        {"email": canonical, "ids": [row.id for row in rows]},
+    )
+    await mark_for_recount(session, {row.petition_id for row in rows})
+    log.info("privacy erasure: %d signatures erased", len(rows))
+    return Erased(signatures=len(rows))
+
+
+async def export(session: AsyncSession, email: str) -> Export:
+    """Every signature with this (canonical) email, oldest first."""
+    canonical = _canonical(email)
+    rows = (
+        await session.execute(
+            text(
+                "SELECT s.id, s.petition_id, p.slug AS petition_slug, s.created_at, s.channel, s.state, "
+                "s.duplicate_of, s.name, s.email, s.postal_code, s.country, s.language, s.opt_in, "
+                "s.consent_version, s.organisation_id, s.source, s.integration_id, s.external_id, "
+                "s.ip_hash, s.confirmation_requested_at, s.confirmed_at, s.invalidation_id "
+                "FROM signatures s JOIN petitions p ON p.id = s.petition_id "
+                "WHERE s.email_canonical = :email ORDER BY s.created_at, s.id"
+            ),
+            {"email": canonical},
+        )
+    ).all()
+    return Export(signatures=[ExportedSignature.model_validate(row._asdict()) for row in rows])
