@@ -158,10 +158,19 @@ class StaffSignaturePage(Page[StaffSignatureRead]):
     """A page of signatures, newest first."""
 
 
+def _email_domain(value: str) -> str:
+    # The domain as canonical emails hold it (lower case, IDNA-encoded).
+    try:
+        return canonical_email(f"x@{value}").rpartition("@")[2]
+    except InvalidEmail:
+        raise ValueError("not an email domain") from None
+
+
 EmailDomain = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=253),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=253),
     AfterValidator(no_nul),
+    AfterValidator(_email_domain),
     Field(examples=["example.org"]),
 ]
 IpHash = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9a-f]{1,64}$")]

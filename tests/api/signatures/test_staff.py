@@ -290,7 +290,12 @@ async def test_invalidation_needs_a_filter_and_a_reason(
     petition = await make_petition(db)
     headers = await headers_for(Role.coordinator)
     await db.commit()
-    for body in ({"reason": "no filter"}, {"email_domain": "spam.org"}, {"reason": "", "source": "x"}):
+    for body in (
+        {"reason": "no filter"},
+        {"email_domain": "spam.org"},
+        {"reason": "", "source": "x"},
+        {"reason": "x", "email_domain": "not a domain"},
+    ):
         response = await client.post(
             f"/v1/petitions/{petition.slug}/invalidations", json=body, headers=headers
         )
