@@ -23,6 +23,7 @@ from services.api.ops.endpoints import router as ops_router
 from services.api.signatures.endpoints import router as signatures_router
 from services.api.signatures.privacy import router as privacy_router
 from services.api.signatures.review import router as signature_reviews_router
+from services.api.signatures.staff import router as signatures_staff_router
 from services.api.users.endpoints import router as users_router
 from services.core.config import Settings, get_settings
 from services.core.db.engine import create_engine, create_sessionmaker
@@ -150,6 +151,7 @@ def create_app(
     app.include_router(signatures_router)
     app.include_router(signature_reviews_router)
     app.include_router(privacy_router)
+    app.include_router(signatures_staff_router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -6,11 +6,11 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from services.core.campaigns.schemas import LanguageTag
 from services.core.network.schemas import CountryCode, Slug
-from services.core.schemas import Name, no_nul
+from services.core.schemas import Name, Page, no_nul
 from services.core.signatures.identity import InvalidEmail, canonical_email
 
 MAX_EMAIL_LENGTH = 320
@@ -128,3 +128,91 @@ class Confirmed(BaseModel):
     status: Literal["confirmed"] = "confirmed"
     petition: uuid.UUID
     petition_slug: str
+
+
+# --- staff tools ----------------------------------------------------------------------------------------
+
+
+class StaffSignatureRead(BaseModel):
+    """One signature as staff see it. Personal data (name, email, postal code) is null once erased."""
+
+    id: uuid.UUID
+    created_at: datetime
+    name: str | None
+    email: str | None
+    country: str | None
+    postal_code: str | None
+    language: str | None
+    opt_in: bool
+    partner: str | None = Field(description="Slug of the organisation that collected it.")
+    source: str | None
+    channel: Literal["web", "webhook", "import"]
+    state: Literal["new", "unique", "duplicate", "review"]
+    duplicate_of: uuid.UUID | None
+    confirmed_at: datetime | None
+    invalidated: bool
+    erased: bool
+
+
+class StaffSignaturePage(Page[StaffSignatureRead]):
+    """A page of signatures, newest first."""
+
+
+def _email_domain(value: str) -> str:
+    # The domain as canonical emails hold it (lower case, IDNA-encoded).
+    try:
+        return canonical_email(f"x@{value}").rpartition("@")[2]
+    except InvalidEmail:
+        raise ValueError("not an email domain") from None
+
+
+EmailDomain = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=253),
+    AfterValidator(no_nul),
+    AfterValidator(_email_domain),
+    Field(examples=["example.org"]),
+]
+IpHash = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9a-f]{1,64}$")]
+
+
+class InvalidationIn(BaseModel):
+    """Invalidate the signatures of a petition matching *all* the filters given (at least one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)] = Field(
+        description="Why: kept with the invalidation.", examples=["Bot wave from a throwaway domain"]
+    )
+    email_domain: EmailDomain | None = Field(default=None, description="Signers' email domain (exact).")
+    ip_hash: IpHash | None = Field(default=None, description="The keyed hash of the signers' address.")
+    created_after: datetime | None = Field(default=None, description="Signed at or after (inclusive).")
+    created_before: datetime | None = Field(default=None, description="Signed before (exclusive).")
+    source: Source | None = Field(default=None, description="Exactly this source.")
+
+    @model_validator(mode="after")
+    def _some_filter(self) -> InvalidationIn:
+        if not self.filters():
+            raise ValueError(
+                "give at least one filter: email_domain, ip_hash, created_after, created_before, source"
+            )
+        return self
+
+    def filters(self) -> dict[str, str]:
+        return self.model_dump(mode="json", exclude={"reason"}, exclude_none=True)
+
+
+class InvalidationRead(BaseModel):
+    id: uuid.UUID
+    petition: uuid.UUID | None
+    reason: str
+    filters: dict[str, str]
+    signatures: int = Field(description="How many signatures it invalidated.")
+    created_at: datetime
+    created_by: uuid.UUID | None
+    reverted_at: datetime | None
+    reverted_by: uuid.UUID | None
+
+
+class InvalidationPage(Page[InvalidationRead]):
+    """A page of invalidations, newest first."""

@@ -2,7 +2,8 @@
 
 Signing, confirming, counts and statistics are public. The matrix's world has no petitions, so
 ``{other_org}`` stands for a petition that does not exist: every caller gets a 404 (or a 400 for a
-token that names nothing), never a 401/403. tests/api/signatures/test_*.py test the real thing.
+token that names nothing), never a 401/403; the staff tools (listing, export, invalidations) answer
+401/403 to callers not allowed. tests/api/signatures/test_*.py test the real thing.
 """
 
 from __future__ import annotations
@@ -10,6 +11,10 @@ from __future__ import annotations
 from tests.permissions import EVERYONE, Case
 
 SIGNATURE = {"name": "Jane Doe", "email": "jane@example.org", "country": "BD"}
+# staff tools: listing and export (partners see only their own), invalidations
+READERS = frozenset({"admin", "coordinator", "campaigner", "partner"})
+INVALIDATORS = frozenset({"admin", "coordinator"})
+INVALIDATION = {"reason": "bot wave", "email_domain": "example.org"}
 
 CASES: list[Case] = [
     Case("POST", "/v1/petitions/{other_org}/signatures", EVERYONE, json=SIGNATURE),
@@ -17,6 +22,12 @@ CASES: list[Case] = [
     Case("GET", "/v1/petitions/{other_org}/stats", EVERYONE),
     Case("GET", "/v1/signatures/confirm?token=not-a-token", EVERYONE),
     Case("POST", "/v1/signatures/confirm", EVERYONE, json={"token": "not-a-token"}),
+    # staff tools
+    Case("GET", "/v1/petitions/{other_org}/signatures", READERS),
+    Case("GET", "/v1/petitions/{other_org}/signatures.csv", READERS),
+    Case("GET", "/v1/petitions/{other_org}/invalidations", INVALIDATORS),
+    Case("POST", "/v1/petitions/{other_org}/invalidations", INVALIDATORS, json=INVALIDATION),
+    Case("POST", "/v1/invalidations/{other_org}/revert", INVALIDATORS),
 ]
 
 # review and privacy
