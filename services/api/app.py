@@ -21,6 +21,7 @@ from services.api.middleware import REQUEST_ID_HEADER, install_middleware
 from services.api.network.endpoints import router as network_router
 from services.api.ops.endpoints import router as ops_router
 from services.api.signatures.endpoints import router as signatures_router
+from services.api.signatures.webhooks import router as webhooks_router
 from services.api.users.endpoints import router as users_router
 from services.core.config import Settings, get_settings
 from services.core.db.engine import create_engine, create_sessionmaker
@@ -67,6 +68,11 @@ TAGS = [
     {
         "name": "signatures",
         "description": "Signing a petition, confirming by double opt-in, public counts and statistics.",
+    },
+    {
+        "name": "webhooks",
+        "description": "Signatures delivered by integrations (native batches or Action Network), signed "
+        "by Standard Webhooks.",
     },
     {"name": "ops", "description": "Health, readiness and metrics."},
 ]
@@ -141,6 +147,7 @@ def create_app(
     app.include_router(campaigns_router)
     app.include_router(integrations_router)
     app.include_router(signatures_router)
+    app.include_router(webhooks_router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
