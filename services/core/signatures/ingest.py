@@ -216,11 +216,7 @@ def _native(index: int, raw: Any) -> _Item:
         item = WebhookSignature.model_validate(raw)
     except ValidationError as exc:
         return _Item(index, external_id, errors=_errors(exc))
-    return _Item(
-        index,
-        item.external_id,
-        fields=SignatureFields.model_validate(item.model_dump(exclude={"external_id"})),
-    )
+    return _Item(index, item.external_id, fields=item)  # a WebhookSignature is a SignatureFields
 
 
 def _primary(items: list[Any]) -> Any:
