@@ -61,6 +61,18 @@ def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
     return resolve(schema)  # type: ignore[no-any-return]
 
 
+async def _read_body(request: Request) -> bytes:
+    """The raw body, refused with 413 as soon as it grows past ``MAX_BODY_BYTES`` (never read whole)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > ingest.MAX_BODY_BYTES:
+            raise WebhookBodyTooLarge(f"A delivery is at most {ingest.MAX_BODY_BYTES} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 _BODY_SCHEMA = _inlined(TypeAdapter(WebhookBatch | list[ANElement]).json_schema(by_alias=True))
 
 
@@ -100,7 +112,7 @@ async def deliver_signatures(
     native item names a `partner`). Every item gets a result: `accepted`, `duplicate` (this integration
     already delivered its external id, or the Action Network `idempotency_key`: nothing stored),
     `invalid` (with `errors`; the valid items are kept) or `ignored`."""
-    body = await request.body()
+    body = await _read_body(request)
     now = datetime.now(UTC)
     found = await session.get(Integration, integration)
     usable = found is not None and found.active

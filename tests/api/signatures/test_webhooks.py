@@ -361,6 +361,15 @@ async def test_more_than_1000_items_is_a_problem(client: httpx.AsyncClient, db: 
     assert too_many.json()["code"] == "webhook-batch-too-large"
     assert not_a_batch.status_code == 422
     assert not_a_batch.json()["code"] == "webhook-payload-invalid"
+    huge = b'{"signatures": [], "x": "' + b"x" * (4 * 1024 * 1024) + b'"}'
+    too_big = await client.post(
+        URL,
+        params={"integration": str(integration.id)},
+        content=huge,
+        headers={"content-type": "application/json"},
+    )
+    assert too_big.status_code == 413
+    assert too_big.json()["code"] == "payload-too-large"
     assert await _stored(db, petition) == []
 
 
