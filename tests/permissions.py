@@ -2,6 +2,8 @@
 
 Callers are the staff roles plus ``anonymous``. A caller *not* in ``allowed`` must get 401 (anonymous)
 or 403 (authenticated) as problem details; a caller in ``allowed`` must get neither.
+A case with ``refused`` set expects that status from *every* caller not allowed, authenticated or not
+(e.g. 401 for an endpoint authenticated by webhook signatures, where a user's token is no credential).
 Paths may hold placeholders filled by the matrix's fixture: ``{own_org}`` (the partner caller's
 organisation), ``{other_org}`` (another organisation), ``{coalition}``, ``{user}``, ``{api_key}``.
 """
@@ -24,3 +26,4 @@ class Case:
     json: dict[str, Any] | None = None
     form: dict[str, str] | None = None
     note: str = field(default="", compare=False)
+    refused: int | None = field(default=None, compare=False)

@@ -24,6 +24,7 @@ from services.api.signatures.endpoints import router as signatures_router
 from services.api.signatures.privacy import router as privacy_router
 from services.api.signatures.review import router as signature_reviews_router
 from services.api.signatures.staff import router as signatures_staff_router
+from services.api.signatures.webhooks import router as webhooks_router
 from services.api.users.endpoints import router as users_router
 from services.core.config import Settings, get_settings
 from services.core.db.engine import create_engine, create_sessionmaker
@@ -75,6 +76,11 @@ TAGS = [
     {
         "name": "privacy",
         "description": "Erasing and exporting a signer's personal data, by email (admins only).",
+    },
+    {
+        "name": "webhooks",
+        "description": "Signatures delivered by integrations (native batches or Action Network), signed "
+        "by Standard Webhooks.",
     },
     {"name": "ops", "description": "Health, readiness and metrics."},
 ]
@@ -152,6 +158,7 @@ def create_app(
     app.include_router(signature_reviews_router)
     app.include_router(privacy_router)
     app.include_router(signatures_staff_router)
+    app.include_router(webhooks_router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

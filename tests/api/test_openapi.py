@@ -47,9 +47,15 @@ def test_every_error_response_is_a_problem() -> None:
 PUBLIC_WRITES = {("post", "/v1/petitions/{petition}/signatures"), ("post", "/v1/signatures/confirm")}
 
 
+# Writes authenticated by Standard Webhooks signatures, not by users or API keys: 401 only, never 403.
+SIGNED_WEBHOOKS = {("post", "/v1/webhooks/signatures")}
+
+
 def test_writes_declare_their_auth_errors() -> None:
     for path, method, operation in OPERATIONS:
-        if (method, path) in PUBLIC_WRITES:
+        if (method, path) in SIGNED_WEBHOOKS:
+            assert "401" in operation["responses"], f"{method.upper()} {path}"
+        elif (method, path) in PUBLIC_WRITES:
             assert not {"401", "403"} & set(operation["responses"]), f"{method.upper()} {path}"
         elif method != "get" and path.startswith("/v1/") and not path.startswith("/v1/auth/"):
             assert {"401", "403"} <= set(operation["responses"]), f"{method.upper()} {path}"

@@ -136,7 +136,7 @@ async def test_permission(client: httpx.AsyncClient, world: World, case: Case, c
         assert response.status_code not in {401, 403}, response.text
         assert response.status_code < 500, response.text
         return
-    expected = 401 if caller == "anonymous" else 403
+    expected = case.refused or (401 if caller == "anonymous" else 403)
     assert response.status_code == expected, response.text
     assert response.headers["content-type"] == PROBLEM
     assert response.json()["status"] == expected

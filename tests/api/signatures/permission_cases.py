@@ -4,6 +4,9 @@ Signing, confirming, counts and statistics are public. The matrix's world has no
 ``{other_org}`` stands for a petition that does not exist: every caller gets a 404 (or a 400 for a
 token that names nothing), never a 401/403; the staff tools (listing, export, invalidations) answer
 401/403 to callers not allowed. tests/api/signatures/test_*.py test the real thing.
+
+Signature webhooks are for integrations, not roles: a user's token or API key is no credential there, so
+every caller without Standard Webhooks signature headers gets 401 (``refused=401``).
 """
 
 from __future__ import annotations
@@ -39,4 +42,12 @@ CASES += [
     Case("POST", "/v1/signature-reviews/{other_org}/resolve", REVIEWERS, json={"decision": "distinct"}),
     Case("POST", "/v1/privacy/erasure", ADMINS, json={"email": "nobody@example.org"}),
     Case("POST", "/v1/privacy/export", ADMINS, json={"email": "nobody@example.org"}),
+    Case(
+        "POST",
+        "/v1/webhooks/signatures?integration={other_org}",
+        frozenset(),
+        json={"signatures": [{"external_id": "1", **SIGNATURE}]},
+        refused=401,
+        note="authenticated per integration by Standard Webhooks signatures; users and API keys get 401",
+    ),
 ]

@@ -1,0 +1,128 @@
+"""Signatures delivered by integrations: ``POST /v1/webhooks/signatures?integration=<id>``.
+
+Authenticated per integration with Standard Webhooks headers, not by user or API key. The body is read
+raw (the signature covers its exact bytes), verified, then parsed: Loom's native batch or an Action
+Network webhook array (:mod:`services.core.signatures.ingest`). The replay record of the ``webhook-id``
+and the signatures are written in the request's one transaction, so a delivery that fails as a whole
+(closed petition) is not remembered and its retry is processed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Query, Request
+from pydantic import TypeAdapter
+
+from services.api.deps import SessionDep
+from services.api.problems import problem_responses
+from services.api.routing import router as make_router
+from services.core.campaigns.errors import PetitionClosed
+from services.core.integrations.errors import (
+    WebhookHeadersMalformed,
+    WebhookHeadersMissing,
+    WebhookSignatureInvalid,
+    WebhookTimestampOutOfTolerance,
+)
+from services.core.integrations.models import Integration
+from services.core.integrations.webhooks import remember_webhook_id, valid_secrets, verify_webhook
+from services.core.signatures import ingest
+from services.core.signatures.ingest import (
+    ANElement,
+    IntegrationWithoutPetition,
+    WebhookBatch,
+    WebhookBatchTooLarge,
+    WebhookBodyTooLarge,
+    WebhookPayloadInvalid,
+    WebhookResult,
+    WebhookUnsigned,
+)
+
+router = make_router()
+
+
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its ``$defs`` references inlined (the request body is documented by hand, since it
+    is read raw)."""
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return resolve(schema)  # type: ignore[no-any-return]
+
+
+async def _read_body(request: Request) -> bytes:
+    """The raw body, refused with 413 as soon as it grows past ``MAX_BODY_BYTES`` (never read whole)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > ingest.MAX_BODY_BYTES:
+            raise WebhookBodyTooLarge(f"A delivery is at most {ingest.MAX_BODY_BYTES} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+_BODY_SCHEMA = _inlined(TypeAdapter(WebhookBatch | list[ANElement]).json_schema(by_alias=True))
+
+
+@router.post(
+    "/v1/webhooks/signatures",
+    tags=["webhooks"],
+    response_model=WebhookResult,
+    responses=problem_responses(
+        WebhookUnsigned,
+        WebhookHeadersMalformed,
+        WebhookSignatureInvalid,
+        WebhookTimestampOutOfTolerance,
+        IntegrationWithoutPetition,
+        PetitionClosed,
+        WebhookBodyTooLarge,
+        WebhookPayloadInvalid,
+        WebhookBatchTooLarge,
+    ),
+    summary="Deliver signatures from an integration",
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _BODY_SCHEMA}}}
+    },
+)
+async def deliver_signatures(
+    integration: Annotated[uuid.UUID, Query(description="The id of the integration delivering.")],
+    request: Request,
+    session: SessionDep,
+) -> WebhookResult:
+    """Signatures from an integrator, signed with the integration's secret by
+    [Standard Webhooks](https://www.standardwebhooks.com/) (`webhook-id`, `webhook-timestamp` within five
+    minutes, `webhook-signature`). An unknown or inactive integration gets the same 401 as a bad
+    signature. A `webhook-id` received before is acknowledged with `"status": "replayed"` and ignored.
+
+    The body is Loom's native batch `{"signatures": [{"external_id", …fields of signing}]}` or an Action
+    Network webhook array (`osdi:signature` elements; others are reported as `ignored`); at most 1,000
+    items, all for the integration's default petition and attributed to its organisation (unless a
+    native item names a `partner`). Every item gets a result: `accepted`, `duplicate` (this integration
+    already delivered its external id, or the Action Network `idempotency_key`: nothing stored),
+    `invalid` (with `errors`; the valid items are kept) or `ignored`."""
+    body = await _read_body(request)
+    now = datetime.now(UTC)
+    found = await session.get(Integration, integration)
+    usable = found is not None and found.active
+    try:
+        webhook_id = verify_webhook(
+            valid_secrets(found, now) if found and usable else [], request.headers, body, now
+        )
+    except WebhookHeadersMissing as exc:  # no credentials at all: a 401, like any unauthenticated call
+        raise WebhookUnsigned(exc.detail, **exc.extra) from None
+    assert found is not None  # verify_webhook refuses every signature without a secret
+    if not await remember_webhook_id(session, found.id, webhook_id):
+        return ingest.REPLAYED
+    return await ingest.ingest(session, found, body)
