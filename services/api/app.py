@@ -21,6 +21,7 @@ from services.api.middleware import REQUEST_ID_HEADER, install_middleware
 from services.api.network.endpoints import router as network_router
 from services.api.ops.endpoints import router as ops_router
 from services.api.signatures.endpoints import router as signatures_router
+from services.api.signatures.imports import router as signature_imports_router
 from services.api.users.endpoints import router as users_router
 from services.core.config import Settings, get_settings
 from services.core.db.engine import create_engine, create_sessionmaker
@@ -141,6 +142,7 @@ def create_app(
     app.include_router(campaigns_router)
     app.include_router(integrations_router)
     app.include_router(signatures_router)
+    app.include_router(signature_imports_router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
