@@ -18,3 +18,13 @@ CASES: list[Case] = [
     Case("GET", "/v1/signatures/confirm?token=not-a-token", EVERYONE),
     Case("POST", "/v1/signatures/confirm", EVERYONE, json={"token": "not-a-token"}),
 ]
+
+# imports: staff who run campaigns, and partners (for their own organisation: tests/api/signatures/
+# test_imports.py). The matrix sends no CSV, so allowed callers get 415.
+CASES += [
+    Case(
+        "POST",
+        "/v1/petitions/{other_org}/imports",
+        frozenset({"admin", "coordinator", "campaigner", "partner"}),
+    ),
+]
