@@ -147,6 +147,9 @@ def import_signatures(
     except LoomError as exc:
         err.print(f"error: {exc.detail} Nothing was imported.", markup=False)
         raise typer.Exit(2) from exc
+    except Exception as exc:  # the database, say; its message may quote rows, so only the kind is shown
+        err.print(f"error: the import failed ({type(exc).__name__}). Nothing was imported.", markup=False)
+        raise typer.Exit(2) from exc
     for error in report.errors:
         err.print(f"line {error.line}: {error.reason}", markup=False)
     if report.errors_truncated:
