@@ -21,6 +21,7 @@ from services.api.middleware import REQUEST_ID_HEADER, install_middleware
 from services.api.network.endpoints import router as network_router
 from services.api.ops.endpoints import router as ops_router
 from services.api.signatures.endpoints import router as signatures_router
+from services.api.signatures.imports import router as signature_imports_router
 from services.api.signatures.privacy import router as privacy_router
 from services.api.signatures.review import router as signature_reviews_router
 from services.api.signatures.staff import router as signatures_staff_router
@@ -159,6 +160,7 @@ def create_app(
     app.include_router(privacy_router)
     app.include_router(signatures_staff_router)
     app.include_router(webhooks_router)
+    app.include_router(signature_imports_router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -31,3 +31,18 @@ class SignatureNotFound(NotFound):
 class ReviewNotFound(NotFound):
     code = "review-not-found"
     title = "No open review for this signature"
+
+
+class InvalidImportFile(LoomError):
+    """A CSV import that cannot be read at all: no header, unknown columns, not UTF-8, a runaway line.
+    Nothing of the file is imported. (Bad *rows* are not this: they are reported and skipped.)"""
+
+    status = 400
+    code = "invalid-import-file"
+    title = "The import file cannot be read"
+
+
+class UnsupportedImportType(LoomError):
+    status = 415
+    code = "unsupported-media-type"
+    title = "Send the import as text/csv"

@@ -1,0 +1,91 @@
+"""Staff upload of a CSV of signatures (paper, bulk): the same import as ``loom import-signatures``.
+
+The request body is the CSV itself (``Content-Type: text/csv``), read chunk by chunk as it arrives and
+written in batches: a file of a million rows needs no more memory than one of ten. See
+``services.core.signatures.imports`` for the rules (columns, closed petitions, rows without email).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Query, Request
+
+from services.api.deps import SessionDep, require_roles
+from services.api.problems import problem_responses
+from services.api.routing import router as make_router
+from services.core.campaigns.errors import CampaignArchived, PartnerOrganisationNotFound, PetitionNotFound
+from services.core.errors import Forbidden, InvalidToken, Unauthenticated
+from services.core.signatures import imports
+from services.core.signatures.errors import InvalidImportFile, UnsupportedImportType
+from services.core.users.models import Role
+from services.core.users.scopes import Scope
+from services.core.users.security import Principal
+
+router = make_router()
+
+Importer = Annotated[
+    Principal,
+    Depends(
+        require_roles(
+            Role.admin, Role.coordinator, Role.campaigner, Role.partner, scope=Scope.signatures_write
+        )
+    ),
+]
+_CSV_TYPES = frozenset({"text/csv", "application/csv", "text/plain"})
+
+
+@router.post(
+    "/v1/petitions/{petition}/imports",
+    tags=["signatures"],
+    response_model=imports.ImportReport,
+    responses=problem_responses(
+        Unauthenticated,
+        InvalidToken,
+        Forbidden,
+        PetitionNotFound,
+        PartnerOrganisationNotFound,
+        CampaignArchived,
+        InvalidImportFile,
+        UnsupportedImportType,
+    ),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "A UTF-8 CSV file with a header line; columns: " + ", ".join(imports.COLUMNS),
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    },
+    summary="Import signatures from a CSV file",
+)
+async def import_signatures(
+    petition: Annotated[str, Path(description="The petition's id or slug.")],
+    request: Request,
+    session: SessionDep,
+    principal: Importer,
+    partner: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="The member organisation (id or slug) that collected the signatures. Partners "
+            "import for their own organisation only, which is the default for them.",
+        ),
+    ] = None,
+) -> imports.ImportReport:
+    """Import signatures from the CSV request body (columns `name`, `country` required; `email`,
+    `postal_code`, `language`, `opt_in` (true/false/yes/no/1/0), `source` optional). Good rows are kept,
+    bad rows are reported by line number with the reason. Closed petitions accept imports (paper collected
+    earlier), and rows need no email even where the petition requires one online. The worker deduplicates
+    imported signatures like any others. Admins, coordinators, campaigners, and partners (for their
+    organisation)."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in _CSV_TYPES:
+        raise UnsupportedImportType("Send the CSV file as the request body with Content-Type: text/csv.")
+    if partner is None and principal.is_partner and principal.organisation_id is not None:
+        partner = str(principal.organisation_id)
+    target = await imports.resolve_target(session, petition, partner)
+    if principal.is_partner:
+        if target.organisation_id is None:
+            raise Forbidden("You can import only for your own organisation.")
+        principal.ensure_may_act_for(target.organisation_id)
+    return await imports.import_csv(session, petition, request.stream(), target=target)

@@ -1,0 +1,351 @@
+"""Paper and bulk import: signatures from a CSV file, streamed.
+
+The file is read chunk by chunk (bytes or text, from a sync or async source: a file, an HTTP request
+body), cut into CSV records and parsed with :class:`csv.DictReader`; rows are validated with
+:class:`SignatureFields` and written in batches of ``batch_size`` rows, each batch one
+``INSERT … SELECT … FROM unnest(…)`` statement. Memory stays constant whatever the file's size: at most
+one chunk, one batch and a bounded number of error details are held at a time (a single line longer than
+:data:`MAX_LINE_CHARS` is refused as a fatal error rather than buffered).
+
+Rows land in ``state = 'new'`` with ``channel = 'import'``; the worker's pipeline deduplicates them like
+any other signatures (paper rows without email by name and postal code, see ``pipeline``).
+
+Rules that differ from the public form, on purpose:
+
+- a *closed* petition (or one not yet open) accepts imports: paper signatures are collected on the
+  street, often before they can be typed in. Only archived campaigns refuse them;
+- rows need no email even when the petition's ``email_required`` is set: paper forms often have none;
+- the partner is given once for the whole file (``partner``), not per row.
+
+Bad rows are skipped and reported with their line number (the line the row ends on) and the reason; good
+rows are kept. A fatal problem with the file itself (no header, unknown columns, not UTF-8) raises
+:class:`InvalidImportFile` and, since the caller's transaction is not committed, imports nothing.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import uuid
+from collections import deque
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO
+
+from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from services.core.campaigns.errors import CampaignArchived, PartnerOrganisationNotFound, PetitionNotFound
+from services.core.db.unique import is_uuid
+from services.core.signatures.errors import InvalidImportFile
+from services.core.signatures.schemas import SignatureFields
+from services.core.signatures.signing import PreparedSignature, petition_ref
+
+COLUMNS = ("name", "email", "country", "postal_code", "language", "opt_in", "source")
+REQUIRED_COLUMNS = ("name", "country")
+BATCH_SIZE = 1000
+MAX_ERROR_DETAILS = 1000
+MAX_LINE_CHARS = 1_000_000  # one record (quoted line breaks included) longer than this is a fatal error
+
+_TRUE = frozenset({"true", "yes", "1", "y"})
+_FALSE = frozenset({"false", "no", "0", "n", ""})
+
+Chunk = bytes | str
+Source = AsyncIterable[Chunk] | Iterable[Chunk] | IO[str] | IO[bytes]
+
+
+class RowError(BaseModel):
+    line: int = Field(description="The file's line number of the bad row (1 is the header).")
+    reason: str
+
+
+class ImportReport(BaseModel):
+    petition: uuid.UUID
+    partner: uuid.UUID | None = Field(description="The organisation the signatures were attributed to.")
+    imported: int = Field(description="Rows stored (deduplication happens afterwards, in the worker).")
+    rejected: int = Field(description="Bad rows, skipped.")
+    errors: list[RowError] = Field(
+        description=f"The first {MAX_ERROR_DETAILS} bad rows: line number and reason. Never holds the "
+        "rows' contents."
+    )
+    errors_truncated: bool = Field(description="True when more rows were bad than `errors` lists.")
+
+
+@dataclass(frozen=True, slots=True)
+class ImportProgress:
+    """Passed to the progress callback after every batch written."""
+
+    lines: int
+    imported: int
+    rejected: int
+
+
+ProgressCallback = Callable[[ImportProgress], None]
+
+_INSERT = text(
+    "INSERT INTO signatures (petition_id, channel, consent_version, organisation_id, name, email, "
+    "email_canonical, postal_code, name_key, postal_key, country, language, opt_in, source) "
+    "SELECT CAST(:petition AS uuid), 'import', CAST(:consent_version AS integer), "
+    "CAST(:organisation AS uuid), u.* FROM unnest("
+    "CAST(:name AS text[]), CAST(:email AS text[]), CAST(:email_canonical AS text[]), "
+    "CAST(:postal_code AS text[]), CAST(:name_key AS text[]), CAST(:postal_key AS text[]), "
+    "CAST(:country AS text[]), CAST(:language AS text[]), CAST(:opt_in AS boolean[]), "
+    "CAST(:source AS text[])) AS u"
+)
+_PETITION = (
+    "SELECT p.id, p.consent_version, c.status FROM petitions p JOIN campaigns c ON c.id = p.campaign_id "
+)
+_PETITION_BY_ID = text(_PETITION + "WHERE p.id = CAST(:ref AS uuid)")
+_PETITION_BY_SLUG = text(_PETITION + "WHERE p.slug = CAST(:ref AS text)")
+_ORGANISATION_BY_ID = text("SELECT id FROM organisations WHERE id = CAST(:ref AS uuid)")
+_ORGANISATION_BY_SLUG = text("SELECT id FROM organisations WHERE slug = CAST(:ref AS text)")
+_FIELDS = (
+    "name", "email", "email_canonical", "postal_code", "name_key", "postal_key", "country", "language",
+    "opt_in", "source",
+)  # fmt: skip
+
+
+class _Records:
+    """A refillable line iterator for :class:`csv.reader`: it only ever holds whole CSV records (a
+    record's lines are released together once its quotes balance), so the reader never runs dry in the
+    middle of one. Not a generator: it can say "nothing more for now" (StopIteration) and be refilled."""
+
+    def __init__(self) -> None:
+        self.ready: deque[str] = deque()
+        self._staged: list[str] = []
+        self._staged_chars = 0
+        self._quotes = 0
+        self._pending = ""
+        self.lines = 0  # physical lines received
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        if not self.ready:
+            raise StopIteration
+        return self.ready.popleft()
+
+    def feed(self, data: str) -> None:
+        data = self._pending + data
+        cut = data.rfind("\n") + 1
+        self._pending = data[cut:]
+        if len(self._pending) > MAX_LINE_CHARS:
+            raise InvalidImportFile(f"Line {self.lines + 1} is longer than {MAX_LINE_CHARS} characters.")
+        if cut:
+            for line in data[:cut].splitlines(keepends=True):
+                self._line(line)
+
+    def close(self) -> None:
+        if self._pending:
+            self._line(self._pending)
+            self._pending = ""
+        if self._staged:  # an unterminated quoted field: let the reader make what it can of it
+            self.ready.extend(self._staged)
+            self._staged = []
+
+    def _line(self, line: str) -> None:
+        self.lines += 1
+        self._staged.append(line)
+        self._staged_chars += len(line)
+        self._quotes += line.count('"')
+        if self._quotes % 2 == 0:
+            self.ready.extend(self._staged)
+            self._staged, self._staged_chars, self._quotes = [], 0, 0
+        elif self._staged_chars > MAX_LINE_CHARS:
+            raise InvalidImportFile(
+                f"Line {self.lines - len(self._staged) + 1} opens a quoted field that does not end "
+                f"within {MAX_LINE_CHARS} characters."
+            )
+
+
+def parse_opt_in(value: str | None) -> bool:
+    folded = (value or "").strip().lower()
+    if folded in _TRUE:
+        return True
+    if folded in _FALSE:
+        return False
+    raise ValueError("opt_in: must be one of true/false, yes/no, 1/0 or empty")
+
+
+def row_fields(row: dict[str | None, str | list[str] | None]) -> SignatureFields:
+    """A CSV row as validated signature fields; ValueError (a reason without the row's data) if bad."""
+    if None in row:
+        raise ValueError("more fields than the header has columns")
+    values: dict[str, object] = {}
+    for column in COLUMNS:
+        value = row.get(column)
+        if isinstance(value, str) and value.strip():
+            values[column] = value
+    values["opt_in"] = parse_opt_in(values.get("opt_in"))  # type: ignore[arg-type]
+    try:
+        return SignatureFields.model_validate(values)
+    except ValidationError as exc:
+        raise ValueError(
+            "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'row'}: {e['msg']}" for e in exc.errors())
+        ) from None
+
+
+def check_header(fieldnames: Iterable[str] | None) -> list[str]:
+    names = [name.strip().lower() for name in fieldnames or ()]
+    if not any(names):
+        raise InvalidImportFile(f"The file needs a header line naming its columns: {', '.join(COLUMNS)}.")
+    unknown = [name for name in names if name not in COLUMNS]
+    if unknown:
+        raise InvalidImportFile(
+            f"Unknown column(s) {', '.join(repr(n) for n in unknown)}; the columns are {', '.join(COLUMNS)}."
+        )
+    if len(set(names)) != len(names):
+        raise InvalidImportFile("A column appears twice in the header.")
+    missing = [name for name in REQUIRED_COLUMNS if name not in names]
+    if missing:
+        raise InvalidImportFile(f"Missing column(s): {', '.join(missing)}.")
+    return names
+
+
+@dataclass(frozen=True, slots=True)
+class ImportTarget:
+    petition_id: uuid.UUID
+    consent_version: int
+    organisation_id: uuid.UUID | None
+
+
+async def resolve_target(
+    conn: AsyncSession | AsyncConnection, petition: str, partner: str | None
+) -> ImportTarget:
+    """The petition (by id or slug) and partner organisation (by id or slug) an import writes to."""
+    parsed = petition_ref(petition)
+    if parsed is None:
+        raise PetitionNotFound(f"No petition {petition!r}.")
+    ref, by_id = parsed
+    found = (await conn.execute(_PETITION_BY_ID if by_id else _PETITION_BY_SLUG, {"ref": ref})).one_or_none()
+    if found is None:
+        raise PetitionNotFound(f"No petition {petition!r}.")
+    if found.status == "archived":
+        raise CampaignArchived("The petition's campaign is archived: it takes no more signatures.")
+    organisation_id = None
+    if partner is not None:
+        by_org_id = is_uuid(partner)
+        organisation_id = await conn.scalar(
+            _ORGANISATION_BY_ID if by_org_id else _ORGANISATION_BY_SLUG,
+            {"ref": str(uuid.UUID(partner)) if by_org_id else partner},
+        )
+        if organisation_id is None:
+            raise PartnerOrganisationNotFound(f"No organisation {partner!r}.")
+    return ImportTarget(found.id, found.consent_version, organisation_id)
+
+
+async def _chunks(source: Source) -> AsyncIterable[Chunk]:
+    if isinstance(source, AsyncIterable):
+        async for chunk in source:
+            yield chunk
+    elif hasattr(source, "read"):
+        while chunk := source.read(1 << 16):
+            yield chunk
+    else:
+        for chunk in source:
+            yield chunk
+
+
+async def import_csv(
+    conn: AsyncSession | AsyncConnection,
+    petition: str,
+    source: Source,
+    *,
+    partner: str | None = None,
+    batch_size: int = BATCH_SIZE,
+    progress: ProgressCallback | None = None,
+    target: ImportTarget | None = None,
+) -> ImportReport:
+    """Import the CSV ``source`` into ``petition`` (id or slug), attributing it to ``partner`` (an
+    organisation's id or slug). Writes through ``conn`` without committing: the caller commits.
+    ``target`` (from :func:`resolve_target`) skips looking the petition and partner up again."""
+    if target is None:
+        target = await resolve_target(conn, petition, partner)
+    records = _Records()
+    reader = csv.DictReader(records)
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    batch: list[PreparedSignature] = []
+    errors: list[RowError] = []
+    imported = rejected = 0
+    header_read = False
+
+    async def flush() -> None:
+        nonlocal imported, batch
+        if batch:
+            columns: dict[str, object] = {field: [getattr(row, field) for row in batch] for field in _FIELDS}
+            await conn.execute(
+                _INSERT,
+                {
+                    "petition": str(target.petition_id),
+                    "consent_version": target.consent_version,
+                    "organisation": str(target.organisation_id) if target.organisation_id else None,
+                    **columns,
+                },
+            )
+            imported += len(batch)
+            batch = []
+        if progress is not None:
+            progress(ImportProgress(lines=records.lines, imported=imported, rejected=rejected))
+
+    def reject(line: int, reason: str) -> None:
+        nonlocal rejected
+        rejected += 1
+        if len(errors) < MAX_ERROR_DETAILS:
+            errors.append(RowError(line=line, reason=reason))
+
+    async def drain() -> None:
+        nonlocal header_read
+        if not header_read:
+            if not records.ready:
+                return
+            try:
+                reader.fieldnames = check_header(reader.fieldnames)
+            except csv.Error as exc:
+                raise InvalidImportFile(f"The header line cannot be read: {exc}.") from None
+            header_read = True
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                reject(reader.line_num, f"not valid CSV: {exc}")
+                continue
+            try:
+                fields = row_fields(row)
+            except ValueError as exc:
+                reject(reader.line_num, str(exc))
+                continue
+            batch.append(PreparedSignature.of(fields))
+            if len(batch) >= batch_size:
+                await flush()
+
+    async for chunk in _chunks(source):
+        if isinstance(chunk, bytes | bytearray | memoryview):
+            try:
+                chunk = decoder.decode(bytes(chunk))
+            except UnicodeDecodeError:
+                raise InvalidImportFile(
+                    f"The file is not UTF-8 text (near line {records.lines + 1}); save it as UTF-8 CSV."
+                ) from None
+        records.feed(chunk)
+        await drain()
+    try:
+        records.feed(decoder.decode(b"", final=True))
+    except UnicodeDecodeError:
+        raise InvalidImportFile("The file ends in the middle of a UTF-8 character.") from None
+    records.close()
+    await drain()
+    if not header_read:
+        raise InvalidImportFile(f"The file is empty; it needs a header line: {', '.join(COLUMNS)}.")
+    await flush()
+    return ImportReport(
+        petition=target.petition_id,
+        partner=target.organisation_id,
+        imported=imported,
+        rejected=rejected,
+        errors=errors,
+        errors_truncated=rejected > len(errors),
+    )
