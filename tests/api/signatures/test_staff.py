@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.core.campaigns.models import CountPolicy
 from services.core.signatures.models import Channel
 from services.core.users.models import Role
-from tests.api.network.conftest import HeadersFor, KeyFor
+from tests.api.network.helpers import HeadersFor, KeyFor
 from tests.api.signatures.conftest import RunPipeline
 from tests.factories import make_organisation, make_petition, make_signature
 

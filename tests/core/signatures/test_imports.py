@@ -137,8 +137,9 @@ async def test_header_is_case_insensitive_with_bom_and_crlf(db: AsyncSession) ->
 def test_opt_in_values() -> None:
     for value in ("true", "Yes", "1", "y"):
         assert parse_opt_in(value) is True
-    for value in ("false", "NO", "0", "", None):
+    for value in ("false", "NO", "0", ""):
         assert parse_opt_in(value) is False
+    assert parse_opt_in(None) is False
     with pytest.raises(ValueError, match="opt_in"):
         parse_opt_in("perhaps")
 
