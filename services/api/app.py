@@ -32,6 +32,7 @@ from services.core.db.engine import create_engine, create_sessionmaker
 from services.core.embedded import resolve_urls
 from services.core.jobs import JobQueue
 from services.core.logging import configure_logging
+from services.core.signatures.counts import CountMemo
 from services.core.signatures.signing import SigningLimits
 from services.core.users.ratelimit import RateLimiter
 
@@ -120,6 +121,7 @@ def create_app(
         app.state.signing_connect = signing_engine.connect
         app.state.signing_limits = SigningLimits.from_settings(settings, r_url)
         app.state.cache = Redis.from_url(r_url, socket_connect_timeout=1, socket_timeout=1)
+        app.state.count_memo = CountMemo(ttl=settings.count_memo_seconds)
         try:
             yield
         finally:

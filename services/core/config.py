@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     signature_pipeline_seconds: float = Field(default=1.0, gt=0)
     signature_batch_size: int = Field(default=5000, ge=1, le=100_000)
     signature_pipeline_budget_seconds: float = Field(default=3.0, gt=0)
+    # Each API process keeps a petition's public count this long before asking Redis again (0: always ask).
+    count_memo_seconds: float = Field(default=1.0, ge=0)
     # Public petition statistics are cached this long.
     stats_cache_seconds: int = Field(default=30, ge=0)
 

@@ -8,6 +8,7 @@ worker refreshes.
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import Path, Query, Request, Response, status
@@ -20,7 +21,7 @@ from services.core.campaigns.errors import PetitionClosed, PetitionNotFound
 from services.core.errors import RateLimited
 from services.core.signatures import confirmation, counts, signing
 from services.core.signatures.errors import InvalidSignature
-from services.core.signatures.identity import canonical_email, email_domain
+from services.core.signatures.identity import email_domain
 from services.core.signatures.schemas import (
     ConfirmationIn,
     ConfirmationStatus,
@@ -64,15 +65,16 @@ async def sign_petition(petition: PetitionRefParam, body: SignatureIn, request: 
     limits = state.signing_limits
     if address_hash is not None:
         await limits.ip.hit(address_hash)
-    if body.email:
-        await limits.email_domain.hit(email_domain(canonical_email(body.email)))
+    row = signing.PreparedSignature.of(body)
+    if row.email_canonical:
+        await limits.email_domain.hit(email_domain(row.email_canonical))
     await limits.petition.hit(petition)
     answer = _PENDING if body.email else _RECEIVED
     if not body.website:  # a filled-in honeypot is a bot: answer as usual, store nothing
         for attempt in (1, 2):
             try:
                 async with state.signing_connect() as connection:
-                    await signing.sign(connection, settings, petition, body, ip_address=address)
+                    await signing.sign(connection, settings, petition, row, ip_address=address)
                 break
             except DBAPIError as exc:
                 # A connection that died in the pool: try once more on a fresh one.
@@ -90,14 +92,19 @@ async def sign_petition(petition: PetitionRefParam, body: SignatureIn, request: 
 )
 async def petition_count(petition: PetitionRefParam, request: Request) -> Response:
     """Counted signatures (one per person; confirmed ones only under the `confirmed` count policy),
-    served from a cache the worker refreshes about every second."""
+    served from a cache the worker refreshes about every second (each API process keeps a copy for a
+    second more)."""
     state = request.app.state
-    body = await counts.cached_body(state.cache, petition)
-    if body == counts.HIDDEN:
-        raise PetitionNotFound(f"No petition {petition!r}.")
+    now = time.monotonic()
+    body = state.count_memo.get(petition, now)
     if body is None:
-        async with state.sessionmaker() as session:
-            body = await counts.load(session, state.cache, state.settings, petition)
+        body = await counts.cached_body(state.cache, petition)
+        if body == counts.HIDDEN:
+            raise PetitionNotFound(f"No petition {petition!r}.")
+        if body is None:
+            async with state.sessionmaker() as session:
+                body = await counts.load(session, state.cache, state.settings, petition)
+        state.count_memo.put(petition, body, now)
     return Response(body, media_type="application/json", headers={"Cache-Control": "public, max-age=2"})
 
 

@@ -185,3 +185,25 @@ async def _compute_stats(session: AsyncSession, petition_id: uuid.UUID, count: i
         by_day=[DayCount(day=d, count=n) for d, n in by_day],
         updated_at=now,
     )
+
+
+class CountMemo:
+    """The last count bodies this process served, each kept for ``ttl`` seconds: a petition going viral is
+    asked for its count thousands of times a second, and the worker refreshes it about once a second, so
+    a second-old copy in memory is as good as Redis's and costs no round trip."""
+
+    def __init__(self, ttl: float = 1.0, max_entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, bytes]] = {}
+
+    def get(self, ref: str, now: float) -> bytes | None:
+        entry = self._entries.get(ref)
+        if entry is None or entry[0] <= now:
+            return None
+        return entry[1]
+
+    def put(self, ref: str, body: bytes, now: float) -> None:
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()  # crude, and rare: only with more petitions asked for than max_entries
+        self._entries[ref] = (now + self.ttl, body)

@@ -31,7 +31,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
+from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.config import Settings
@@ -86,7 +86,8 @@ async def process_batch(session: AsyncSession, *, limit: int) -> BatchResult:
     rows = (
         await session.execute(
             text(
-                "SELECT id, petition_id, email_canonical, name_key, postal_key, country FROM signatures "
+                "SELECT id, petition_id, email_canonical, name_key, postal_key, country, opt_in, "
+                "consent_version FROM signatures "
                 "WHERE state = 'new' ORDER BY created_at, id LIMIT :limit"
             ),
             {"limit": limit},
@@ -96,7 +97,7 @@ async def process_batch(session: AsyncSession, *, limit: int) -> BatchResult:
         return result
     result.processed = len(rows)
     result.petitions = {row.petition_id for row in rows}
-    with_email = [row.id for row in rows if row.email_canonical is not None]
+    with_email = [row for row in rows if row.email_canonical is not None]
     paper = [
         _Paper(
             row.id,
@@ -112,45 +113,68 @@ async def process_batch(session: AsyncSession, *, limit: int) -> BatchResult:
         duplicates, reviews = await _dedup_paper(session, paper)
         result.duplicates += duplicates
         result.reviews += reviews
-    await _request_confirmations(session, with_email)
+    await _request_confirmations(session, [row.id for row in with_email])
     return result
 
 
-async def _dedup_by_email(session: AsyncSession, ids: list[uuid.UUID]) -> int:
+async def _dedup_by_email(session: AsyncSession, rows: list[Row[Any]]) -> int:
+    """``rows`` (oldest first) have an email. Every statement joins on the batch's own keys passed as
+    arrays (``unnest``), so PostgreSQL looks each up in an index: joining ``petition_signers`` as a table
+    made the planner hash all of it, a cost that grew with every signature ever counted."""
+    first_of: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
+    for row in rows:
+        first_of.setdefault((row.petition_id, row.email_canonical), row.id)
+    keys = list(first_of)
     await session.execute(
         text(
             "INSERT INTO petition_signers (petition_id, email_canonical, signature_id) "
-            "SELECT DISTINCT ON (petition_id, email_canonical) petition_id, email_canonical, id "
-            "FROM signatures WHERE id = ANY(:ids) "
-            "ORDER BY petition_id, email_canonical, created_at, id "
+            "SELECT * FROM unnest(CAST(:petitions AS uuid[]), CAST(:emails AS text[]), CAST(:ids AS uuid[])) "
             "ON CONFLICT DO NOTHING"
         ),
-        {"ids": ids},
+        {"petitions": [k[0] for k in keys], "emails": [k[1] for k in keys], "ids": list(first_of.values())},
     )
-    updated = await session.execute(
+    signers = await session.execute(
         text(
-            "UPDATE signatures s SET "
-            "state = CASE WHEN ps.signature_id = s.id THEN 'unique' ELSE 'duplicate' END, "
-            "duplicate_of = CASE WHEN ps.signature_id = s.id THEN NULL ELSE ps.signature_id END "
-            "FROM petition_signers ps WHERE s.id = ANY(:ids) "
-            "AND ps.petition_id = s.petition_id AND ps.email_canonical = s.email_canonical "
-            "RETURNING s.state"
+            "SELECT ps.petition_id, ps.email_canonical, ps.signature_id FROM petition_signers ps "
+            "JOIN unnest(CAST(:petitions AS uuid[]), CAST(:emails AS text[])) AS k(petition_id, email) "
+            "ON ps.petition_id = k.petition_id AND ps.email_canonical = k.email"
         ),
-        {"ids": ids},
+        {"petitions": [k[0] for k in keys], "emails": [k[1] for k in keys]},
     )
-    duplicates = sum(1 for (state,) in updated if state == "duplicate")
-    # A later signature may give consent the first one did not: the counted signature takes it on.
+    counted = {(r.petition_id, r.email_canonical): r.signature_id for r in signers}
+    states: list[str] = []
+    duplicate_of: list[uuid.UUID | None] = []
+    consent: dict[uuid.UUID, int] = {}  # counted signature -> highest consent version a duplicate opted in to
+    for row in rows:
+        first = counted[(row.petition_id, row.email_canonical)]
+        if first == row.id:
+            states.append("unique")
+            duplicate_of.append(None)
+        else:
+            states.append("duplicate")
+            duplicate_of.append(first)
+            if row.opt_in:
+                consent[first] = max(consent.get(first, 0), row.consent_version)
     await session.execute(
         text(
-            "UPDATE signatures first SET opt_in = true, "
-            "consent_version = greatest(first.consent_version, d.version) "
-            "FROM (SELECT duplicate_of, max(consent_version) AS version FROM signatures "
-            "      WHERE id = ANY(:ids) AND state = 'duplicate' AND opt_in GROUP BY duplicate_of) d "
-            "WHERE first.id = d.duplicate_of"
+            "UPDATE signatures s SET state = b.state, duplicate_of = b.duplicate_of "
+            "FROM unnest(CAST(:ids AS uuid[]), CAST(:states AS text[]), CAST(:dups AS uuid[])) "
+            "AS b(id, state, duplicate_of) WHERE s.id = b.id"
         ),
-        {"ids": ids},
+        {"ids": [row.id for row in rows], "states": states, "dups": duplicate_of},
     )
-    return duplicates
+    if consent:
+        # A later signature may give consent the first one did not: the counted signature takes it on.
+        await session.execute(
+            text(
+                "UPDATE signatures first SET opt_in = true, "
+                "consent_version = greatest(first.consent_version, d.version) "
+                "FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS int[])) AS d(id, version) "
+                "WHERE first.id = d.id"
+            ),
+            {"ids": list(consent), "versions": list(consent.values())},
+        )
+    return states.count("duplicate")
 
 
 async def _dedup_paper(session: AsyncSession, batch: list[_Paper]) -> tuple[int, int]:
@@ -293,9 +317,10 @@ async def _request_confirmations(session: AsyncSession, ids: list[uuid.UUID]) ->
     needing = (
         await session.scalars(
             text(
-                "SELECT DISTINCT ON (coalesce(s.duplicate_of, s.id)) s.id FROM signatures s "
+                "SELECT DISTINCT ON (coalesce(s.duplicate_of, s.id)) s.id "
+                "FROM unnest(CAST(:ids AS uuid[])) AS b(id) JOIN signatures s ON s.id = b.id "
                 "LEFT JOIN signatures first ON first.id = s.duplicate_of "
-                "WHERE s.id = ANY(:ids) AND s.confirmed_at IS NULL AND (s.state = 'unique' OR "
+                "WHERE s.confirmed_at IS NULL AND (s.state = 'unique' OR "
                 "(s.state = 'duplicate' AND first.confirmed_at IS NULL AND NOT first.id = ANY(:ids))) "
                 "ORDER BY coalesce(s.duplicate_of, s.id), s.created_at DESC"
             ),

@@ -15,6 +15,7 @@ import hmac
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -51,12 +52,17 @@ INSERT_BY_ID = text(_INSERT.format(petition="p.id = CAST(:petition AS uuid)"))
 INSERT_BY_SLUG = text(_INSERT.format(petition="p.slug = CAST(:petition AS text)"))
 
 
+@lru_cache(maxsize=4)
+def _ip_hash_key(secret: str) -> bytes:
+    return hmac.new(secret.encode(), _IP_HASH_PURPOSE, hashlib.sha256).digest()
+
+
 def ip_hash(settings: Settings, address: str | None) -> str | None:
     """A keyed hash of the client's address: the same address gives the same hash (for rate limits and
     abuse analysis), but the address cannot be recovered without the application secret."""
     if not address:
         return None
-    key = hmac.new(settings.secret_key.get_secret_value().encode(), _IP_HASH_PURPOSE, hashlib.sha256).digest()
+    key = _ip_hash_key(settings.secret_key.get_secret_value())
     return hmac.new(key, address.encode(), hashlib.sha256).hexdigest()[:32]
 
 
@@ -109,7 +115,7 @@ async def sign(
     connection: AsyncConnection,
     settings: Settings,
     ref: str,
-    fields: SignatureFields,
+    fields: SignatureFields | PreparedSignature,
     *,
     ip_address: str | None,
 ) -> uuid.UUID:
@@ -119,7 +125,7 @@ async def sign(
     if parsed is None:
         raise PetitionNotFound(f"No petition {ref!r}.")
     petition, by_id = parsed
-    row = PreparedSignature.of(fields)
+    row = fields if isinstance(fields, PreparedSignature) else PreparedSignature.of(fields)
     result = await connection.execute(
         INSERT_BY_ID if by_id else INSERT_BY_SLUG,
         {

@@ -96,3 +96,18 @@ async def test_only_one_pipeline_runs_at_a_time(db: AsyncSession, engine: object
         finally:
             await other.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": pipeline.PIPELINE_LOCK})
     assert (await pipeline.process_batch(db, limit=10)).processed == 1
+
+
+def test_count_memo_keeps_a_body_for_its_ttl_only() -> None:
+    from services.core.signatures.counts import CountMemo
+
+    memo = CountMemo(ttl=1.0, max_entries=2)
+    memo.put("petition", b"{}", now=10.0)
+    assert memo.get("petition", now=10.5) == b"{}"
+    assert memo.get("petition", now=11.0) is None
+    assert memo.get("other", now=10.5) is None
+    memo.put("a", b"1", now=10.0)
+    memo.put("b", b"2", now=10.0)  # full: starts again
+    assert memo.get("a", now=10.1) is None
+    assert memo.get("b", now=10.1) == b"2"
+    assert CountMemo(ttl=0).get("x", now=0.0) is None
