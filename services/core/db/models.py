@@ -3,6 +3,7 @@
 from services.core.campaigns.models import Campaign, CampaignPartner, Petition, PetitionConsentVersion
 from services.core.db.base import Base
 from services.core.integrations.models import Integration, SeenWebhook
+from services.core.mail.models import EmailMessage, Suppression
 from services.core.network.models import Coalition, CoalitionMembership, Organisation
 from services.core.outbox.models import OutboxJob
 from services.core.signatures.models import (
@@ -21,6 +22,7 @@ __all__ = [
     "CampaignPartner",
     "Coalition",
     "CoalitionMembership",
+    "EmailMessage",
     "Integration",
     "Organisation",
     "OutboxJob",
@@ -32,5 +34,6 @@ __all__ = [
     "Signature",
     "SignatureInvalidation",
     "SignatureReview",
+    "Suppression",
     "User",
 ]
