@@ -319,9 +319,61 @@ def worker_options(
     }
 
 
+# Losing Redis (arq's connection, or a timeout talking to it) stops arq's worker; the worker is then
+# started again after this many seconds, doubling up to the maximum while Redis stays away.
+REDIS_RESTART_SECONDS = 1.0
+REDIS_RESTART_MAX_SECONDS = 30.0
+_REDIS_LOST: tuple[type[BaseException], ...] = (RedisError, ConnectionError, TimeoutError, OSError)
+
+
 def run_worker(options: dict[str, Any]) -> None:
-    """Run a worker in the foreground until SIGINT/SIGTERM (blocking; makes its own event loop)."""
-    Worker(**options).run()
+    """Run a worker in the foreground until SIGINT/SIGTERM (blocking; makes its own event loop).
+
+    arq's worker stops with an exception when it loses Redis. Jobs are idempotent and their state is in
+    PostgreSQL (the outbox), so the worker is simply started again, on a fresh event loop, with a growing
+    delay, until Redis answers; the outbox relay then publishes what was written in the meantime. A
+    signal during the delay stops the process (the default handlers are back once the loop is closed).
+    """
+    delay = REDIS_RESTART_SECONDS
+    while True:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        worker = Worker(**options)
+        started = time.monotonic()
+        try:
+            worker.run()
+            return  # stopped by a signal
+        except _REDIS_LOST as exc:
+            log.warning("worker lost Redis (%s); starting again in %.0f s", type(exc).__name__, delay)
+        finally:
+            _abandon(loop, worker, options)
+        if time.monotonic() - started > REDIS_RESTART_MAX_SECONDS:
+            delay = REDIS_RESTART_SECONDS  # it had been running fine: a new outage
+        try:
+            time.sleep(delay)
+        except KeyboardInterrupt:
+            return
+        delay = min(delay * 2, REDIS_RESTART_MAX_SECONDS)
+
+
+def _abandon(loop: asyncio.AbstractEventLoop, worker: Worker, options: dict[str, Any]) -> None:
+    """After a worker stopped, however it stopped: run ``on_shutdown`` if arq could not (it talks to Redis
+    first), cancel what is left on the loop and close it."""
+    try:
+        on_shutdown = options.get("on_shutdown")
+        if on_shutdown is not None:
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(on_shutdown(worker.ctx))
+        leftover = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in leftover:
+            task.cancel()
+        if leftover:
+            loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,99 @@
+"""The worker outlives Redis: when Redis goes away the worker keeps its process, starts arq again once
+Redis answers, and the work written meanwhile (outbox rows) then runs; SIGTERM still stops it cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from services.core import jobs
+from services.core.embedded import EmbeddedRedis
+from services.core.outbox import enqueue
+from services.core.outbox.models import OutboxJob
+from services.core.signatures.pipeline import CONFIRMATION_TASK
+from tests.test_run import LOOM
+
+
+async def wait_for(condition: Callable[[], Awaitable[bool]], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await condition():
+            return
+        await asyncio.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+@pytest.mark.timeout(120)
+async def test_the_worker_survives_a_redis_outage_and_runs_what_was_written_meanwhile(
+    engine: AsyncEngine, database_url: str, tmp_path: Path
+) -> None:
+    redis_dir = Path(tempfile.mkdtemp(prefix="loom-redis-"))  # short: Unix socket paths are limited
+    redis = EmbeddedRedis(redis_dir)
+    redis_url = redis.start()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "LOOM_LOG_JSON": "false",
+        "LOOM_WORKER_HEALTH_CHECK_SECONDS": "1",
+        "LOOM_OUTBOX_RELAY_SECONDS": "1",
+        "LOOM_OUTBOX_PUBLISH_GRACE_SECONDS": "0",
+    }
+    log_path = tmp_path / "worker.log"
+    log = log_path.open("wb")
+    worker = await asyncio.create_subprocess_exec(LOOM, "worker", env=env, stdout=log, stderr=log)
+    job_id: uuid.UUID | None = None
+    try:
+
+        async def healthy() -> bool:
+            return await jobs.check_health(redis_url, jobs.QUEUE_NAME)
+
+        await wait_for(healthy, 30, "the worker to start")
+
+        redis.stop()
+
+        async def noticed() -> bool:
+            return "lost Redis" in log_path.read_text()
+
+        await wait_for(noticed, 30, "the worker to notice")
+        async with AsyncSession(engine) as session:  # written while Redis is away
+            job_id = enqueue(session, CONFIRMATION_TASK, signature_ids=[])
+            await session.commit()
+        await asyncio.sleep(2)
+        assert worker.returncode is None, "the worker must not exit when Redis goes away"
+
+        redis = EmbeddedRedis(redis_dir)
+        redis.start()
+
+        async def job_done() -> bool:
+            async with AsyncSession(engine) as session:
+                job = await session.scalar(select(OutboxJob).where(OutboxJob.id == job_id))
+                return job is not None and job.completed_at is not None
+
+        await wait_for(job_done, 60, "the job written during the outage to run")
+        await wait_for(healthy, 30, "the worker to report healthy again")
+    finally:
+        if worker.returncode is None:
+            worker.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(worker.wait(), 30)
+        finally:
+            log.close()
+            redis.stop()
+            shutil.rmtree(redis_dir, ignore_errors=True)
+            if job_id is not None:
+                async with engine.begin() as conn:
+                    await conn.execute(delete(OutboxJob).where(OutboxJob.id == job_id))
+    assert worker.returncode == 0
+    assert "Traceback" not in log_path.read_text()
