@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     webhook_poll_seconds: float = Field(default=0.5, gt=0)
     webhook_batch_size: int = Field(default=100, ge=1, le=10_000)
     webhook_concurrency: int = Field(default=20, ge=1, le=1000)
+    # Events (with their deliveries and attempts) are deleted this long after they happened, once no
+    # delivery of theirs is pending.
+    webhook_retention_days: int = Field(default=30, ge=1)
 
     smtp_url: str = "smtp://127.0.0.1:1025"
     mail_from: str = "Loom <no-reply@loom.localhost>"

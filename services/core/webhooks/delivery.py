@@ -356,11 +356,39 @@ async def deliver_due(
     return len(claimed)
 
 
+_PURGE = text(
+    "DELETE FROM webhook_events WHERE id IN ("
+    "SELECT ev.id FROM webhook_events ev WHERE ev.created_at < :before "
+    "AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = ev.id AND d.state = 'pending') "
+    "ORDER BY ev.created_at LIMIT :limit FOR UPDATE SKIP LOCKED)"
+)
+PURGE_EVERY_SECONDS = 3600.0
+PURGE_BATCH = 5000
+_last_purge = {"at": -PURGE_EVERY_SECONDS}
+
+
+async def purge_old(session: AsyncSession, before: datetime, limit: int = PURGE_BATCH) -> int:
+    """Delete up to ``limit`` events older than ``before`` (with their deliveries and attempts) that
+    have no pending delivery; returns how many. The caller commits. A key emitted again after its event
+    was purged makes a new event: keys come from things that happen once (a confirmation, a publication)."""
+    result = await session.execute(_PURGE, {"before": before, "limit": limit})
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 async def run_once(
     sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, *, budget_seconds: float = 5.0
 ) -> int:
-    """The worker loop's tick: batches while they come full, for up to ``budget_seconds``."""
+    """The worker loop's tick: batches while they come full, for up to ``budget_seconds``; once an hour,
+    a purge of old events (``webhook_retention_days``)."""
     started = time.monotonic()
+    if started - _last_purge["at"] > PURGE_EVERY_SECONDS:
+        _last_purge["at"] = started
+        async with sessionmaker() as session:
+            before = datetime.now(UTC) - timedelta(days=settings.webhook_retention_days)
+            purged = await purge_old(session, before)
+            await session.commit()
+        if purged:
+            log.info("purged old webhook events", extra={"events": purged})
     total = 0
     async with make_client(settings) as client:
         while True:

@@ -277,3 +277,27 @@ async def test_only_enabled_subscribed_endpoints_get_a_delivery(
     assert [d.event_id for d in await deliveries(sessionmaker, subscribed.id)] == [event_id]
     assert await deliveries(sessionmaker, other_type.id) == []
     assert await deliveries(sessionmaker, disabled.id) == []
+
+
+async def test_old_events_are_purged_once_no_delivery_is_pending(
+    db: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    with running_receiver() as receiver:
+        endpoint = await make_endpoint(db, receiver.url)
+        await emit_sample(db)
+        await delivery.deliver_due(sessionmaker, settings)
+    waiting = await make_endpoint(db, "http://127.0.0.1:9/", event_types=("campaign.published",))
+    [delivered] = await deliveries(sessionmaker, endpoint.id)
+    later = datetime.now(UTC) + timedelta(days=1)
+    async with sessionmaker() as session:
+        pending_event = await emit(session, "campaign.published", {}, key=f"k:{waiting.id}")
+        await session.commit()
+    async with sessionmaker() as session:
+        assert await delivery.purge_old(session, datetime.now(UTC) - timedelta(days=1)) == 0  # too young
+        # the delivered event goes (with its log); the one still pending for `waiting` stays
+        assert await delivery.purge_old(session, later) == 1
+        await session.commit()
+    assert await deliveries(sessionmaker, endpoint.id) == []
+    assert await attempts(sessionmaker, delivered.id) == []
+    [kept] = await deliveries(sessionmaker, waiting.id)
+    assert kept.event_id == pending_event
