@@ -46,7 +46,7 @@ BASE = "/v1/webhook-endpoints"
 
 @router.get(
     BASE,
-    tags=["webhook endpoints"],
+    tags=["webhook-endpoints"],
     summary="List webhook endpoints",
     response_model=WebhookEndpointPage,
     responses=problem_responses(*_AUTH),
@@ -65,7 +65,7 @@ async def list_endpoints(
 
 @router.post(
     BASE,
-    tags=["webhook endpoints"],
+    tags=["webhook-endpoints"],
     summary="Register a webhook endpoint",
     status_code=status.HTTP_201_CREATED,
     response_model=WebhookEndpointWithSecret,
@@ -91,7 +91,7 @@ async def create_endpoint(
 
 @router.get(
     BASE + "/{endpoint_id}",
-    tags=["webhook endpoints"],
+    tags=["webhook-endpoints"],
     summary="Get a webhook endpoint",
     response_model=WebhookEndpointRead,
     responses=problem_responses(*_AUTH, WebhookEndpointNotFound),
@@ -105,7 +105,7 @@ async def get_endpoint(
 
 @router.patch(
     BASE + "/{endpoint_id}",
-    tags=["webhook endpoints"],
+    tags=["webhook-endpoints"],
     summary="Change a webhook endpoint",
     response_model=WebhookEndpointRead,
     responses=problem_responses(*_AUTH, WebhookEndpointNotFound, WebhookUrlRefused),
@@ -127,7 +127,7 @@ async def update_endpoint(
 
 @router.delete(
     BASE + "/{endpoint_id}",
-    tags=["webhook endpoints"],
+    tags=["webhook-endpoints"],
     summary="Delete a webhook endpoint",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
@@ -140,7 +140,7 @@ async def delete_endpoint(session: SessionDep, principal: AdminOnly, endpoint_id
 
 @router.post(
     BASE + "/{endpoint_id}/rotate-secret",
-    tags=["webhook endpoints"],
+    tags=["webhook-endpoints"],
     summary="Rotate a webhook endpoint's secret",
     response_model=WebhookEndpointWithSecret,
     responses=problem_responses(*_AUTH, WebhookEndpointNotFound),
@@ -158,7 +158,7 @@ async def rotate_secret(
 
 @router.get(
     BASE + "/{endpoint_id}/deliveries",
-    tags=["webhook endpoints"],
+    tags=["webhook-endpoints"],
     summary="An endpoint's delivery log",
     response_model=WebhookDeliveryPage,
     responses=problem_responses(*_AUTH, WebhookEndpointNotFound),
@@ -179,7 +179,7 @@ async def list_deliveries(
 
 @router.post(
     BASE + "/{endpoint_id}/deliveries/{delivery_id}/redeliver",
-    tags=["webhook endpoints"],
+    tags=["webhook-endpoints"],
     summary="Send a delivery again",
     response_model=WebhookDeliveryRead,
     responses=problem_responses(

@@ -177,13 +177,15 @@ async def test_the_delivery_log_and_manual_redelivery_of_a_failed_delivery(
     settings: Settings,
 ) -> None:
     admin = await headers_for(Role.admin)
-    quick = settings.model_copy(update={"webhook_retry_hours": 0.001})  # gives up after the first failure
+    quick = settings.model_copy(update={"webhook_retry_hours": 0.5})
     with running_receiver(statuses=[500]) as receiver:
         created = await create(client, admin, url=receiver.url)
         receiver.secrets = [created["secret"]]
         endpoint = f"{BASE}/{created['id']}"
         events = {str(await emit_sample(db)), str(await emit_sample(db))}
-        assert await delivery.deliver_due(sessionmaker, quick) == 2  # sent at once: either gets the 500
+        # sent at once (either gets the 500), an hour late: past the retry window, a failure is final
+        late = datetime.now(UTC) + timedelta(hours=1)
+        assert await delivery.deliver_due(sessionmaker, quick, now=late) == 2
 
         failed = (await client.get(f"{endpoint}/deliveries?state=failed", headers=admin)).json()
         assert failed["total"] == 1
