@@ -32,6 +32,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import text
@@ -284,7 +285,8 @@ async def disable_failing(
         DISABLED_KIND,
         {
             "endpoint_id": str(endpoint_id),
-            "url": row.url,
+            # without its query: receivers sometimes put a token there, and mail travels further than the API
+            "url": urlsplit(row.url)._replace(query="", fragment="").geturl(),
             "description": row.description,
             "failing_since": row.failing_since.astimezone(UTC),
             "disabled_at": now.astimezone(UTC),
