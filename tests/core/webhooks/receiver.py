@@ -5,6 +5,7 @@ package, as a receiver would) and answers with the statuses it is told to, in or
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -82,12 +83,19 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def running_receiver(**options: Any) -> Iterator[Receiver]:
-    """A receiver listening on 127.0.0.1 (a free port) for the duration of the block."""
+def running_receiver(*, tls: tuple[str, str] | None = None, **options: Any) -> Iterator[Receiver]:
+    """A receiver listening on 127.0.0.1 (a free port) for the duration of the block; with ``tls``
+    (certificate and key files, for the name ``localhost``) it speaks https at ``https://localhost:…``."""
     receiver = Receiver(url="", **options)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(receiver))
     server.daemon_threads = True
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hooks?source=loom"
+    port = server.server_address[1]
+    receiver.url = f"http://127.0.0.1:{port}/hooks?source=loom"
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        receiver.url = f"https://localhost:{port}/hooks?source=loom"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:

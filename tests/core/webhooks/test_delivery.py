@@ -6,8 +6,13 @@ time. Time is passed explicitly (``now``), so no test waits for a retry."""
 from __future__ import annotations
 
 import itertools
+import shutil
+import ssl
+import subprocess
 from datetime import UTC, datetime, timedelta
 
+import httpx
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -302,3 +307,62 @@ async def test_old_events_are_purged_once_no_delivery_is_pending(
     assert await attempts(sessionmaker, delivered.id) == []
     [kept] = await deliveries(sessionmaker, waiting.id)
     assert kept.event_id == pending_event
+
+
+@pytest.fixture(scope="module")
+def localhost_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A self-signed certificate for the name ``localhost`` (made with the openssl command)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = str(folder / "cert.pem"), str(folder / "key.pem")
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+async def test_https_connects_to_the_checked_address_and_still_verifies_the_name(
+    db: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    localhost_certificate: tuple[str, str],
+) -> None:
+    """Loom connects to the address it checked, yet TLS (SNI and the certificate check) uses the URL's
+    name: a certificate for ``localhost`` is accepted at ``https://localhost``, and the same server at
+    ``https://127.0.0.1`` is refused, since the certificate does not name that address."""
+    trusted = ssl.create_default_context(cafile=localhost_certificate[0])
+    with running_receiver(tls=localhost_certificate) as receiver:
+        by_name = await make_endpoint(db, receiver.url)
+        by_address = await make_endpoint(db, receiver.url.replace("localhost", "127.0.0.1"))
+        receiver.secrets = [by_name.secret]
+        await emit_sample(db)
+        async with httpx.AsyncClient(verify=trusted, follow_redirects=False, trust_env=False) as client:
+            assert await delivery.deliver_due(sessionmaker, settings, client=client) == 2
+
+    [got] = receiver.verified
+    assert got.headers["host"] == receiver.url.split("/")[2]
+    [delivered] = await deliveries(sessionmaker, by_name.id)
+    assert delivered.state == DeliveryState.delivered
+    [refused] = await deliveries(sessionmaker, by_address.id)
+    [attempt] = await attempts(sessionmaker, refused.id)
+    assert (attempt.succeeded, attempt.status_code) == (False, None)
