@@ -40,6 +40,7 @@ class Receiver:
     answer_body: bytes = b'{"ok": true}'
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    arrived: threading.Event = field(default_factory=threading.Event)  # set by every request
 
     def next_status(self) -> int:
         with self.lock:
@@ -68,6 +69,7 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             status = receiver.next_status()
             with receiver.lock:
                 receiver.received.append(Received(headers, body, receiver.verify(headers, body), status))
+            receiver.arrived.set()
             self.send_response(status)
             if 300 <= status < 400:
                 self.send_header("location", receiver.url)
