@@ -27,6 +27,7 @@ from services.api.signatures.review import router as signature_reviews_router
 from services.api.signatures.staff import router as signatures_staff_router
 from services.api.signatures.webhooks import router as webhooks_router
 from services.api.users.endpoints import router as users_router
+from services.api.webhook_endpoints.endpoints import router as webhook_endpoints_router
 from services.core.config import Settings, get_settings
 from services.core.db.engine import create_engine, create_sessionmaker
 from services.core.embedded import resolve_urls
@@ -163,6 +164,7 @@ def create_app(
     app.include_router(signatures_staff_router)
     app.include_router(webhooks_router)
     app.include_router(signature_imports_router)
+    app.include_router(webhook_endpoints_router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -95,6 +95,25 @@ class Settings(BaseSettings):
     # After a rotation, an integration's previous webhook secret is still accepted this long.
     webhook_secret_grace_hours: int = Field(default=24, ge=0, le=24 * 30)
 
+    # Outbound webhooks (services/core/webhooks): URLs resolving to private, loopback, link-local,
+    # multicast or reserved addresses are refused unless this is set (tests and local development).
+    webhooks_allow_private_urls: bool = False
+    # One attempt may take this long (connect, send, first bytes of the answer).
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # Failed deliveries are retried for this long, after base * 2**(attempt-1) seconds (capped), jittered.
+    webhook_retry_hours: float = Field(default=24.0, gt=0)
+    webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    # An endpoint whose every attempt failed for this long is disabled and its owner emailed.
+    webhook_disable_after_hours: float = Field(default=120.0, gt=0)
+    # The worker looks for due deliveries this often, takes up to a batch, and sends that many at once.
+    webhook_poll_seconds: float = Field(default=0.5, gt=0)
+    webhook_batch_size: int = Field(default=100, ge=1, le=10_000)
+    webhook_concurrency: int = Field(default=20, ge=1, le=1000)
+    # Events (with their deliveries and attempts) are deleted this long after they happened, once no
+    # delivery of theirs is pending.
+    webhook_retention_days: int = Field(default=30, ge=1)
+
     smtp_url: str = "smtp://127.0.0.1:1025"
     mail_from: str = "Loom <no-reply@loom.localhost>"
 

@@ -77,6 +77,8 @@ from services.core.network.schemas import SLUG_MAX_LENGTH
 from services.core.users.models import Role
 from services.core.users.scopes import Scope
 from services.core.users.security import Principal
+from services.core.webhooks.events import emit
+from services.core.webhooks.models import EventType
 
 STAFF = frozenset({Role.admin, Role.coordinator, Role.campaigner, Role.case_worker})
 EDITORS = frozenset({Role.admin, Role.coordinator, Role.campaigner})
@@ -345,7 +347,27 @@ async def transition_campaign(
         setattr(campaign, stamp, when)
 
     await _save(session, campaign, apply)
+    if target is CampaignStatus.published:
+        await _emit_published(session, campaign)
     return (await _read_campaigns(session, [campaign], languages))[0]
+
+
+async def _emit_published(session: AsyncSession, campaign: Campaign) -> None:
+    """The ``campaign.published`` webhook event (a campaign is published once: draft → published)."""
+    text = CampaignText.model_validate(campaign.translations[campaign.default_language])
+    await emit(
+        session,
+        EventType.campaign_published,
+        {
+            "campaign_id": campaign.id,
+            "slug": campaign.slug,
+            "title": text.title,
+            "default_language": campaign.default_language,
+            "languages": sorted(campaign.translations),
+            "published_at": campaign.published_at,
+        },
+        key=f"{EventType.campaign_published.value}:{campaign.id}",
+    )
 
 
 # --- petitions --------------------------------------------------------------------------------------

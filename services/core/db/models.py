@@ -14,6 +14,7 @@ from services.core.signatures.models import (
     SignatureReview,
 )
 from services.core.users.models import ApiKey, User
+from services.core.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 __all__ = [
     "ApiKey",
@@ -36,4 +37,8 @@ __all__ = [
     "SignatureReview",
     "Suppression",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
 ]

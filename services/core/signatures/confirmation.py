@@ -22,6 +22,8 @@ from services.core.config import Settings
 from services.core.signatures import tokens
 from services.core.signatures.pipeline import mark_for_recount
 from services.core.signatures.schemas import ConfirmationStatus, Confirmed
+from services.core.webhooks.events import emit
+from services.core.webhooks.models import EventType
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,29 @@ async def _signature(session: AsyncSession, claims: tokens.ConfirmationClaims, *
     return row
 
 
+async def emit_confirmed(
+    session: AsyncSession, signature: Row[Any], *, petition_id: uuid.UUID, petition_slug: str
+) -> None:
+    """The ``signature.confirmed`` webhook event, once per signature. Only what a partner system needs
+    to count and attribute a confirmation goes out — never the signer's name, email, postal code or
+    address hash: webhook receivers are outside Loom, and the person consented to the petition, not to
+    being passed on."""
+    await emit(
+        session,
+        EventType.signature_confirmed,
+        {
+            "signature_id": signature.id,
+            "petition_id": petition_id,
+            "petition_slug": petition_slug,
+            "country": signature.country,
+            "organisation_id": signature.organisation_id,
+            "organisation_slug": signature.organisation_slug,
+            "confirmed_at": signature.confirmed_at,
+        },
+        key=f"{EventType.signature_confirmed.value}:{signature.id}",
+    )
+
+
 async def status(
     session: AsyncSession, settings: Settings, token: str, *, now: datetime | None = None
 ) -> ConfirmationStatus:
@@ -113,12 +138,18 @@ async def confirm(
         stored_nonce_hash=row.confirmation_nonce_hash,
         confirmed_at=row.confirmed_at,
     )
-    await session.execute(
-        text(
-            "UPDATE signatures SET confirmed_at = :now WHERE confirmed_at IS NULL "
-            "AND (id = :id OR id = CAST(:first AS uuid))"
-        ),
-        {"now": now, "id": claims.signature_id, "first": row.duplicate_of},
-    )
+    confirmed = (
+        await session.execute(
+            text(
+                "UPDATE signatures s SET confirmed_at = :now WHERE confirmed_at IS NULL "
+                "AND (id = :id OR id = CAST(:first AS uuid)) "
+                "RETURNING s.id, s.country, s.organisation_id, s.confirmed_at, "
+                "(SELECT o.slug FROM organisations o WHERE o.id = s.organisation_id) AS organisation_slug"
+            ),
+            {"now": now, "id": claims.signature_id, "first": row.duplicate_of},
+        )
+    ).all()
+    for signature in confirmed:
+        await emit_confirmed(session, signature, petition_id=claims.petition_id, petition_slug=row.slug)
     await mark_for_recount(session, {claims.petition_id})
     return Confirmed(petition=claims.petition_id, petition_slug=row.slug)
