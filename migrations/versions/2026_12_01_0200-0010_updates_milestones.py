@@ -41,7 +41,10 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["created_by"], ["users.id"], name=op.f("fk_campaign_updates_created_by_users"), ondelete="SET NULL"
+            ["created_by"],
+            ["users.id"],
+            name=op.f("fk_campaign_updates_created_by_users"),
+            ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
             ["send_requested_by"],
@@ -51,7 +54,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_campaign_updates")),
     )
-    op.create_index(op.f("ix_campaign_updates_campaign_id"), "campaign_updates", ["campaign_id"], unique=False)
+    op.create_index(
+        op.f("ix_campaign_updates_campaign_id"), "campaign_updates", ["campaign_id"], unique=False
+    )
     op.create_table(
         "petition_milestones",
         sa.Column("petition_id", sa.Uuid(), nullable=False),

@@ -16,8 +16,8 @@ from services.core.campaigns.errors import PetitionNotFound
 from services.core.config import Settings
 from services.core.errors import NotFound
 from services.core.mail import messages, unsubscribe
-from services.core.milestones.service import milestone_context
 from services.core.mail.rendering import TEMPLATES, Rendered, TemplateMissing, render
+from services.core.milestones.service import milestone_context
 from services.core.updates.models import BodyFormat
 
 SAMPLE_NAME = "Jane Doe"
@@ -90,7 +90,11 @@ async def preview(
         )
     elif kind == messages.THANK_YOU:
         context = messages.thank_you_context(
-            settings, name=SAMPLE_NAME, petition_title=petition_title, campaign_title=campaign_title, slug=slug
+            settings,
+            name=SAMPLE_NAME,
+            petition_title=petition_title,
+            campaign_title=campaign_title,
+            slug=slug,
         )
     elif kind == "milestone":
         context = milestone_context(

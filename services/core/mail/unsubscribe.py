@@ -97,10 +97,15 @@ async def unsubscribe(session: AsyncSession, settings: Settings, token: str) -> 
     canonical = read(settings, token)
     await session.execute(
         text(
-            "INSERT INTO email_suppressions (email_canonical, reason, detail) VALUES (:email, :reason, :detail) "
+            "INSERT INTO email_suppressions (email_canonical, reason, detail) "
+            "VALUES (:email, :reason, :detail) "
             "ON CONFLICT (email_canonical) DO NOTHING"
         ),
-        {"email": canonical, "reason": SuppressionReason.unsubscribed.value, "detail": "one-click unsubscribe"},
+        {
+            "email": canonical,
+            "reason": SuppressionReason.unsubscribed.value,
+            "detail": "one-click unsubscribe",
+        },
     )
     await session.execute(
         text(
@@ -112,9 +117,7 @@ async def unsubscribe(session: AsyncSession, settings: Settings, token: str) -> 
     return Unsubscribed()
 
 
-async def resubscribe(
-    session: AsyncSession, emails: Sequence[str], signed_at: Sequence[datetime]
-) -> int:
+async def resubscribe(session: AsyncSession, emails: Sequence[str], signed_at: Sequence[datetime]) -> int:
     """Lift the ``unsubscribed`` suppression of each canonical email whose signature (opting in to updates)
     was made after it; returns how many were lifted. A bounce suppression is never lifted here."""
     if not emails:

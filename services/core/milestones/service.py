@@ -75,7 +75,8 @@ def crossed(count: int, goal: int | None, percents: Iterable[int]) -> list[int]:
 _RECORD = text(
     "INSERT INTO petition_milestones (petition_id, percent, count, goal) "
     "SELECT * FROM unnest(CAST(:petitions AS uuid[]), CAST(:percents AS int[]), CAST(:counts AS int[]), "
-    "CAST(:goals AS int[])) ON CONFLICT DO NOTHING RETURNING petition_id, percent, count, goal"
+    "CAST(:goals AS int[])) ON CONFLICT DO NOTHING "
+    "RETURNING petition_id, percent, count AS reached_count, goal"
 )
 
 _PETITIONS = text(
@@ -97,9 +98,7 @@ async def coordinators(session: AsyncSession, campaign_id: uuid.UUID) -> list[tu
     return [(row.id, row.email) for row in await session.execute(_COORDINATORS, {"campaign": campaign_id})]
 
 
-async def detect(
-    session: AsyncSession, settings: Settings, counts: Iterable[CachedCount]
-) -> list[Milestone]:
+async def detect(session: AsyncSession, settings: Settings, counts: Iterable[CachedCount]) -> list[Milestone]:
     """Record the milestones these fresh counts reach for the first time, queue the coordinators'
     messages, and return the new milestones (in the caller's transaction)."""
     petitions: list[uuid.UUID] = []
@@ -124,14 +123,18 @@ async def detect(
     ).all()
     if not recorded:
         return []
-    info = {row.id: row for row in await session.execute(_PETITIONS, {"ids": [r.petition_id for r in recorded]})}
+    info = {
+        row.id: row for row in await session.execute(_PETITIONS, {"ids": [r.petition_id for r in recorded]})
+    }
     reached: list[Milestone] = []
     mail: list[NewMessage] = []
     staff: dict[uuid.UUID, list[tuple[uuid.UUID, str]]] = {}
     for row in sorted(recorded, key=lambda r: (str(r.petition_id), r.percent)):
         petition = info[row.petition_id]
         reached.append(
-            Milestone(row.petition_id, petition.campaign_id, petition.slug, row.percent, row.count, row.goal)
+            Milestone(
+                row.petition_id, petition.campaign_id, petition.slug, row.percent, row.reached_count, row.goal
+            )
         )
         if petition.campaign_id not in staff:
             staff[petition.campaign_id] = await coordinators(session, petition.campaign_id)
@@ -144,7 +147,7 @@ async def detect(
                 campaign_title=title_in(petition.campaign_translations, language, petition.campaign_language),
                 slug=petition.slug,
                 percent=row.percent,
-                count=row.count,
+                count=row.reached_count,
                 goal=row.goal,
             ),
             language=language,

@@ -3,8 +3,8 @@
 A signature with an email gets a token once the pipeline has deduplicated it (one outbox job per batch,
 :func:`request`). ``POST /v1/signatures/confirm`` confirms; ``GET`` only says what a front end should
 show, so mail scanners that follow links confirm nothing. Confirming a duplicate confirms the person's
-counted signature too, and queues the thank-you mail. A confirmation changes the count (under the ``confirmed`` policy), so the petition
-is marked for the pipeline to recount.
+counted signature too, and queues the thank-you mail. A confirmation changes the count (under the
+``confirmed`` policy), so the petition is marked for the pipeline to recount.
 """
 
 from __future__ import annotations
@@ -126,5 +126,7 @@ async def confirm(
     )
     await mark_for_recount(session, {claims.petition_id})
     # The thank-you, with the share link: once per person and petition (keyed by the counted signature).
-    await messages.queue_thank_you(session, settings, claims.signature_id, row.duplicate_of or claims.signature_id)
+    await messages.queue_thank_you(
+        session, settings, claims.signature_id, row.duplicate_of or claims.signature_id
+    )
     return Confirmed(petition=claims.petition_id, petition_slug=row.slug)

@@ -35,9 +35,7 @@ class BodyFormat(StrEnum):
 class CampaignUpdate(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "campaign_updates"
 
-    campaign_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("campaigns.id", ondelete="CASCADE"), index=True
-    )
+    campaign_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
     # {language: {"subject": …, "body": …}}; holds the campaign's default language.
     content: Mapped[dict[str, Any]] = mapped_column(JSONB)
     format: Mapped[BodyFormat] = mapped_column(String(20))

@@ -111,7 +111,9 @@ async def _update(
         parsed = uuid.UUID(update_id)
     except ValueError:
         raise UpdateNotFound(f"No update {update_id!r}.") from None
-    query = select(CampaignUpdate).where(CampaignUpdate.id == parsed, CampaignUpdate.campaign_id == campaign.id)
+    query = select(CampaignUpdate).where(
+        CampaignUpdate.id == parsed, CampaignUpdate.campaign_id == campaign.id
+    )
     if for_update:
         query = query.with_for_update()
     update = await session.scalar(query)
@@ -128,6 +130,8 @@ async def _counts(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.
     )
     counts: dict[uuid.UUID, UpdateCounts] = {i: UpdateCounts() for i in ids}
     for reference, state, n in rows:
+        if reference is None:
+            continue
         entry = counts[reference]
         setattr(entry, MessageState(state).value, n)
         entry.total += n
@@ -201,9 +205,7 @@ async def create_update(
     return await _fresh(session, update)
 
 
-async def change_update(
-    session: AsyncSession, ref: str, update_id: str, body: UpdateChange
-) -> UpdateRead:
+async def change_update(session: AsyncSession, ref: str, update_id: str, body: UpdateChange) -> UpdateRead:
     """Only drafts change."""
     campaign = await _campaign(session, ref)
     update = await _update(session, campaign, update_id, for_update=True)
@@ -248,19 +250,21 @@ class _Renderer:
                 subject=text_.subject,
                 body=text_.body,
                 body_format=BodyFormat(self.update.format),
-                campaign_title=title_in(
-                    self.campaign.translations, language, self.campaign.default_language
-                ),
+                campaign_title=title_in(self.campaign.translations, language, self.campaign.default_language),
                 unsubscribe_url=_UNSUBSCRIBE_PLACEHOLDER,
             )
             rendered = render(KIND, context, language=language, fallback=self.campaign.default_language)
-            self._cache[language] = _Prepared(
-                language, text_.subject, rendered.text_body, rendered.html_body
-            )
+            self._cache[language] = _Prepared(language, text_.subject, rendered.text_body, rendered.html_body)
         return self._cache[language]
 
     def message(
-        self, *, dedup_key: str, kind: str, category: MessageCategory, address: str, canonical: str,
+        self,
+        *,
+        dedup_key: str,
+        kind: str,
+        category: MessageCategory,
+        address: str,
+        canonical: str,
         language: str | None,
     ) -> NewMessage:
         chosen = self.content_language(language)
@@ -372,9 +376,11 @@ async def send_batch(
     if update is None or update.state is not UpdateState.sending:
         return BatchResult(0, 0, True)  # deleted, or finished by an earlier run of this job
     campaign = await session.get(Campaign, update.campaign_id)
-    assert campaign is not None  # noqa: S101 - the foreign key cascades
+    assert campaign is not None
     petitions = list(
-        (await session.scalars(text("SELECT id FROM petitions WHERE campaign_id = :c"), {"c": campaign.id})).all()
+        (
+            await session.scalars(text("SELECT id FROM petitions WHERE campaign_id = :c"), {"c": campaign.id})
+        ).all()
     )
     limit = settings.update_batch_size
     people: list[str] = (
