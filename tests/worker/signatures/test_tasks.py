@@ -26,6 +26,13 @@ async def petition(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[P
         made = await make_petition(session, count_policy=CountPolicy.all_unique)
     yield made
     async with factory.begin() as session:
+        await session.execute(
+            text(
+                "DELETE FROM email_messages WHERE reference_id IN "
+                "(SELECT id FROM signatures WHERE petition_id = :p)"
+            ),
+            {"p": made.id},
+        )
         for table in ("signature_reviews", "petition_signers", "petition_count_refresh", "signatures"):
             await session.execute(text(f"DELETE FROM {table} WHERE petition_id = :p"), {"p": made.id})  # noqa: S608
         await session.execute(text("DELETE FROM petitions WHERE id = :p"), {"p": made.id})
