@@ -209,7 +209,7 @@ async def change_update(session: AsyncSession, ref: str, update_id: str, body: U
     """Only drafts change."""
     campaign = await _campaign(session, ref)
     update = await _update(session, campaign, update_id, for_update=True)
-    if update.state is not UpdateState.draft:
+    if update.state != UpdateState.draft:
         raise UpdateAlreadySent()
     changes = body.changes()
     if "content" in changes and body.content is not None:
@@ -329,7 +329,7 @@ async def start_sending(
     """Draft → sending, and the first batch's job; a second call is a 409."""
     campaign = await _campaign(session, ref)
     update = await _update(session, campaign, update_id, for_update=True)
-    if update.state is not UpdateState.draft:
+    if update.state != UpdateState.draft:
         raise UpdateAlreadySent()
     update.state = UpdateState.sending
     update.send_requested_at = now or datetime.now(UTC)
@@ -373,7 +373,7 @@ async def send_batch(
     update = await session.scalar(
         select(CampaignUpdate).where(CampaignUpdate.id == update_id).with_for_update()
     )
-    if update is None or update.state is not UpdateState.sending:
+    if update is None or update.state != UpdateState.sending:
         return BatchResult(0, 0, True)  # deleted, or finished by an earlier run of this job
     campaign = await session.get(Campaign, update.campaign_id)
     assert campaign is not None
