@@ -71,7 +71,8 @@ async def signers(db: AsyncSession, run_pipeline: RunPipeline) -> Signers:
     await privacy.erase(db, "ed@example.org")
     await db.execute(
         text(
-            "INSERT INTO email_suppressions (email_canonical, reason) VALUES ('fa@example.org', 'unsubscribed')"
+            "INSERT INTO email_suppressions (email_canonical, reason) "
+            "VALUES ('fa@example.org', 'unsubscribed')"
         )
     )
     await db.commit()

@@ -5,7 +5,6 @@ person in their language, suppressed addresses recorded as such, resuming after 
 from __future__ import annotations
 
 import httpx
-import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
