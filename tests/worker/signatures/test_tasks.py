@@ -98,4 +98,18 @@ async def test_the_worker_deduplicates_counts_and_requests_confirmations(
                 {"p": petition.id},
             )
         ).all()
+        # ... and queued the emails carrying them, in the same transactions: one per person
+        mails = (
+            await session.execute(
+                text(
+                    "SELECT m.to_canonical, m.kind FROM email_messages m "
+                    "JOIN signatures s ON s.id = m.reference_id WHERE s.petition_id = :p ORDER BY 1"
+                ),
+                {"p": petition.id},
+            )
+        ).all()
     assert [tuple(row) for row in states] == [("duplicate", 2), ("unique", 2)]
+    assert [tuple(row) for row in mails] == [
+        ("ali@example.org", "confirmation"),
+        ("janedoe@gmail.com", "confirmation"),
+    ]
