@@ -98,11 +98,12 @@ async def test_the_worker_deduplicates_counts_and_requests_confirmations(
                 {"p": petition.id},
             )
         ).all()
-        # ... and queued the emails carrying them, in the same transactions: one per person
+        # ... and queued the emails carrying them, in the same transactions (one per token: a person whose
+        # signatures fell into two batches gets a second, newer link)
         mails = (
             await session.execute(
                 text(
-                    "SELECT m.to_canonical, m.kind FROM email_messages m "
+                    "SELECT DISTINCT m.to_canonical, m.kind FROM email_messages m "
                     "JOIN signatures s ON s.id = m.reference_id WHERE s.petition_id = :p ORDER BY 1"
                 ),
                 {"p": petition.id},
