@@ -109,6 +109,17 @@ class Settings(BaseSettings):
     # Campaign updates are queued in batches of this many recipients, each batch its own transaction.
     update_batch_size: int = Field(default=500, ge=1, le=10_000)
 
+    @field_validator("confirm_url", "petition_url", "unsubscribe_url")
+    @classmethod
+    def _link_template(cls, value: str) -> str:
+        try:
+            value.format_map({"public_url": "", "token": "", "slug": ""})
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"a link may use only {{public_url}}, {{token}} and {{slug}} ({type(exc).__name__}: {exc})"
+            ) from None
+        return value
+
     @field_validator("milestone_percents")
     @classmethod
     def _sensible_percents(cls, value: list[int]) -> list[int]:

@@ -15,6 +15,7 @@ in the campaign's default language, keyed ``milestone:<petition>:<percent>:<user
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ from services.core.mail.models import MessageCategory
 from services.core.mail.queue import NewMessage, queue_many
 from services.core.mail.rendering import TEMPLATES, render
 from services.core.signatures.counts import CachedCount
+from services.core.signatures.identity import InvalidEmail, canonical_email
+
+log = logging.getLogger(__name__)
 
 KIND = "milestone"
 
@@ -95,7 +99,17 @@ _COORDINATORS = text(
 
 
 async def coordinators(session: AsyncSession, campaign_id: uuid.UUID) -> list[tuple[uuid.UUID, str]]:
-    return [(row.id, row.email) for row in await session.execute(_COORDINATORS, {"campaign": campaign_id})]
+    """Who hears of the campaign's milestones (ids and addresses); an address mail cannot go to is left
+    out rather than allowed to stop the pipeline's tick."""
+    found: list[tuple[uuid.UUID, str]] = []
+    for row in await session.execute(_COORDINATORS, {"campaign": campaign_id}):
+        try:
+            canonical_email(row.email)
+        except InvalidEmail:
+            log.warning("milestone mail: user %s has an address mail cannot go to", row.id)
+            continue
+        found.append((row.id, row.email))
+    return found
 
 
 async def detect(session: AsyncSession, settings: Settings, counts: Iterable[CachedCount]) -> list[Milestone]:

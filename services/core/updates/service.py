@@ -39,6 +39,7 @@ from services.core.mail.messages import title_in
 from services.core.mail.models import EmailMessage, MessageCategory, MessageState
 from services.core.mail.queue import NewMessage, queue_many
 from services.core.mail.rendering import render
+from services.core.signatures.identity import InvalidEmail, canonical_email
 from services.core.updates.errors import (
     NoOwnEmail,
     UpdateAlreadySent,
@@ -299,8 +300,6 @@ async def send_test(
 ) -> tuple[uuid.UUID | None, str]:
     """Queue the update to the signed-in user's own address (category ``staff``: never suppressed as an
     update would be), rendered as a recipient in ``language`` would get it."""
-    from services.core.signatures.identity import InvalidEmail, canonical_email
-
     campaign = await _campaign(session, ref)
     update = await _update(session, campaign, update_id)
     user = await session.get(User, principal.id) if principal.kind == "user" else None

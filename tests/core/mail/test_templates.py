@@ -90,6 +90,13 @@ def test_link_settings_fill_in_public_url_and_values(settings: Settings) -> None
     assert custom.link(custom.petition_url, slug="x") == "https://api.example.org/petitions/x"
 
 
+def test_link_settings_name_only_known_values() -> None:
+    with pytest.raises(ValueError, match="only"):
+        Settings(confirm_url="https://act.example.org/{lang}/confirm?t={token}")
+    with pytest.raises(ValueError, match="only"):
+        Settings(petition_url="https://act.example.org/{slug")
+
+
 def test_plain_text_bodies_are_escaped_into_paragraphs() -> None:
     html = body_html("Hello <b>all</b> & you\nline two\n\n\nNext <script>", BodyFormat.text)
     assert html == ("<p>Hello &lt;b&gt;all&lt;/b&gt; &amp; you<br>\nline two</p>\n<p>Next &lt;script&gt;</p>")
