@@ -53,7 +53,6 @@ from services.core.signatures.identity import (
 if TYPE_CHECKING:
     from services.core.jobs import JobQueue
 
-
 log = logging.getLogger(__name__)
 
 # pg_advisory_xact_lock key: "loom signature pipeline"
@@ -389,7 +388,8 @@ async def run_once(
             # in this transaction.
             # HOOK (outbound webhooks): emit `petition.milestone_reached` for each of `tick.milestones`
             # here, e.g. `outbox.enqueue(session, "webhooks.milestone_reached", …)` per milestone, so the
-            # event commits with the milestone row and is never emitted twice.
+            # event commits with the milestone row and is never emitted twice (then publish the session's
+            # jobs after session_scope commits, as process_batch's loop does; else the relay will).
             tick.milestones = await milestones.detect(session, settings, fresh)
             await counts.store(queue.redis, fresh, settings)
     tick.refreshed = touched
