@@ -11,7 +11,7 @@ signer's language, falling back to the campaign's default language, and queues i
 
 The ``*_context`` functions are also what the staff preview renders, so a preview shows exactly what is
 sent. Campaign updates and milestones have modules of their own (:mod:`services.core.updates`,
-:mod:`services.core.mail.milestones`).
+:mod:`services.core.milestones`).
 """
 
 from __future__ import annotations
