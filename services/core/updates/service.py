@@ -212,8 +212,7 @@ async def change_update(session: AsyncSession, ref: str, update_id: str, body: U
     update = await _update(session, campaign, update_id, for_update=True)
     if update.state != UpdateState.draft:
         raise UpdateAlreadySent()
-    changes = body.changes()
-    if "content" in changes and body.content is not None:
+    if body.content is not None:
         update.content = _dump(body.content, campaign)
     if body.format is not None:
         update.format = body.format

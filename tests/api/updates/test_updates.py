@@ -67,6 +67,14 @@ async def test_compose_change_and_read(
     changed = await client.patch(path, json={"format": "text"}, headers=headers)
     assert changed.status_code == 200, changed.text
     assert changed.json()["format"] == "text"
+    assert changed.json()["content"] == CONTENT  # untouched: only the fields sent change
+    changed = await client.patch(path, json={"content": {"en": CONTENT["en"]}}, headers=headers)
+    assert changed.json()["content"] == {"en": CONTENT["en"]}
+    refused = await client.patch(path, json={"content": {"fr": CONTENT["fr"]}}, headers=headers)
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "update-default-language-missing"
+    refused = await client.patch(path, json={"content": None}, headers=headers)
+    assert refused.status_code == 422
     listed = await client.get(f"/v1/campaigns/{signers.campaign.slug}/updates", headers=headers)
     assert [u["id"] for u in listed.json()] == [created["id"]]
     # subjects are one line: no header injection
