@@ -17,6 +17,8 @@ from services.api import problems
 from services.api.auth.endpoints import router as auth_router
 from services.api.campaigns.endpoints import router as campaigns_router
 from services.api.integrations.endpoints import router as integrations_router
+from services.api.mail.endpoints import router as mail_router
+from services.api.mail.pages import router as mail_pages_router
 from services.api.middleware import REQUEST_ID_HEADER, install_middleware
 from services.api.network.endpoints import router as network_router
 from services.api.ops.endpoints import router as ops_router
@@ -26,6 +28,7 @@ from services.api.signatures.privacy import router as privacy_router
 from services.api.signatures.review import router as signature_reviews_router
 from services.api.signatures.staff import router as signatures_staff_router
 from services.api.signatures.webhooks import router as webhooks_router
+from services.api.updates.endpoints import router as updates_router
 from services.api.users.endpoints import router as users_router
 from services.api.webhook_endpoints.endpoints import router as webhook_endpoints_router
 from services.core.config import Settings, get_settings
@@ -84,6 +87,15 @@ TAGS = [
         "name": "webhooks",
         "description": "Signatures delivered by integrations (native batches or Action Network), signed "
         "by Standard Webhooks.",
+    },
+    {
+        "name": "campaign-updates",
+        "description": "News to a campaign's confirmed, opted-in signers: compose per language, test, send "
+        "in batches, follow the progress.",
+    },
+    {
+        "name": "email",
+        "description": "Email templates (staff preview) and one-click unsubscribe (RFC 8058).",
     },
     {"name": "ops", "description": "Health, readiness and metrics."},
 ]
@@ -165,6 +177,9 @@ def create_app(
     app.include_router(webhooks_router)
     app.include_router(signature_imports_router)
     app.include_router(webhook_endpoints_router)
+    app.include_router(updates_router)
+    app.include_router(mail_router)
+    app.include_router(mail_pages_router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRET = "change-me-in-production"  # noqa: S105 - a known placeholder, refused in production
@@ -116,6 +116,39 @@ class Settings(BaseSettings):
 
     smtp_url: str = "smtp://127.0.0.1:1025"
     mail_from: str = "Loom <no-reply@loom.localhost>"
+
+    # Links in the email Loom sends. ``{public_url}`` is replaced by LOOM_PUBLIC_URL; the rest by the
+    # link's own values. The defaults point at the small pages the API serves itself (``/confirm``,
+    # ``/unsubscribe``), so a fresh install works; a campaign site sets its own front-end URLs.
+    confirm_url: str = "{public_url}/confirm?token={token}"
+    petition_url: str = "{public_url}/petitions/{slug}"
+    unsubscribe_url: str = "{public_url}/unsubscribe?token={token}"
+    # Milestones: the percentages of a petition's goal that, first crossed, tell its campaign's coordinators.
+    milestone_percents: list[int] = Field(default=[50, 100])
+    # Campaign updates are queued in batches of this many recipients, each batch its own transaction.
+    update_batch_size: int = Field(default=500, ge=1, le=10_000)
+
+    @field_validator("confirm_url", "petition_url", "unsubscribe_url")
+    @classmethod
+    def _link_template(cls, value: str) -> str:
+        try:
+            value.format_map({"public_url": "", "token": "", "slug": ""})
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"a link may use only {{public_url}}, {{token}} and {{slug}} ({type(exc).__name__}: {exc})"
+            ) from None
+        return value
+
+    @field_validator("milestone_percents")
+    @classmethod
+    def _sensible_percents(cls, value: list[int]) -> list[int]:
+        if any(not 0 < percent <= 1000 for percent in value):
+            raise ValueError("milestone percentages must be between 1 and 1000")
+        return sorted(set(value))
+
+    def link(self, template: str, **values: str) -> str:
+        """One of the link settings (``confirm_url``, …) filled in; values are URL-safe already."""
+        return template.format_map({**values, "public_url": self.public_url.rstrip("/")})
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:

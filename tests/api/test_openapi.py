@@ -44,7 +44,11 @@ def test_every_error_response_is_a_problem() -> None:
 
 
 # Writes open to anyone: signing, confirming (and, later, unsubscribing) need no credentials.
-PUBLIC_WRITES = {("post", "/v1/petitions/{petition}/signatures"), ("post", "/v1/signatures/confirm")}
+PUBLIC_WRITES = {
+    ("post", "/v1/petitions/{petition}/signatures"),
+    ("post", "/v1/signatures/confirm"),
+    ("post", "/v1/unsubscribe"),  # RFC 8058 one-click: no login by design
+}
 
 
 # Writes authenticated by Standard Webhooks signatures, not by users or API keys: 401 only, never 403.

@@ -28,7 +28,10 @@ async def erase_signer(
     """Every signature whose canonical email is this one's, on every petition, loses its name, email,
     postal code, matching keys, address hash, source and confirmation nonce, and gets `erased_at`. The
     signatures themselves stay (state, duplicate links, country, consent), so counts do not change.
-    Staff user accounts are not touched. Answers how many signatures were erased."""
+    Email messages to the address keep their row (so campaign update counts stay right) but lose the
+    address, subject and content; unsent ones never go out. The suppression entry stays (it keeps an
+    unsubscribe honoured). Staff user accounts are not touched. Answers how many signatures and messages
+    were erased."""
     return await privacy.erase(session, body.email)
 
 
@@ -43,5 +46,6 @@ async def export_signer(
     body: privacy.PrivacyRequest, session: SessionDep, principal: AdminOnly
 ) -> privacy.Export:
     """Every signature stored with this (canonical) email, with its petition's slug: all its columns but
-    the internal matching keys and the confirmation nonce. Erased signatures no longer match."""
+    the internal matching keys and the confirmation nonce; the email Loom sent or queued to the address
+    (subject and text), and its suppression entry if any. Erased signatures no longer match."""
     return await privacy.export(session, body.email)

@@ -4,6 +4,7 @@ from services.core.campaigns.models import Campaign, CampaignPartner, Petition, 
 from services.core.db.base import Base
 from services.core.integrations.models import Integration, SeenWebhook
 from services.core.mail.models import EmailMessage, Suppression
+from services.core.milestones.models import PetitionMilestone
 from services.core.network.models import Coalition, CoalitionMembership, Organisation
 from services.core.outbox.models import OutboxJob
 from services.core.signatures.models import (
@@ -13,6 +14,7 @@ from services.core.signatures.models import (
     SignatureInvalidation,
     SignatureReview,
 )
+from services.core.updates.models import CampaignUpdate
 from services.core.users.models import ApiKey, User
 from services.core.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
@@ -21,6 +23,7 @@ __all__ = [
     "Base",
     "Campaign",
     "CampaignPartner",
+    "CampaignUpdate",
     "Coalition",
     "CoalitionMembership",
     "EmailMessage",
@@ -30,6 +33,7 @@ __all__ = [
     "Petition",
     "PetitionConsentVersion",
     "PetitionCountRefresh",
+    "PetitionMilestone",
     "PetitionSigner",
     "SeenWebhook",
     "Signature",

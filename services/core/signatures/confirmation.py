@@ -3,8 +3,8 @@
 A signature with an email gets a token once the pipeline has deduplicated it (one outbox job per batch,
 :func:`request`). ``POST /v1/signatures/confirm`` confirms; ``GET`` only says what a front end should
 show, so mail scanners that follow links confirm nothing. Confirming a duplicate confirms the person's
-counted signature too. A confirmation changes the count (under the ``confirmed`` policy), so the petition
-is marked for the pipeline to recount.
+counted signature too, and queues the thank-you mail. A confirmation changes the count (under the
+``confirmed`` policy), so the petition is marked for the pipeline to recount.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.config import Settings
+from services.core.mail import messages
 from services.core.signatures import tokens
 from services.core.signatures.pipeline import mark_for_recount
 from services.core.signatures.schemas import ConfirmationStatus, Confirmed
@@ -31,6 +32,7 @@ class ConfirmationRequest:
     signature_id: uuid.UUID
     petition_id: uuid.UUID
     token: str
+    nonce_hash: str  # names this token in the confirmation mail's dedup key
 
 
 async def request(
@@ -65,7 +67,9 @@ async def request(
             ),
             {"ids": [row.id for row, _ in issued], "nonces": [t.nonce_hash for _, t in issued], "now": now},
         )
-    return [ConfirmationRequest(row.id, row.petition_id, token.token) for row, token in issued]
+    return [
+        ConfirmationRequest(row.id, row.petition_id, token.token, token.nonce_hash) for row, token in issued
+    ]
 
 
 async def _signature(session: AsyncSession, claims: tokens.ConfirmationClaims, *, lock: bool) -> Row[Any]:
@@ -152,4 +156,8 @@ async def confirm(
     for signature in confirmed:
         await emit_confirmed(session, signature, petition_id=claims.petition_id, petition_slug=row.slug)
     await mark_for_recount(session, {claims.petition_id})
+    # The thank-you, with the share link: once per person and petition (keyed by the counted signature).
+    await messages.queue_thank_you(
+        session, settings, claims.signature_id, row.duplicate_of or claims.signature_id
+    )
     return Confirmed(petition=claims.petition_id, petition_slug=row.slug)

@@ -10,7 +10,8 @@ Every ``signature_pipeline_seconds`` a worker runs :func:`run_once`:
    - With an email: ``petition_signers`` gets the earliest signature of each (petition, canonical email)
      not already there (``ON CONFLICT DO NOTHING``); every signature of the batch then becomes ``unique``
      (it is the one in ``petition_signers``) or a ``duplicate`` of it. A duplicate that opts in to
-     updates passes its consent on to the counted signature.
+     updates passes its consent on to the counted signature, and lifts an earlier ``unsubscribed``
+     suppression of that person (a new explicit opt-in is the only thing that does).
    - Without an email (paper): compared by normalised name within the same petition, country and postal
      code (:func:`identity.match_paper_signature`); auto-merged as a duplicate, put in the review queue,
      or unique.
@@ -36,6 +37,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.config import Settings
 from services.core.db.engine import session_scope
+from services.core.mail import unsubscribe
+from services.core.milestones import service as milestones
+from services.core.milestones.service import Milestone
 from services.core.outbox import enqueue, publish_after_commit
 from services.core.signatures import counts
 from services.core.signatures.identity import (
@@ -87,7 +91,7 @@ async def process_batch(session: AsyncSession, *, limit: int) -> BatchResult:
         await session.execute(
             text(
                 "SELECT id, petition_id, email_canonical, name_key, postal_key, country, opt_in, "
-                "consent_version FROM signatures "
+                "consent_version, created_at FROM signatures "
                 "WHERE state = 'new' ORDER BY created_at, id LIMIT :limit"
             ),
             {"limit": limit},
@@ -109,6 +113,12 @@ async def process_batch(session: AsyncSession, *, limit: int) -> BatchResult:
     ]
     if with_email:
         result.duplicates += await _dedup_by_email(session, with_email)
+        # A new explicit opt-in lifts an earlier one-click unsubscribe (and nothing else does).
+        opted_in = [row for row in with_email if row.opt_in]
+        if opted_in:
+            await unsubscribe.resubscribe(
+                session, [row.email_canonical for row in opted_in], [row.created_at for row in opted_in]
+            )
     if paper:
         duplicates, reviews = await _dedup_paper(session, paper)
         result.duplicates += duplicates
@@ -338,6 +348,7 @@ class TickResult:
     reviews: int = 0
     batches: int = 0
     refreshed: set[uuid.UUID] = field(default_factory=set)
+    milestones: list[Milestone] = field(default_factory=list)  # reached for the first time this tick
 
 
 async def run_once(
@@ -373,6 +384,9 @@ async def run_once(
         touched |= set(flagged)
         if touched:
             fresh = await counts.compute(session, touched)
+            # Milestones first crossed by these counts: recorded once, ever, with the coordinators' mail
+            # and the `petition.milestone_reached` webhook event, in this transaction.
+            tick.milestones = await milestones.detect(session, settings, fresh)
             await counts.store(queue.redis, fresh, settings)
     tick.refreshed = touched
     return tick

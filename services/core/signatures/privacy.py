@@ -1,7 +1,9 @@
 """Privacy requests (issue 3 §10): erasing and exporting what Loom stores about one person, by email.
 
-A person is found by canonical email (:func:`identity.canonical_email`), across all petitions. Only
-signatures are covered: staff user accounts are not personal data of signers and are managed elsewhere.
+A person is found by canonical email (:func:`identity.canonical_email`), across all petitions. Covered:
+their signatures, the email Loom sent or queued to them, and their suppression entry (exported; kept on
+erasure, since it is what keeps honouring an unsubscribe or a bounce). Staff user accounts are not
+personal data of signers and are managed elsewhere.
 
 Erasure keeps each signature as a row (its state, ``duplicate_of``, country, consent, timestamps), so
 counts do not change, and nulls everything that identifies the person. Their ``petition_signers`` rows go
@@ -32,6 +34,7 @@ class PrivacyRequest(BaseModel):
 
 class Erased(BaseModel):
     signatures: int = Field(description="How many signatures were erased.")
+    messages: int = Field(default=0, description="How many email messages to the person were erased.")
 
 
 class ExportedSignature(BaseModel):
@@ -59,8 +62,30 @@ class ExportedSignature(BaseModel):
     invalidation_id: uuid.UUID | None
 
 
+class ExportedMessage(BaseModel):
+    id: uuid.UUID
+    kind: str = Field(description="`confirmation`, `thank_you`, `campaign_update`, …")
+    category: str
+    to_address: str
+    language: str | None
+    subject: str
+    text_body: str
+    state: str = Field(description="`pending`, `sent`, `failed` or `suppressed` (not sent).")
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class ExportedSuppression(BaseModel):
+    reason: str = Field(description="`unsubscribed` (from campaign updates) or `bounced`.")
+    created_at: datetime
+
+
 class Export(BaseModel):
     signatures: list[ExportedSignature]
+    messages: list[ExportedMessage] = Field(default_factory=list, description="Email sent (or to be sent).")
+    suppression: ExportedSuppression | None = Field(
+        default=None, description="Whether Loom is told not to mail the address, and why."
+    )
 
 
 def _canonical(email: str) -> str:
@@ -91,8 +116,20 @@ async def erase(session: AsyncSession, email: str, *, now: datetime | None = Non
         {"email": canonical, "ids": [row.id for row in rows]},
     )
     await mark_for_recount(session, {row.petition_id for row in rows})
-    log.info("privacy erasure: %d signatures erased", len(rows))
-    return Erased(signatures=len(rows))
+    # Their email: kept as rows (an update's counts stay right) with the address and content blanked;
+    # one not yet sent never will be.
+    messages = await session.execute(
+        text(
+            "UPDATE email_messages SET to_address = '', to_canonical = '', subject = '', text_body = '', "
+            "html_body = NULL, headers = '{}'::jsonb, last_error = NULL, dedup_key = 'erased:' || id, "
+            "state = CASE WHEN state = 'pending' THEN 'suppressed' ELSE state END "
+            "WHERE to_canonical = :email RETURNING id"
+        ),
+        {"email": canonical},
+    )
+    erased_messages = len(messages.all())
+    log.info("privacy erasure: %d signatures, %d messages erased", len(rows), erased_messages)
+    return Erased(signatures=len(rows), messages=erased_messages)
 
 
 async def export(session: AsyncSession, email: str) -> Export:
@@ -111,4 +148,21 @@ async def export(session: AsyncSession, email: str) -> Export:
             {"email": canonical},
         )
     ).all()
-    return Export(signatures=[ExportedSignature.model_validate(row._asdict()) for row in rows])
+    messages = await session.execute(
+        text(
+            "SELECT id, kind, category, to_address, language, subject, text_body, state, created_at, sent_at "
+            "FROM email_messages WHERE to_canonical = :email ORDER BY created_at, id"
+        ),
+        {"email": canonical},
+    )
+    suppression = (
+        await session.execute(
+            text("SELECT reason, created_at FROM email_suppressions WHERE email_canonical = :email"),
+            {"email": canonical},
+        )
+    ).one_or_none()
+    return Export(
+        signatures=[ExportedSignature.model_validate(row._asdict()) for row in rows],
+        messages=[ExportedMessage.model_validate(row._asdict()) for row in messages],
+        suppression=ExportedSuppression.model_validate(suppression._asdict()) if suppression else None,
+    )

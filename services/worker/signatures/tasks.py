@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 from services.core.jobs import JobContext, LoopContext, periodic, task
+from services.core.mail import messages
 from services.core.signatures import confirmation, pipeline
 
 
@@ -16,6 +17,7 @@ async def run_pipeline(ctx: LoopContext) -> None:
 
 @task(pipeline.CONFIRMATION_TASK)
 async def request_confirmations(ctx: JobContext, signature_ids: list[uuid.UUID]) -> None:
-    """Issue a confirmation token for each signature still waiting for one (the email that carries it is
-    the notifications module's)."""
-    await confirmation.request(ctx.session, ctx.settings, signature_ids)
+    """Issue a confirmation token for each signature still waiting for one, and queue the email carrying
+    it, in the job's transaction: a retried job finds the tokens issued and queues nothing twice."""
+    issued = await confirmation.request(ctx.session, ctx.settings, signature_ids)
+    await messages.queue_confirmations(ctx.session, ctx.settings, issued)

@@ -54,7 +54,7 @@ async def test_export_then_erase_across_petitions(
 
     erased = await client.post("/v1/privacy/erasure", json={"email": "jane.doe@gmail.com"}, headers=headers)
     assert erased.status_code == 200, erased.text
-    assert erased.json() == {"signatures": 3}
+    assert erased.json() == {"signatures": 3, "messages": 0}  # no mail queued: the jobs did not run
 
     rows = (await db.scalars(select(Signature).where(Signature.petition_id.in_([one.id, two.id])))).all()
     for row in rows:
@@ -93,10 +93,10 @@ async def test_export_then_erase_across_petitions(
     assert (await client.get(f"/v1/petitions/{two.slug}/count")).json()["count"] == 1
 
     again = await client.post("/v1/privacy/export", json={"email": "janedoe@gmail.com"}, headers=headers)
-    assert again.json() == {"signatures": []}
+    assert again.json() == {"signatures": [], "messages": [], "suppression": None}
     assert (
         await client.post("/v1/privacy/erasure", json={"email": "janedoe@gmail.com"}, headers=headers)
-    ).json() == {"signatures": 0}
+    ).json() == {"signatures": 0, "messages": 0}
     assert "janedoe" not in caplog.text.lower()
     assert "jane.doe" not in caplog.text.lower()
 

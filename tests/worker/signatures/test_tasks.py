@@ -26,6 +26,13 @@ async def petition(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[P
         made = await make_petition(session, count_policy=CountPolicy.all_unique)
     yield made
     async with factory.begin() as session:
+        await session.execute(
+            text(
+                "DELETE FROM email_messages WHERE reference_id IN "
+                "(SELECT id FROM signatures WHERE petition_id = :p)"
+            ),
+            {"p": made.id},
+        )
         for table in ("signature_reviews", "petition_signers", "petition_count_refresh", "signatures"):
             await session.execute(text(f"DELETE FROM {table} WHERE petition_id = :p"), {"p": made.id})  # noqa: S608
         await session.execute(text("DELETE FROM petitions WHERE id = :p"), {"p": made.id})
@@ -91,4 +98,19 @@ async def test_the_worker_deduplicates_counts_and_requests_confirmations(
                 {"p": petition.id},
             )
         ).all()
+        # ... and queued the emails carrying them, in the same transactions (one per token: a person whose
+        # signatures fell into two batches gets a second, newer link)
+        mails = (
+            await session.execute(
+                text(
+                    "SELECT DISTINCT m.to_canonical, m.kind FROM email_messages m "
+                    "JOIN signatures s ON s.id = m.reference_id WHERE s.petition_id = :p ORDER BY 1"
+                ),
+                {"p": petition.id},
+            )
+        ).all()
     assert [tuple(row) for row in states] == [("duplicate", 2), ("unique", 2)]
+    assert [tuple(row) for row in mails] == [
+        ("ali@example.org", "confirmation"),
+        ("janedoe@gmail.com", "confirmation"),
+    ]

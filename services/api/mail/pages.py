@@ -1,0 +1,117 @@
+"""Two tiny HTML pages the API serves itself, so the links in Loom's mail work on a fresh install before
+any campaign site exists (``LOOM_CONFIRM_URL`` and ``LOOM_UNSUBSCRIBE_URL`` point here by default):
+
+- ``GET /confirm?token=…`` says what the link is and shows a button; the button POSTs a plain HTML form
+  to ``/confirm``, which confirms (as ``POST /v1/signatures/confirm`` does). No JavaScript.
+- ``GET /unsubscribe?token=…`` shows a button that POSTs to ``/unsubscribe``, which unsubscribes (as
+  ``POST /v1/unsubscribe`` does).
+
+A GET never changes anything: mail scanners follow links. They are not part of the API's OpenAPI.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Form, Query
+from fastapi.responses import HTMLResponse
+from markupsafe import Markup
+
+from services.api.deps import SessionDep, SettingsDep
+from services.api.routing import router as make_router
+from services.core.errors import LoomError
+from services.core.mail import unsubscribe
+from services.core.signatures import confirmation
+
+router = make_router(include_in_schema=False)
+
+TokenQuery = Annotated[str, Query(min_length=1, max_length=2000)]
+TokenForm = Annotated[str, Form(min_length=1, max_length=2000)]
+
+_PAGE = Markup(
+    '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+    '<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title></head>'
+    '<body style="font-family:Helvetica,Arial,sans-serif;max-width:560px;margin:48px auto;padding:0 16px;'
+    'line-height:1.5;color:#1a1a1a"><h1 style="font-size:24px">{title}</h1>{body}</body></html>\n'
+)
+_BUTTON = (
+    "padding:12px 20px;background:#b3261e;color:#fff;border:none;border-radius:4px;font-size:16px;"
+    "font-weight:bold;cursor:pointer"
+)
+
+
+def _page(title: str, body: Markup, status_code: int = 200) -> HTMLResponse:
+    return HTMLResponse(
+        _PAGE.format(title=title, body=body),
+        status_code=status_code,
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+    )
+
+
+def _form(action: str, token: str, label: str, text: str) -> Markup:
+    return Markup(
+        '<p>{text}</p><form method="post" action="{action}">'
+        '<input type="hidden" name="token" value="{token}">'
+        '<button type="submit" style="{style}">{label}</button></form>'
+    ).format(text=text, action=action, token=token, style=_BUTTON, label=label)
+
+
+def _problem(error: LoomError) -> HTMLResponse:
+    return _page(error.title, Markup("<p>{}</p>").format(error.detail), error.status)
+
+
+@router.get("/confirm", response_class=HTMLResponse)
+async def confirm_page(token: TokenQuery, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
+    try:
+        status = await confirmation.status(session, settings, token)
+    except LoomError as error:
+        return _problem(error)
+    if status.status == "confirmed":
+        return _page("Already confirmed", Markup("<p>Your signature is confirmed. Thank you!</p>"))
+    return _page(
+        "Confirm your signature",
+        _form("confirm", token, "Confirm my signature", "One click, and your signature counts."),
+    )
+
+
+@router.post("/confirm", response_class=HTMLResponse)
+async def confirm_submit(token: TokenForm, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
+    try:
+        await confirmation.confirm(session, settings, token)
+    except LoomError as error:
+        await session.rollback()
+        return _problem(error)
+    return _page(
+        "Thank you!",
+        Markup(
+            "<p>Your signature is confirmed and counted. We have sent you a link to share the petition.</p>"
+        ),
+    )
+
+
+@router.get("/unsubscribe", response_class=HTMLResponse)
+async def unsubscribe_page(token: TokenQuery, settings: SettingsDep) -> HTMLResponse:
+    try:
+        unsubscribe.read(settings, token)
+    except LoomError as error:
+        return _problem(error)
+    return _page(
+        "Unsubscribe",
+        _form("unsubscribe", token, "Unsubscribe", "Stop receiving campaign updates at this address?"),
+    )
+
+
+@router.post("/unsubscribe", response_class=HTMLResponse)
+async def unsubscribe_submit(token: TokenForm, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
+    try:
+        await unsubscribe.unsubscribe(session, settings, token)
+    except LoomError as error:
+        await session.rollback()
+        return _problem(error)
+    return _page(
+        "Unsubscribed",
+        Markup(
+            "<p>You will receive no more campaign updates. Signing a petition again with updates ticked "
+            "subscribes you again.</p>"
+        ),
+    )

@@ -1,0 +1,204 @@
+"""Detecting milestones where the pipeline refreshes counts, and telling the campaign's coordinators.
+
+:func:`detect` gets the counts the pipeline just computed. For every public petition with a goal, each
+configured percentage (``LOOM_MILESTONE_PERCENTS``, default 50 and 100) its count has reached is inserted
+into ``petition_milestones`` with ``ON CONFLICT DO NOTHING``: the primary key (petition, percent) makes a
+milestone happen once, ever — a count that falls (an invalidation) and rises again does not repeat it,
+and two workers cannot both record it. Only the rows actually inserted are new milestones.
+
+Who hears of it — "the campaign's coordinators": Loom's users carry no per-campaign assignment, and only
+partner users belong to an organisation. So they are every active user with the ``coordinator`` role
+(the network's staff who coordinate campaigns) plus the active partner users of the campaign's *lead*
+organisation (the member organisation running it). One ``milestone`` message (category ``staff``) each,
+in the campaign's default language, keyed ``milestone:<petition>:<percent>:<user>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.core.config import Settings
+from services.core.mail.messages import title_in
+from services.core.mail.models import MessageCategory
+from services.core.mail.queue import NewMessage, queue_many
+from services.core.mail.rendering import TEMPLATES, render
+from services.core.signatures.counts import CachedCount
+from services.core.signatures.identity import InvalidEmail, canonical_email
+from services.core.webhooks import events
+from services.core.webhooks.models import EventType
+
+log = logging.getLogger(__name__)
+
+KIND = "milestone"
+
+
+@dataclass(frozen=True)
+class Milestone:
+    """A milestone just reached (returned once, by the call that recorded it)."""
+
+    petition_id: uuid.UUID
+    campaign_id: uuid.UUID
+    slug: str
+    percent: int
+    count: int
+    goal: int
+
+
+def milestone_context(
+    settings: Settings,
+    *,
+    petition_title: str,
+    campaign_title: str,
+    slug: str,
+    percent: int,
+    count: int,
+    goal: int,
+) -> dict[str, Any]:
+    return {
+        "petition_title": petition_title,
+        "campaign_title": campaign_title,
+        "petition_url": settings.link(settings.petition_url, slug=slug),
+        "percent": percent,
+        "count": count,
+        "goal": goal,
+    }
+
+
+def crossed(count: int, goal: int | None, percents: Iterable[int]) -> list[int]:
+    """The percentages of ``goal`` that ``count`` has reached."""
+    if not goal or goal <= 0:
+        return []
+    return [percent for percent in percents if count * 100 >= percent * goal]
+
+
+_RECORD = text(
+    "INSERT INTO petition_milestones (petition_id, percent, count, goal) "
+    "SELECT * FROM unnest(CAST(:petitions AS uuid[]), CAST(:percents AS int[]), CAST(:counts AS int[]), "
+    "CAST(:goals AS int[])) ON CONFLICT DO NOTHING "
+    "RETURNING petition_id, percent, count AS reached_count, goal"
+)
+
+_PETITIONS = text(
+    "SELECT p.id, p.slug, p.campaign_id, p.translations AS petition_translations, "
+    "p.default_language AS petition_language, c.translations AS campaign_translations, "
+    "c.default_language AS campaign_language FROM petitions p JOIN campaigns c ON c.id = p.campaign_id "
+    "WHERE p.id = ANY(:ids)"
+)
+
+# The campaign's coordinators (see the module's docstring).
+_COORDINATORS = text(
+    "SELECT u.id, u.email FROM users u WHERE u.is_active AND (u.role = 'coordinator' OR "
+    "(u.role = 'partner' AND u.organisation_id IN (SELECT cp.organisation_id FROM campaign_partners cp "
+    "WHERE cp.campaign_id = :campaign AND cp.role = 'lead'))) ORDER BY u.id"
+)
+
+
+async def coordinators(session: AsyncSession, campaign_id: uuid.UUID) -> list[tuple[uuid.UUID, str]]:
+    """Who hears of the campaign's milestones (ids and addresses); an address mail cannot go to is left
+    out rather than allowed to stop the pipeline's tick."""
+    found: list[tuple[uuid.UUID, str]] = []
+    for row in await session.execute(_COORDINATORS, {"campaign": campaign_id}):
+        try:
+            canonical_email(row.email)
+        except InvalidEmail:
+            log.warning("milestone mail: user %s has an address mail cannot go to", row.id)
+            continue
+        found.append((row.id, row.email))
+    return found
+
+
+async def _announce(session: AsyncSession, milestone: Milestone) -> None:
+    """The ``petition.milestone_reached`` webhook event, in the transaction that records the milestone
+    (so it is emitted once, ever, like the milestone itself)."""
+    await events.emit(
+        session,
+        EventType.petition_milestone_reached,
+        {
+            "petition_id": milestone.petition_id,
+            "petition_slug": milestone.slug,
+            "campaign_id": milestone.campaign_id,
+            "milestone": milestone.percent,
+            "goal": milestone.goal,
+            "count": milestone.count,
+        },
+        key=f"petition.milestone_reached:{milestone.petition_id}:{milestone.percent}",
+    )
+
+
+async def detect(session: AsyncSession, settings: Settings, counts: Iterable[CachedCount]) -> list[Milestone]:
+    """Record the milestones these fresh counts reach for the first time, queue the coordinators'
+    messages, and return the new milestones (in the caller's transaction)."""
+    petitions: list[uuid.UUID] = []
+    percents: list[int] = []
+    values: list[int] = []
+    goals: list[int] = []
+    for cached in counts:
+        if not cached.public:
+            continue  # a draft's test signatures must not use up its milestones
+        count = cached.count
+        for percent in crossed(count.count, count.goal, settings.milestone_percents):
+            petitions.append(count.petition)
+            percents.append(percent)
+            values.append(count.count)
+            goals.append(count.goal or 0)
+    if not petitions:
+        return []
+    recorded = (
+        await session.execute(
+            _RECORD, {"petitions": petitions, "percents": percents, "counts": values, "goals": goals}
+        )
+    ).all()
+    if not recorded:
+        return []
+    info = {
+        row.id: row for row in await session.execute(_PETITIONS, {"ids": [r.petition_id for r in recorded]})
+    }
+    reached: list[Milestone] = []
+    mail: list[NewMessage] = []
+    staff: dict[uuid.UUID, list[tuple[uuid.UUID, str]]] = {}
+    for row in sorted(recorded, key=lambda r: (str(r.petition_id), r.percent)):
+        petition = info[row.petition_id]
+        milestone = Milestone(
+            row.petition_id, petition.campaign_id, petition.slug, row.percent, row.reached_count, row.goal
+        )
+        reached.append(milestone)
+        await _announce(session, milestone)
+        if petition.campaign_id not in staff:
+            staff[petition.campaign_id] = await coordinators(session, petition.campaign_id)
+        language = TEMPLATES.choose_language(KIND, petition.campaign_language, None)
+        rendered = render(
+            KIND,
+            milestone_context(
+                settings,
+                petition_title=title_in(petition.petition_translations, language, petition.petition_language),
+                campaign_title=title_in(petition.campaign_translations, language, petition.campaign_language),
+                slug=petition.slug,
+                percent=row.percent,
+                count=row.reached_count,
+                goal=row.goal,
+            ),
+            language=language,
+        )
+        for user_id, email in staff[petition.campaign_id]:
+            mail.append(
+                NewMessage(
+                    dedup_key=f"milestone:{row.petition_id}:{row.percent}:{user_id}",
+                    kind=KIND,
+                    category=MessageCategory.staff,
+                    to_address=email,
+                    subject=rendered.subject,
+                    text_body=rendered.text_body,
+                    html_body=rendered.html_body,
+                    language=rendered.language,
+                    reference_id=row.petition_id,
+                )
+            )
+    await queue_many(session, mail)
+    return reached
