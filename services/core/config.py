@@ -95,8 +95,31 @@ class Settings(BaseSettings):
     # After a rotation, an integration's previous webhook secret is still accepted this long.
     webhook_secret_grace_hours: int = Field(default=24, ge=0, le=24 * 30)
 
-    smtp_url: str = "smtp://127.0.0.1:1025"
+    # Outgoing mail (services/core/mail/smtp.py): smtp://[user[:password]@]host[:port][?starttls=auto|required|off]
+    # or smtps://… (implicit TLS); ``verify=false`` skips certificate checks (development only). Unset:
+    # `loom run` catches mail in LOOM_DATA_DIR/mail; a lone worker leaves it queued.
+    smtp_url: SecretStr | None = None
+    smtp_password: SecretStr | None = None  # overrides the URL's password (keeps it out of the URL)
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
     mail_from: str = "Loom <no-reply@loom.localhost>"
+    # The sender: messages per batch (one transaction claims them, one connection sends them), the poll
+    # that backs up LISTEN/NOTIFY, and how long a claimed batch is left alone by other senders.
+    mail_batch_size: int = Field(default=100, ge=1, le=10_000)
+    mail_poll_seconds: float = Field(default=5.0, gt=0)
+    mail_lease_seconds: float = Field(default=300.0, ge=5)
+    # An idle SMTP connection is closed after this long.
+    mail_idle_seconds: float = Field(default=30.0, gt=0)
+    # Transient failures (4xx, connection lost mid-message): retried after base * 2**(attempt-1) seconds,
+    # capped, jittered to 50-100 %; failed for good after this many attempts or once this old.
+    mail_retry_base_seconds: float = Field(default=30.0, gt=0)
+    mail_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    mail_max_attempts: int = Field(default=10, ge=1)
+    mail_max_age_hours: float = Field(default=48.0, gt=0)
+    # The whole server unreachable: the sender pauses (doubling up to this), messages keep their attempts.
+    mail_server_backoff_max_seconds: float = Field(default=60.0, gt=0)
+    # Rate limits across all workers (Redis; not applied while Redis is down). 0: no limit.
+    mail_rate_per_second: int = Field(default=50, ge=0)
+    mail_rate_per_domain_per_minute: int = Field(default=600, ge=0)
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:
