@@ -266,7 +266,8 @@ def run(
                 f"  Database:          {_describe(database_url, settings.database_url)}",
                 f"  Redis:             {_describe(redis_url, settings.redis_url)}",
                 (
-                    f"  Mail:              caught in {catcher.directory} (read it: loom mail show)"
+                    f"  Mail:              caught in {catcher.directory} by {catcher.url.split('?')[0]}"
+                    " (read it: loom mail show)"
                     if catcher is not None
                     else "  Mail:              sent through LOOM_SMTP_URL"
                 ),
