@@ -103,7 +103,7 @@ def test_run_starts_everything_on_a_bare_machine_and_ctrl_c_stops_it(tmp_path: P
         assert docs.status_code == 200
         assert "swagger" in docs.text.lower()
         assert processes_using(data_dir), "the embedded servers should be running"
-        # No LOOM_SMTP_URL: the worker's mail goes to the catcher `loom run` started, and `loom mail` reads it.
+        # No LOOM_SMTP_URL: mail goes to the catcher `loom run` started, and `loom mail` reads it.
         asyncio.run(queue_a_message(data_dir))
         deadline = time.monotonic() + 30
         while not list((data_dir / "mail").glob("*.eml")) and time.monotonic() < deadline:

@@ -98,8 +98,8 @@ async def states(sessions: Sessions) -> dict[str, int]:
         return {row[0]: int(row[1]) for row in result}
 
 
-async def wait_until_all_sent(sessions: Sessions, total: int, workers: Workers, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_until_all_sent(sessions: Sessions, total: int, workers: Workers, within: float = 90) -> None:
+    deadline = time.monotonic() + within
     while (await states(sessions)).get("sent", 0) < total:
         if time.monotonic() > deadline:
             pytest.fail(f"not all sent: {await states(sessions)}\n{workers.logs()[-4000:]}")
