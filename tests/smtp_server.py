@@ -17,6 +17,7 @@ import asyncio
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from email import policy
@@ -25,7 +26,7 @@ from email.parser import BytesParser
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,14 @@ def free_port() -> int:
 
 
 class SmtpServer:
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int | None = None, *, credentials: tuple[str, str] | None = None
+    ) -> None:
         self.host = host
+        # With credentials, the server offers AUTH (without TLS, for tests) and refuses mail until a
+        # client logs in with them; .logins records who did.
+        self.credentials = credentials
+        self.logins: list[str] = []
         self.port = port or free_port()
         self.lock = threading.Lock()
         self.messages: list[Received] = []
@@ -123,7 +130,14 @@ class SmtpServer:
 
     def start(self) -> None:
         if self._controller is None:
-            self._controller = _Controller(self, hostname=self.host, port=self.port, enable_SMTPUTF8=True)
+            auth: dict[str, Any] = {}
+            if self.credentials is not None:
+                auth = {"authenticator": self._authenticate, "auth_require_tls": False, "auth_required": True}
+            with warnings.catch_warnings():  # AUTH without TLS: deliberate, on loopback, in tests
+                warnings.simplefilter("ignore", UserWarning)
+                self._controller = _Controller(
+                    self, hostname=self.host, port=self.port, enable_SMTPUTF8=True, **auth
+                )
             with self.lock:
                 before = self.connections
             self._controller.start()
@@ -134,6 +148,17 @@ class SmtpServer:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
+
+    def _authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        if not isinstance(data, LoginPassword) or self.credentials is None:
+            return AuthResult(success=False, handled=False)
+        user, password = data.login.decode(), data.password.decode()
+        if (user, password) != self.credentials:
+            return AuthResult(success=False, handled=False)
+        self.logins.append(user)
+        return AuthResult(success=True)
 
     def reset(self) -> None:
         with self.lock:
