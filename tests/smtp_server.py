@@ -74,7 +74,9 @@ class _Handler:
 
 class _Counting(SMTP):
     def __init__(self, owner: SmtpServer, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        with warnings.catch_warnings():  # AUTH without TLS: deliberate, on loopback, in tests
+            warnings.simplefilter("ignore", UserWarning)
+            super().__init__(*args, **kwargs)
         self._owner = owner
 
     def connection_made(self, transport: Any) -> None:

@@ -24,7 +24,8 @@ def test_plain_smtp_uses_starttls_when_offered_by_default() -> None:
         False,
         StartTls.auto,
     )
-    assert config.username is None and config.password is None
+    assert config.username is None
+    assert config.password is None
 
 
 def test_submission_with_required_starttls_and_percent_encoded_credentials() -> None:

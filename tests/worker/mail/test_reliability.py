@@ -154,11 +154,13 @@ async def test_with_the_smtp_server_down_mail_waits_and_drains_when_it_is_back(
     workers.start()
     total = 40
     ids = await enqueue_many(sessions, total)
-    await asyncio.sleep(3)  # the worker tries, finds the server down, backs off (a few times)
+    deadline = time.monotonic() + 90
+    while workers.logs().count("sender paused") < 2:  # it tried, found the server down, backed off, again
+        assert time.monotonic() < deadline, workers.logs()[-4000:]
+        await asyncio.sleep(0.2)
     async with sessions() as session:
         result = await session.execute(text("SELECT state, attempts FROM email_messages"))
         assert {(row[0], row[1]) for row in result} == {("pending", 0)}  # waiting, no attempt burnt
-    assert "sender paused" in workers.logs()
 
     smtp_server.start()
     await wait_until_all_sent(sessions, total, workers)
