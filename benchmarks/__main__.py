@@ -5,4 +5,4 @@ from benchmarks import api, mail, worker
 if __name__ == "__main__":
     worker.main()
     api.main()
-    mail.main([])
+    mail.main()
