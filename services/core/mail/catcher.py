@@ -69,6 +69,8 @@ class Catcher:
         return f"smtp://{self.host}:{self.port}?starttls=off"
 
     def start(self) -> str:
+        # aiosmtpd logs every envelope (addresses included) at INFO on "mail.log": keep only its warnings.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = self.port or _free_port(self.host)
         self.controller = Controller(_WriteToFiles(self.directory), hostname=self.host, port=self.port)

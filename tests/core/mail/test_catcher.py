@@ -52,7 +52,7 @@ async def test_caught_mail_is_written_to_files_and_loom_mail_shows_it(
         smtp = SmtpConfig.from_settings(mail_settings)
         assert smtp is not None
         sender = Sender(mail_sessions, mail_settings, smtp=smtp)
-        with caplog.at_level(logging.INFO, logger="services.core.mail.catcher"):
+        with caplog.at_level(logging.INFO):
             await sender.drain()
             await sender.close()
     finally:
