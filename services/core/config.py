@@ -122,6 +122,13 @@ class Settings(BaseSettings):
     mail_rate_per_domain_per_minute: int = Field(default=600, ge=0)
 
     @model_validator(mode="after")
+    def _lease_outlasts_a_send(self) -> Settings:
+        # A sender stops starting messages `smtp timeout + 5 s` before its lease ends (sender.py).
+        if self.mail_lease_seconds < self.smtp_timeout_seconds + 10:
+            raise ValueError("LOOM_MAIL_LEASE_SECONDS must be at least LOOM_SMTP_TIMEOUT_SECONDS + 10")
+        return self
+
+    @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:
         if self.env is Environment.production:
             secret = self.secret_key.get_secret_value()

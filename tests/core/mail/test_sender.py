@@ -383,3 +383,24 @@ async def test_notify_wakes_the_running_sender(
         with pytest.raises(asyncio.CancelledError):
             await running
         await listener.close()
+
+
+async def test_a_sender_hands_back_what_its_lease_leaves_no_time_for(
+    mail_sessions: Sessions, mail_settings: Settings, smtp_server: SmtpServer
+) -> None:
+    # A lease shorter than a send could take: each batch sends its first message, hands back the rest.
+    settings = mail_settings.model_copy(update={"mail_lease_seconds": 1.0, "mail_batch_size": 5})
+    await enqueue_many(mail_sessions, 5)
+    sender = sender_for(settings, mail_sessions)
+    assert await sender.step() is Step.worked
+    await sender.close()
+    assert len(smtp_server.messages) == 1
+    now = datetime.now(UTC)
+    handed_back = [r for r in await rows(mail_sessions) if r.state == MessageState.pending]
+    assert len(handed_back) == 4
+    assert all(r.attempts == 0 and r.next_attempt_at <= now for r in handed_back)  # due again, no attempt
+
+
+def test_the_lease_must_outlast_a_send() -> None:
+    with pytest.raises(ValueError, match="LOOM_MAIL_LEASE_SECONDS"):
+        Settings(smtp_timeout_seconds=30, mail_lease_seconds=20)

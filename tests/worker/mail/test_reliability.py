@@ -79,7 +79,8 @@ def workers(database_url: str, redis_url: str, smtp_server: SmtpServer, tmp_path
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "LOOM_SMTP_URL": smtp_server.url,
-        "LOOM_MAIL_LEASE_SECONDS": "5",
+        "LOOM_SMTP_TIMEOUT_SECONDS": "5",
+        "LOOM_MAIL_LEASE_SECONDS": "15",  # after the kill, the rest of its batch waits this long
         "LOOM_MAIL_BATCH_SIZE": "50",
         "LOOM_MAIL_POLL_SECONDS": "0.5",
         "LOOM_MAIL_SERVER_BACKOFF_MAX_SECONDS": "1",
