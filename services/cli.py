@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from services.core.config import PROJECT_ROOT, Settings, get_settings
+from services.core.config import PROJECT_ROOT, Environment, Settings, get_settings
 
 app = typer.Typer(
     name="loom",
@@ -241,6 +241,12 @@ def run(
     database_url, redis_url = _urls(settings)
     upgrade(database_url)
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
+    catcher = None
+    if settings.smtp_url is None and settings.env is not Environment.production:
+        from services.core.mail.catcher import Catcher, mail_dir
+
+        catcher = Catcher(mail_dir(settings.data_dir))
+        env["LOOM_SMTP_URL"] = catcher.start()
     loom = [sys.executable, "-m", "services.cli"]
     # Own sessions, so the terminal's Ctrl-C reaches only this process, which then stops each child
     # once, with SIGTERM (a second SIGINT would make uvicorn abandon its graceful shutdown).
@@ -259,6 +265,12 @@ def run(
                 f"  Interactive docs:  http://{shown}:{port}/docs",
                 f"  Database:          {_describe(database_url, settings.database_url)}",
                 f"  Redis:             {_describe(redis_url, settings.redis_url)}",
+                (
+                    f"  Mail:              caught in {catcher.directory} by {catcher.url.split('?')[0]}"
+                    " (read it: loom mail show)"
+                    if catcher is not None
+                    else "  Mail:              sent through LOOM_SMTP_URL"
+                ),
                 "  Press Ctrl-C to stop.",
                 "",
             ]
@@ -285,10 +297,64 @@ def run(
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 child.kill()
+        if catcher is not None:
+            catcher.stop()
         stop_started()
     failed = [child.returncode for child in children if child.returncode not in (0, -15, 143)]
     if failed and not stopping:
         raise typer.Exit(1)
+
+
+mail_app = typer.Typer(
+    name="mail", help="Read the mail `loom run` caught (development, no LOOM_SMTP_URL).", no_args_is_help=True
+)
+app.add_typer(mail_app)
+
+
+@mail_app.command("list")
+def mail_list(
+    limit: Annotated[int, typer.Option(help="How many messages to list.")] = 20,
+) -> None:
+    """List caught messages, newest first (number, time, recipient, subject)."""
+    from services.core.mail.catcher import caught, mail_dir, read
+
+    directory = mail_dir(get_settings().data_dir)
+    files = caught(directory)
+    if not files:
+        typer.echo(f"no mail caught yet in {directory}")
+        return
+    for number, path in enumerate(files[:limit], start=1):
+        message = read(path)
+        typer.echo(
+            f"{number:>3}  {message.get('Date', '')}  {message.get('To', '')}  {message.get('Subject', '')}"
+        )
+
+
+@mail_app.command("show")
+def mail_show(
+    number: Annotated[int, typer.Argument(help="1 is the latest message, 2 the one before...")] = 1,
+    html: Annotated[bool, typer.Option("--html", help="Print the HTML part instead of the text.")] = False,
+    raw: Annotated[bool, typer.Option("--raw", help="Print the whole message as received.")] = False,
+) -> None:
+    """Print a caught message: its headers and text (the latest by default)."""
+    from services.core.mail.catcher import body, caught, mail_dir, read
+
+    directory = mail_dir(get_settings().data_dir)
+    files = caught(directory)
+    if not 1 <= number <= len(files):
+        typer.echo(f"no message {number} in {directory} ({len(files)} caught)", err=True)
+        raise typer.Exit(1)
+    path = files[number - 1]
+    if raw:
+        typer.echo(path.read_bytes().decode("utf-8", errors="replace"))
+        return
+    message = read(path)
+    for name in ("From", "To", "Subject", "Date", "Message-ID", "List-Unsubscribe"):
+        if message.get(name) is not None:
+            typer.echo(f"{name}: {message[name]}")
+    typer.echo(f"File: {path}")
+    typer.echo("")
+    typer.echo(body(message, html=html))
 
 
 def _describe(url: str, configured: str | None) -> str:

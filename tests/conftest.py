@@ -24,6 +24,7 @@ from services.core.config import PROJECT_ROOT, Settings
 from services.core.db import migrate
 from services.core.db.engine import async_url, create_engine
 from services.core.embedded import EmbeddedPostgres, EmbeddedRedis
+from tests.smtp_server import SmtpServer
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 
@@ -182,3 +183,13 @@ async def committing_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         yield http
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) of this test's own, started; see tests/smtp_server.py for its
+    controls (refuse with 4xx/5xx, delay, stop/start) and what it recorded (``.messages``)."""
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()

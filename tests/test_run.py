@@ -3,6 +3,7 @@ migrations, the API and the worker; SIGINT (Ctrl-C) stops everything it started.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -13,8 +14,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from services.core.config import PROJECT_ROOT
+from services.core.embedded import EmbeddedPostgres
+from services.core.mail.models import MessageCategory
+from services.core.mail.queue import NewMessage, queue
 
 LOOM = str(PROJECT_ROOT / ".venv" / "bin" / "loom")
 
@@ -57,12 +62,33 @@ def processes_using(path: Path) -> list[str]:
     return found
 
 
+async def queue_a_message(data_dir: Path) -> None:
+    """Queue an email in `loom run`'s embedded database, as a signature's confirmation would be."""
+    engine = create_async_engine(EmbeddedPostgres(data_dir / "postgres").url())
+    try:
+        async with engine.begin() as conn, AsyncSession(bind=conn) as session:
+            await queue(
+                session,
+                NewMessage(
+                    dedup_key="test-run:welcome",
+                    kind="test",
+                    category=MessageCategory.transactional,
+                    to_address="newcomer@example.org",
+                    subject="Welcome to Loom",
+                    text_body="Hello\n",
+                ),
+            )
+            await session.flush()
+    finally:
+        await engine.dispose()
+
+
 @pytest.mark.timeout(180)
 def test_run_starts_everything_on_a_bare_machine_and_ctrl_c_stops_it(tmp_path: Path) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="loom-run-"))  # short: Unix socket paths are limited
     data_dir.chmod(0o755)  # the embedded PostgreSQL runs as its own system user when we are root
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "LOOM_SMTP_URL"}}
     env.update({"LOOM_DATA_DIR": str(data_dir), "LOOM_API_PORT": str(port), "LOOM_LOG_JSON": "false"})
     log = (tmp_path / "run.log").open("wb")
     process = subprocess.Popen(
@@ -77,6 +103,15 @@ def test_run_starts_everything_on_a_bare_machine_and_ctrl_c_stops_it(tmp_path: P
         assert docs.status_code == 200
         assert "swagger" in docs.text.lower()
         assert processes_using(data_dir), "the embedded servers should be running"
+        # No LOOM_SMTP_URL: mail goes to the catcher `loom run` started, and `loom mail` reads it.
+        asyncio.run(queue_a_message(data_dir))
+        deadline = time.monotonic() + 30
+        while not list((data_dir / "mail").glob("*.eml")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        shown = subprocess.run(
+            [LOOM, "mail", "show"], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert "Subject: Welcome to Loom" in shown.stdout, shown.stdout + shown.stderr
     finally:
         os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
         try:
@@ -87,6 +122,8 @@ def test_run_starts_everything_on_a_bare_machine_and_ctrl_c_stops_it(tmp_path: P
         log.close()
     output = (tmp_path / "run.log").read_text()
     assert f"http://127.0.0.1:{port}/docs" in output
+    assert f"caught in {data_dir / 'mail'}" in output
+    assert "newcomer@example.org" not in output  # the catcher logs file names only
     assert "Traceback" not in output
     deadline = time.monotonic() + 15
     while processes_using(data_dir) and time.monotonic() < deadline:

@@ -114,8 +114,38 @@ class Settings(BaseSettings):
     # delivery of theirs is pending.
     webhook_retention_days: int = Field(default=30, ge=1)
 
-    smtp_url: str = "smtp://127.0.0.1:1025"
+    # Outgoing mail (services/core/mail/smtp.py): smtp://[user[:password]@]host[:port][?starttls=auto|required|off]
+    # or smtps://… (implicit TLS); ``verify=false`` skips certificate checks (development only). Unset:
+    # `loom run` catches mail in LOOM_DATA_DIR/mail; a lone worker leaves it queued.
+    smtp_url: SecretStr | None = None
+    smtp_password: SecretStr | None = None  # overrides the URL's password (keeps it out of the URL)
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
     mail_from: str = "Loom <no-reply@loom.localhost>"
+    # The sender: messages per batch (one transaction claims them, one connection sends them), the poll
+    # that backs up LISTEN/NOTIFY, and how long a claimed batch is left alone by other senders.
+    mail_batch_size: int = Field(default=100, ge=1, le=10_000)
+    mail_poll_seconds: float = Field(default=5.0, gt=0)
+    mail_lease_seconds: float = Field(default=300.0, ge=5)
+    # An idle SMTP connection is closed after this long.
+    mail_idle_seconds: float = Field(default=30.0, gt=0)
+    # Transient failures (4xx, connection lost mid-message): retried after base * 2**(attempt-1) seconds,
+    # capped, jittered to 50-100 %; failed for good after this many attempts or once this old.
+    mail_retry_base_seconds: float = Field(default=30.0, gt=0)
+    mail_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    mail_max_attempts: int = Field(default=10, ge=1)
+    mail_max_age_hours: float = Field(default=48.0, gt=0)
+    # The whole server unreachable: the sender pauses (doubling up to this), messages keep their attempts.
+    mail_server_backoff_max_seconds: float = Field(default=60.0, gt=0)
+    # Rate limits across all workers (Redis; not applied while Redis is down). 0: no limit.
+    mail_rate_per_second: int = Field(default=200, ge=0)
+    mail_rate_per_domain_per_minute: int = Field(default=600, ge=0)
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_send(self) -> Settings:
+        # A sender stops starting messages `smtp timeout + 5 s` before its lease ends (sender.py).
+        if self.mail_lease_seconds < self.smtp_timeout_seconds + 10:
+            raise ValueError("LOOM_MAIL_LEASE_SECONDS must be at least LOOM_SMTP_TIMEOUT_SECONDS + 10")
+        return self
 
     # Links in the email Loom sends. ``{public_url}`` is replaced by LOOM_PUBLIC_URL; the rest by the
     # link's own values. The defaults point at the small pages the API serves itself (``/confirm``,

@@ -1,5 +1,5 @@
 """Prometheus metrics: HTTP requests and latencies by route template, method and status, plus gauges
-(outbox backlog, queue depth) read at scrape time.
+(outbox backlog, queue depth, email due) read at scrape time.
 
 Each app has its own ``CollectorRegistry`` (``app.state.metrics``), so several apps in one process (tests)
 never clash. One uvicorn worker per container is the deployment model; Prometheus multiprocess mode is
@@ -23,7 +23,7 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import choose_encoder
 
-from services.api.ops.checks import bounded, outbox_backlog
+from services.api.ops.checks import bounded, mail_backlog, outbox_backlog
 
 # Request methods outside this set are counted as "OTHER", so clients cannot create label values.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -68,6 +68,16 @@ class Metrics:
             "Jobs waiting in the queue (NaN when Redis is unreadable).",
             registry=self.registry,
         )
+        self.mail_due = Gauge(
+            "loom_mail_due",
+            "Email messages waiting to be sent and due now (NaN when unreadable).",
+            registry=self.registry,
+        )
+        self.mail_oldest_due_age = Gauge(
+            "loom_mail_oldest_due_age_seconds",
+            "How long the longest-waiting due email message has been due, 0 when none (NaN when unreadable).",
+            registry=self.registry,
+        )
         self.read_ok = Gauge(
             "loom_metrics_read_ok",
             "1 when the gauge source could be read at this scrape, 0 when not.",
@@ -83,25 +93,36 @@ class Metrics:
     async def refresh(self, state: Any) -> None:
         """Read the gauges' sources concurrently, each bounded; a failed read sets its gauges to NaN."""
 
-        async def outbox() -> tuple[int, float]:
+        async def database() -> tuple[tuple[int, float], tuple[int, float]]:
+            # One session, read in turn (a session's connection runs one statement at a time).
             async with state.sessionmaker() as session:
-                return await outbox_backlog(session)
+                return await outbox_backlog(session), await mail_backlog(session)
 
         async def queue() -> int:
             depth: int = await state.queue.depth()
             return depth
 
-        backlog, depth = await asyncio.gather(
-            bounded("outbox backlog", outbox()), bounded("queue depth", queue()), return_exceptions=True
+        read, depth = await asyncio.gather(
+            bounded("database gauges", database()), bounded("queue depth", queue()), return_exceptions=True
         )
-        if isinstance(backlog, BaseException):
-            self.outbox_backlog.set(math.nan)
-            self.outbox_oldest_age.set(math.nan)
+        if isinstance(read, BaseException):
+            for gauge in (
+                self.outbox_backlog,
+                self.outbox_oldest_age,
+                self.mail_due,
+                self.mail_oldest_due_age,
+            ):
+                gauge.set(math.nan)
             self.read_ok.labels("outbox").set(0)
+            self.read_ok.labels("mail").set(0)
         else:
-            self.outbox_backlog.set(backlog[0])
-            self.outbox_oldest_age.set(backlog[1])
+            (backlog, oldest), (due, oldest_due) = read
+            self.outbox_backlog.set(backlog)
+            self.outbox_oldest_age.set(oldest)
+            self.mail_due.set(due)
+            self.mail_oldest_due_age.set(oldest_due)
             self.read_ok.labels("outbox").set(1)
+            self.read_ok.labels("mail").set(1)
         if isinstance(depth, BaseException):
             self.queue_depth.set(math.nan)
             self.read_ok.labels("queue").set(0)

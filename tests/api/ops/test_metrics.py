@@ -10,9 +10,12 @@ from datetime import UTC, datetime
 import httpx
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.jobs import JobQueue
+from services.core.mail.models import MessageCategory
+from services.core.mail.queue import NewMessage, queue_many
 from services.core.outbox.models import OutboxJob
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -86,6 +89,36 @@ async def test_outbox_backlog_counts_unpublished_uncompleted_jobs(
     assert value(samples, "loom_outbox_backlog") == base + 3
     assert value(samples, "loom_outbox_oldest_unpublished_age_seconds") >= 0
     assert value(samples, "loom_metrics_read_ok", source="outbox") == 1
+
+
+async def test_mail_due_counts_pending_messages_that_are_due(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    base = value(await scrape(client), "loom_mail_due")
+    await queue_many(
+        db,
+        [
+            NewMessage(
+                dedup_key=f"metrics:{uuid.uuid4()}",
+                kind="test",
+                category=MessageCategory.transactional,
+                to_address=f"m{i}@example.org",
+                subject="s",
+                text_body="t",
+            )
+            for i in range(3)
+        ],
+    )
+    await db.execute(
+        text(
+            "UPDATE email_messages SET next_attempt_at = now() + interval '1 hour' "
+            "WHERE to_address = 'm2@example.org'"
+        )
+    )
+    samples = await scrape(client)
+    assert value(samples, "loom_mail_due") == base + 2  # the third is not due yet
+    assert value(samples, "loom_mail_oldest_due_age_seconds") >= 0
+    assert value(samples, "loom_metrics_read_ok", source="mail") == 1
 
 
 async def test_queue_depth_is_read_from_the_queue(
