@@ -1,7 +1,8 @@
 """`make bench`: every benchmark, each printing ratios against a baseline measured in the same run."""
 
-from benchmarks import api, worker
+from benchmarks import api, signatures, worker
 
 if __name__ == "__main__":
-    worker.main()
-    api.main()
+    worker.main([])
+    api.main([])
+    signatures.main([])
