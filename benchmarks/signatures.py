@@ -11,17 +11,19 @@
   ``INSERT INTO signatures … SELECT … FROM unnest(…) ON CONFLICT DO NOTHING``, 1,000 a statement, as many
   connections. Goal: >= 0.6x.
 - P3: ``--p3-rows`` (1,000,000) signatures, 10 % of them duplicates (another spelling of an earlier
-  signer's email, or of a paper signer's name and postal code) and 5 % without email, imported by
-  ``loom import-signatures`` (the import path: CSV parsed, validated and normalised, 1,000 rows per
-  ``INSERT … unnest``) while a real ``loom worker`` runs; timed until ``GET /v1/petitions/{slug}/count``
-  equals the SQL count of counted signatures with nothing left to deduplicate. The worker's peak RSS is
-  its ``VmHWM``. Goal: ≤ 60 s (import + deduplication + count), ≤ 300 MB.
+  signer's email, or of a paper signer's name and postal code) and 5 % without email, ingested while a
+  real ``loom worker`` runs: by default one ``COPY`` of rows already normalised as the import path would
+  (``--p3-ingest copy``), or ``loom import-signatures`` of a CSV (``--p3-ingest import``: parsed,
+  validated and normalised, 1,000 rows per ``INSERT … unnest``), then ``ANALYZE signatures``; timed until
+  ``GET /v1/petitions/{slug}/count`` equals the SQL count of counted signatures with nothing left to
+  deduplicate. The worker's peak RSS is its ``VmHWM``. Goal: ≤ 60 s (ingestion + deduplication + count),
+  ≤ 300 MB.
 - P4: ``GET /v1/petitions/{slug}/count`` against ``GET /healthz`` (no I/O) of the same server, at
   ``--concurrency`` clients (``benchmarks.api.measure``). Goal: >= 0.9x.
 
     python -m benchmarks.signatures [--only P1,P2,P3,P4] [--concurrency 50] [--seconds 5]
                                     [--warmup 1] [--repeats 2] [--p2-batches 40] [--p2-concurrency 4]
-                                    [--p3-rows 1000000]
+                                    [--p3-rows 1000000] [--p3-ingest copy|import]
 
 Uses DATABASE_URL / REDIS_URL (embedded servers when unset), in scratch databases that are dropped
 afterwards; the Redis keys it writes (cached counts, leftover jobs) are deleted too. Exit status 1 when a
