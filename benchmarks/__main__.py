@@ -1,8 +1,10 @@
 """`make bench`: every benchmark, each printing ratios against a baseline measured in the same run."""
 
-from benchmarks import api, mail, worker
+from benchmarks import api, mail, mail_latency, signatures, worker
 
 if __name__ == "__main__":
-    worker.main()
-    api.main()
-    mail.main()
+    worker.main([])
+    api.main([])
+    signatures.main([])
+    mail.main([])
+    mail_latency.main([])

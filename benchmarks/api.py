@@ -26,30 +26,19 @@ import contextlib
 import functools
 import itertools
 import logging
-import math
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 from typing import Any, Literal, Protocol, get_args
 
-import asyncpg
 import httpx
 from sqlalchemy import insert, select
-from sqlalchemy.engine import make_url
 
+from benchmarks.common import REQUEST_TIMEOUT, RawConnection, Sample, run_load, scratch_database, serving
 from services.core.config import get_settings
-from services.core.db.engine import async_url, create_engine, create_sessionmaker
-from services.core.embedded import resolve_urls
+from services.core.db.engine import create_engine, create_sessionmaker
 from services.core.network.models import (
     Coalition,
     CoalitionMembership,
@@ -58,8 +47,6 @@ from services.core.network.models import (
     OrganisationKind,
 )
 
-HOST = "127.0.0.1"
-LOOM = Path(sys.executable).with_name("loom")  # the venv's `loom` command, next to its python
 COUNTRIES = ("BD", "IN", "PK", "LK", "KH", "ID", "VN", "CN", "MM", "NL", "DE", "GB", "FR", "BE", "TR")
 INACTIVE = {MembershipStatus.suspended: 30, MembershipStatus.former: 30}  # hidden from the public
 PAGE = 20
@@ -76,55 +63,18 @@ class Endpoint:
 
 
 @dataclass
-class Sample:
-    """What one endpoint answered during one timed load."""
-
-    seconds: float = 0.0
-    latencies: list[float] = field(default_factory=list)  # of every response, sorted once done
-    statuses: Counter[int] = field(default_factory=Counter)
-    failures: Counter[str] = field(default_factory=Counter)  # transport errors, by exception type
-
-    @property
-    def responses(self) -> int:
-        return len(self.latencies)
-
-    @property
-    def rate(self) -> float:
-        return self.responses / self.seconds if self.seconds else 0.0
-
-    def percentile(self, q: float) -> float:
-        """Nearest-rank percentile of the latencies, in seconds."""
-        if not self.latencies:
-            return math.nan
-        return self.latencies[min(len(self.latencies) - 1, max(0, math.ceil(q * len(self.latencies)) - 1))]
-
-
-@dataclass
 class Outcome:
     endpoint: Endpoint
     best: Sample | None = None
     errors: Counter[str] = field(default_factory=Counter)
 
     def add(self, sample: Sample, *, timed: bool) -> None:
-        for status, count in sample.statuses.items():
-            if status >= 300:
-                self.errors[f"HTTP {status}"] += count
-        self.errors.update(sample.failures)
+        self.errors.update(sample.errors())
         if timed and (self.best is None or sample.rate > self.best.rate):
             self.best = sample
 
 
 # --- database -----------------------------------------------------------------------------------------
-
-
-async def _admin(server_url: str, sql: str) -> None:
-    """Run ``sql`` on the server's ``postgres`` database (CREATE / DROP DATABASE)."""
-    admin = make_url(async_url(server_url)).set(drivername="postgresql", database="postgres")
-    conn = await asyncpg.connect(admin.render_as_string(hide_password=False))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 def _organisation_rows(active: int) -> list[dict[str, Any]]:
@@ -170,65 +120,9 @@ async def _seed(database_url: str, active: int) -> list[str]:
     return [row["slug"] for row in rows if row["status"] is MembershipStatus.active]
 
 
-# --- server -------------------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _stop(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    """SIGTERM (uvicorn's graceful shutdown), then SIGKILL if it has not exited within ``timeout``."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    if process.returncode not in (0, -signal.SIGTERM):
-        print(f"api: the server exited with status {process.returncode}", file=sys.stderr)
-
-
-@contextmanager
-def serving(env: dict[str, str], *, timeout: float = 60.0) -> Iterator[str]:
-    """``loom serve`` on a free port until the block ends, however it ends; yields its base URL once
-    ``/readyz`` (database, migrations, Redis) answers 200."""
-    port = _free_port()
-    base_url = f"http://{HOST}:{port}"
-    # Its own session: a Ctrl-C reaches only this process, which then stops the server with SIGTERM.
-    process = subprocess.Popen(  # noqa: S603
-        [str(LOOM), "serve", "--host", HOST, "--port", str(port)], env=env, start_new_session=True
-    )
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"loom serve exited with status {process.returncode} before answering")
-            try:
-                if httpx.get(f"{base_url}/readyz", timeout=2.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"loom serve was not ready within {timeout:.0f}s")
-            time.sleep(0.1)
-        yield base_url
-    finally:
-        _stop(process)
-
-
 # --- load ---------------------------------------------------------------------------------------------
 
-REQUEST_TIMEOUT = 30.0
 ClientKind = Literal["raw", "httpx"]
-
-
-class ProtocolError(Exception):
-    """An answer the raw client cannot read."""
 
 
 class Client(Protocol):
@@ -239,51 +133,6 @@ class Client(Protocol):
         ...
 
     async def aclose(self) -> None: ...
-
-
-class RawConnection:
-    """A minimal HTTP/1.1 client over one keep-alive connection (reopened after an error): a request,
-    its whole answer (which must have a Content-Length, as every Loom JSON answer does), the next one.
-
-    The load generator shares the machine with the server, so its cost per request is taken from the
-    server: this costs a fraction of ``httpx``'s, whose connection pool also slows down more than
-    linearly with the connections it holds.
-    """
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-
-    async def get(self, path: str) -> int:
-        if self.streams is None:
-            self.streams = await asyncio.open_connection(self.host, self.port)
-        reader, writer = self.streams
-        try:
-            writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n\r\n".encode())
-            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-            status = int(head[0].split(" ", 2)[1])
-            headers = dict(line.lower().split(": ", 1) for line in head[1:] if line)
-            if "content-length" not in headers:
-                raise ProtocolError(f"no Content-Length in the answer to GET {path}")
-            await reader.readexactly(int(headers["content-length"]))
-        except BaseException:  # timed out or unreadable: the connection's state is unknown
-            self._drop()
-            raise
-        if headers.get("connection") == "close":
-            self._drop()
-        return status
-
-    def _drop(self) -> None:
-        if self.streams is not None:
-            self.streams[1].close()
-            self.streams = None
-
-    async def aclose(self) -> None:
-        writer = self.streams[1] if self.streams else None
-        self._drop()
-        if writer is not None:
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
 
 
 @dataclass(frozen=True)
@@ -299,34 +148,11 @@ class HttpxUser:
         return None
 
 
-# What a request may fail with short of an answer (ValueError: an unparsable status line or header).
-TRANSPORT_ERRORS = (OSError, EOFError, TimeoutError, ValueError, ProtocolError, httpx.HTTPError)
-
-
 async def _load(users: Sequence[Client], paths: Sequence[str], seconds: float) -> Sample:
-    """Each user sends one request after another until ``seconds`` have passed."""
-    sample = Sample()
+    """Each user sends one request after another, cycling through ``paths``, until ``seconds`` have
+    passed."""
     order = itertools.cycle(paths)
-    started = time.perf_counter()
-    deadline = started + seconds
-
-    async def user(client: Client) -> None:
-        while time.perf_counter() < deadline:
-            path = next(order)
-            sent = time.perf_counter()
-            try:
-                async with asyncio.timeout(REQUEST_TIMEOUT):
-                    status = await client.get(path)
-            except TRANSPORT_ERRORS as exc:  # IncompleteReadError is an EOFError
-                sample.failures[type(exc).__name__] += 1
-                continue
-            sample.latencies.append(time.perf_counter() - sent)
-            sample.statuses[status] += 1
-
-    await asyncio.gather(*(user(client) for client in users))
-    sample.seconds = time.perf_counter() - started  # until the last answer in flight at the deadline
-    sample.latencies.sort()
-    return sample
+    return await run_load(users, lambda client: client.get(next(order)), seconds)
 
 
 async def _check(base_url: str, endpoint: Endpoint) -> None:
@@ -365,8 +191,7 @@ async def measure(
             )
             users = [HttpxUser(shared)] * concurrency
         else:
-            url = httpx.URL(base_url)
-            users = [RawConnection(url.host, url.port or 80) for _ in range(concurrency)]
+            users = [RawConnection.to(base_url) for _ in range(concurrency)]
             for user in users:
                 stack.push_async_callback(user.aclose)
         for _ in range(repeats):
@@ -421,35 +246,19 @@ def run(
     repeats: int = 2,
     client: ClientKind = "raw",
 ) -> Report:
-    # Resolved once, here: `loom migrate` and `loom serve` get them through the environment.
-    server_url, redis_url = resolve_urls(get_settings())
-    name = f"loom_bench_{uuid.uuid4().hex[:8]}"
-    database_url = make_url(async_url(server_url)).set(database=name).render_as_string(hide_password=False)
-    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "LOOM_LOG_LEVEL": "WARNING"}
-    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
-    try:
-        subprocess.run([str(LOOM), "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)  # noqa: S603
-        slugs = asyncio.run(_seed(database_url, organisations))
-        load = functools.partial(
-            measure,
-            concurrency=concurrency,
-            seconds=seconds,
-            warmup=warmup,
-            repeats=repeats,
-            client=client,
-        )
-        with serving(env) as base_url:
+    load = functools.partial(
+        measure,
+        concurrency=concurrency,
+        seconds=seconds,
+        warmup=warmup,
+        repeats=repeats,
+        client=client,
+    )
+    with scratch_database() as scratch:
+        slugs = asyncio.run(_seed(scratch.database_url, organisations))
+        with serving(scratch.env) as base_url:
             outcomes = asyncio.run(load(base_url, _endpoints(slugs)))
-    finally:
-        asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    return Report(outcomes, organisations, _where(server_url, name))
-
-
-def _where(server_url: str, database: str) -> str:
-    """The scratch database and its server (host and port, or socket directory), for display."""
-    url = make_url(async_url(server_url))
-    server = f"{url.host}:{url.port or 5432}" if url.host else str(url.query.get("host", "?"))
-    return f"{database} on {server}"
+    return Report(outcomes, organisations, scratch.label)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,19 +17,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import aiosmtplib
-import asyncpg
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
+from benchmarks.common import admin
+from benchmarks.smtp_sink import smtp_sink
 from services.core.config import Settings
 from services.core.db import migrate
 from services.core.db.engine import async_url, create_engine, create_sessionmaker
@@ -57,54 +55,6 @@ class Round:
     @property
     def rate(self) -> float:
         return self.messages / self.seconds
-
-
-def sink(port: int) -> None:
-    """The SMTP sink (run in its own process): accept everything, keep nothing."""
-    from aiosmtpd.controller import Controller
-
-    class Discard:
-        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
-            return "250 OK"
-
-    controller = Controller(Discard(), hostname="127.0.0.1", port=port)
-    controller.start()
-    print("ready", flush=True)
-    try:
-        sys.stdin.read()  # until the parent closes our stdin
-    finally:
-        controller.stop()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-def start_sink() -> tuple[subprocess.Popen[str], int]:
-    port = _free_port()
-    process = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "benchmarks.mail", "--sink", str(port)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    if process.stdout.readline().strip() != "ready":
-        raise RuntimeError("the SMTP sink did not start")
-    return process, port
-
-
-async def _admin(url: str, sql: str) -> None:
-    parsed = make_url(async_url(url))
-    admin = parsed.set(drivername="postgresql", database="postgres").render_as_string(False)
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 def _messages(count: int) -> list[NewMessage]:
@@ -177,44 +127,37 @@ async def run(count: int = 2000, repeats: int = 3) -> tuple[Round, Round]:
     base = Settings()
     server_url, _ = urls(base)
     name = f"loom_bench_{uuid.uuid4().hex[:8]}"
-    await _admin(server_url, f'CREATE DATABASE "{name}"')
+    await admin(server_url, f'CREATE DATABASE "{name}"')
     database_url = make_url(async_url(server_url)).set(database=name).render_as_string(False)
-    process, port = start_sink()
     try:
-        await asyncio.to_thread(migrate.upgrade, database_url)
-        settings = base.model_copy(
-            update={
-                "database_url": database_url,
-                "smtp_url": SecretStr(f"smtp://127.0.0.1:{port}"),
-                "mail_rate_per_second": 0,
-                "mail_rate_per_domain_per_minute": 0,
-            }
-        )
-        best: dict[str, Round] = {}
-        for _ in range(repeats):
-            for result in (
-                await raw_round(port, count),
-                await loom_round(settings, database_url, port, count),
-            ):
-                if result.name not in best or result.rate > best[result.name].rate:
-                    best[result.name] = result
-        return best["raw aiosmtplib"], best["Loom sender"]
+        with smtp_sink() as port:
+            await asyncio.to_thread(migrate.upgrade, database_url)
+            settings = base.model_copy(
+                update={
+                    "database_url": database_url,
+                    "smtp_url": SecretStr(f"smtp://127.0.0.1:{port}"),
+                    "mail_rate_per_second": 0,
+                    "mail_rate_per_domain_per_minute": 0,
+                }
+            )
+            best: dict[str, Round] = {}
+            for _ in range(repeats):
+                for result in (
+                    await raw_round(port, count),
+                    await loom_round(settings, database_url, port, count),
+                ):
+                    if result.name not in best or result.rate > best[result.name].rate:
+                        best[result.name] = result
+            return best["raw aiosmtplib"], best["Loom sender"]
     finally:
-        assert process.stdin is not None
-        process.stdin.close()
-        process.wait(timeout=10)
-        await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3, help="rounds of each; the best is kept")
-    parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)  # internal: run the sink on this port
     args = parser.parse_args(argv)
-    if args.sink:
-        sink(args.sink)
-        return
     logging.basicConfig(level=logging.WARNING)
     raw, loom = asyncio.run(run(args.messages, args.repeats))
     print(

@@ -18,10 +18,10 @@ import time
 import uuid
 from dataclasses import dataclass
 
-import asyncpg
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from benchmarks.common import admin
 from services.core import jobs
 from services.core.config import Settings
 from services.core.db import migrate
@@ -47,16 +47,6 @@ class Round:
     @property
     def rate(self) -> float:
         return self.jobs / self.seconds
-
-
-async def _admin(url: str, sql: str) -> None:
-    parsed = make_url(async_url(url))
-    admin = parsed.set(drivername="postgresql", database="postgres").render_as_string(False)
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 async def _round(
@@ -115,7 +105,7 @@ async def run(defaults_jobs: int = 300, tuned_jobs: int = 2000, repeats: int = 2
     base = Settings()
     server_url, redis_url = urls(base)
     name = f"loom_bench_{uuid.uuid4().hex[:8]}"
-    await _admin(server_url, f'CREATE DATABASE "{name}"')
+    await admin(server_url, f'CREATE DATABASE "{name}"')
     database_url = make_url(async_url(server_url)).set(database=name).render_as_string(False)
     try:
         await asyncio.to_thread(migrate.upgrade, database_url)
@@ -132,7 +122,7 @@ async def run(defaults_jobs: int = 300, tuned_jobs: int = 2000, repeats: int = 2
                     best[label] = result
         return best["arq defaults"], best["Loom tuned"]
     finally:
-        await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main(argv: list[str] | None = None) -> None:

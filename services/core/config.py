@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     signing_rate_limit_petition: str = "60000/minute"
     # The worker's signature pipeline: how often it looks for new signatures, how many it deduplicates
     # per transaction, and for how long one tick may keep taking batches before refreshing counts.
-    signature_pipeline_seconds: float = Field(default=1.0, gt=0)
+    signature_pipeline_seconds: float = Field(default=0.25, gt=0)
     signature_batch_size: int = Field(default=5000, ge=1, le=100_000)
     signature_pipeline_budget_seconds: float = Field(default=3.0, gt=0)
     # Each API process keeps a petition's public count this long before asking Redis again (0: always ask).
@@ -138,7 +138,7 @@ class Settings(BaseSettings):
     mail_server_backoff_max_seconds: float = Field(default=60.0, gt=0)
     # Rate limits across all workers (Redis; not applied while Redis is down). 0: no limit.
     mail_rate_per_second: int = Field(default=200, ge=0)
-    mail_rate_per_domain_per_minute: int = Field(default=600, ge=0)
+    mail_rate_per_domain_per_minute: int = Field(default=6000, ge=0)
 
     @model_validator(mode="after")
     def _lease_outlasts_a_send(self) -> Settings:

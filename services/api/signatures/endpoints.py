@@ -95,16 +95,20 @@ async def petition_count(petition: PetitionRefParam, request: Request) -> Respon
     served from a cache the worker refreshes about every second (each API process keeps a copy for a
     second more)."""
     state = request.app.state
-    now = time.monotonic()
-    body = state.count_memo.get(petition, now)
-    if body is None:
+    memo: counts.CountMemo = state.count_memo
+
+    async def fetch() -> bytes:
         body = await counts.cached_body(state.cache, petition)
         if body == counts.HIDDEN:
             raise PetitionNotFound(f"No petition {petition!r}.")
         if body is None:
             async with state.sessionmaker() as session:
                 body = await counts.load(session, state.cache, state.settings, petition)
-        state.count_memo.put(petition, body, now)
+        return body
+
+    body = memo.get(petition, time.monotonic())
+    if body is None:
+        body = await memo.refresh(petition, fetch)  # one request per petition asks Redis; the others wait
     return Response(body, media_type="application/json", headers={"Cache-Control": "public, max-age=2"})
 
 

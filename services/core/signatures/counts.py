@@ -15,10 +15,13 @@ Statistics (per country, partner and day) are heavier; they are computed on requ
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import logging
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -190,12 +193,16 @@ async def _compute_stats(session: AsyncSession, petition_id: uuid.UUID, count: i
 class CountMemo:
     """The last count bodies this process served, each kept for ``ttl`` seconds: a petition going viral is
     asked for its count thousands of times a second, and the worker refreshes it about once a second, so
-    a second-old copy in memory is as good as Redis's and costs no round trip."""
+    a second-old copy in memory is as good as Redis's and costs no round trip.
+
+    When a copy expires, :meth:`refresh` lets one request fetch the new one while the others asking for
+    the same petition wait for it, instead of every request in flight asking Redis at once."""
 
     def __init__(self, ttl: float = 1.0, max_entries: int = 10_000) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
         self._entries: dict[str, tuple[float, bytes]] = {}
+        self._pending: dict[str, asyncio.Future[bytes]] = {}
 
     def get(self, ref: str, now: float) -> bytes | None:
         entry = self._entries.get(ref)
@@ -207,3 +214,20 @@ class CountMemo:
         if len(self._entries) >= self.max_entries:
             self._entries.clear()  # crude, and rare: only with more petitions asked for than max_entries
         self._entries[ref] = (now + self.ttl, body)
+
+    async def refresh(self, ref: str, fetch: Callable[[], Awaitable[bytes]]) -> bytes:
+        """``fetch()`` ``ref``'s body and keep it. Requests asking while a fetch is in flight share it and
+        are all woken when it ends (a lock would wake them one event-loop turn after another). With
+        ``ttl`` 0 nothing is kept or shared."""
+        if self.ttl <= 0:
+            return await fetch()
+        pending = self._pending.get(ref)
+        if pending is None:
+            pending = self._pending[ref] = asyncio.ensure_future(fetch())
+            pending.add_done_callback(functools.partial(self._fetched, ref))
+        return await asyncio.shield(pending)  # a client that goes away does not cancel the others' fetch
+
+    def _fetched(self, ref: str, done: asyncio.Future[bytes]) -> None:
+        self._pending.pop(ref, None)
+        if not done.cancelled() and done.exception() is None:
+            self.put(ref, done.result(), time.monotonic())

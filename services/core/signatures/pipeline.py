@@ -347,6 +347,7 @@ class TickResult:
     duplicates: int = 0
     reviews: int = 0
     batches: int = 0
+    backlog: bool = False  # stopped by the time budget with new signatures still waiting
     refreshed: set[uuid.UUID] = field(default_factory=set)
     milestones: list[Milestone] = field(default_factory=list)  # reached for the first time this tick
 
@@ -375,7 +376,10 @@ async def run_once(
         tick.duplicates += batch.duplicates
         tick.reviews += batch.reviews
         touched |= batch.petitions
-        if batch.processed < settings.signature_batch_size or time.monotonic() - started > budget:
+        if batch.processed < settings.signature_batch_size:
+            break
+        if time.monotonic() - started > budget:
+            tick.backlog = True  # more is waiting: the caller runs the next tick at once
             break
     async with session_scope(sessionmaker) as session:
         flagged = (

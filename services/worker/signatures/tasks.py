@@ -12,7 +12,9 @@ from services.core.signatures import confirmation, pipeline
 
 @periodic("signatures.pipeline", every=lambda settings: settings.signature_pipeline_seconds)
 async def run_pipeline(ctx: LoopContext) -> None:
-    await pipeline.run_once(ctx.sessionmaker, ctx.queue, ctx.settings)
+    # Ticks follow each other without the pause while a backlog lasts (counts are refreshed after each).
+    while (await pipeline.run_once(ctx.sessionmaker, ctx.queue, ctx.settings)).backlog:
+        pass
 
 
 @task(pipeline.CONFIRMATION_TASK)

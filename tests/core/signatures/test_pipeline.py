@@ -111,3 +111,48 @@ def test_count_memo_keeps_a_body_for_its_ttl_only() -> None:
     assert memo.get("a", now=10.1) is None
     assert memo.get("b", now=10.1) == b"2"
     assert CountMemo(ttl=0).get("x", now=0.0) is None
+
+
+async def test_count_memo_shares_one_fetch_among_the_requests_that_ask_together() -> None:
+    import asyncio
+    import time
+
+    from services.core.campaigns.errors import PetitionNotFound
+    from services.core.signatures.counts import CountMemo
+
+    memo = CountMemo(ttl=60.0)
+    release = asyncio.Event()
+    calls = 0
+
+    async def fetch() -> bytes:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return b'{"count": 1}'
+
+    waiting = [asyncio.create_task(memo.refresh("petition", fetch)) for _ in range(5)]
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(*waiting) == [b'{"count": 1}'] * 5
+    assert calls == 1
+    assert memo.get("petition", time.monotonic()) == b'{"count": 1}'
+
+    async def refused() -> bytes:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0)
+        raise PetitionNotFound("No petition 'hidden'.")
+
+    calls = 0
+    results = await asyncio.gather(
+        *(memo.refresh("hidden", refused) for _ in range(3)), return_exceptions=True
+    )
+    assert calls == 1
+    assert all(isinstance(result, PetitionNotFound) for result in results)
+    assert memo.get("hidden", time.monotonic()) is None  # a refusal is not kept: the next request asks again
+
+    unshared = CountMemo(ttl=0)  # nothing kept, so nothing shared
+    calls = 0
+    release.set()
+    await asyncio.gather(*(unshared.refresh("petition", fetch) for _ in range(3)))
+    assert calls == 3
