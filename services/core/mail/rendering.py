@@ -48,6 +48,7 @@ class Templates:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._languages: dict[str, list[str]] = {}
 
     def _environment(self, *, autoescape: bool) -> jinja2.Environment:
         return jinja2.Environment(
@@ -71,8 +72,14 @@ class Templates:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("_"))
 
     def languages(self, kind: str) -> list[str]:
-        folder = self.root / kind
-        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+        """The languages ``kind`` has templates in (read from the folder once: templates ship with the
+        code, and listing a folder per message cost more than rendering it)."""
+        known = self._languages.get(kind)
+        if known is None:
+            folder = self.root / kind
+            known = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+            self._languages[kind] = known
+        return list(known)
 
     def choose_language(self, kind: str, language: str | None, fallback: str | None) -> str:
         available = set(self.languages(kind))

@@ -16,12 +16,25 @@ from services.core.signatures.identity import InvalidEmail, canonical_email
 MAX_EMAIL_LENGTH = 320
 
 
+class CheckedEmail(str):
+    """An email address as given (trimmed) that passed validation, carrying its canonical form: working it
+    out (``email-validator``, IDNA, provider rules) is the costliest step of taking a signature, so it is
+    done once, here, and reused when the signature is stored."""
+
+    canonical: str
+
+    def __new__(cls, value: str, canonical: str) -> CheckedEmail:
+        checked = super().__new__(cls, value)
+        checked.canonical = canonical
+        return checked
+
+
 def _email(value: str) -> str:
     try:
-        canonical_email(value)
+        canonical = canonical_email(value)
     except InvalidEmail as exc:
         raise ValueError(str(exc)) from None
-    return value.strip()
+    return CheckedEmail(value.strip(), canonical)
 
 
 Email = Annotated[

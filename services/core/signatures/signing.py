@@ -28,7 +28,7 @@ from services.core.db.unique import is_uuid
 from services.core.network.schemas import is_slug
 from services.core.signatures.errors import InvalidSignature
 from services.core.signatures.identity import canonical_email, normalised_name, normalised_postal_code
-from services.core.signatures.schemas import SignatureFields
+from services.core.signatures.schemas import CheckedEmail, SignatureFields
 from services.core.users.ratelimit import RateLimiter
 
 _IP_HASH_PURPOSE = b"signer-ip-address"
@@ -89,7 +89,13 @@ class PreparedSignature:
         return cls(
             name=fields.name,
             email=email,
-            email_canonical=canonical_email(email) if email else None,
+            email_canonical=(
+                email.canonical
+                if isinstance(email, CheckedEmail)
+                else canonical_email(email)
+                if email
+                else None
+            ),
             postal_code=fields.postal_code or None,
             # Names are compared only for signatures without an email (paper).
             name_key=None if email else normalised_name(fields.name),

@@ -428,3 +428,18 @@ def test_normalised_postal_code_is_idempotent(raw: str | None) -> None:
     once = normalised_postal_code(raw)
     assert normalised_postal_code(once) == once
     assert " " not in once
+
+
+def test_a_validated_email_carries_its_canonical_form_so_signing_works_it_out_once() -> None:
+    from services.core.signatures.schemas import CheckedEmail, SignatureFields
+    from services.core.signatures.signing import PreparedSignature
+
+    fields = SignatureFields(name="Jane Doe", email="  Jane.Doe+x@GMail.com ", country="BD")
+    assert isinstance(fields.email, CheckedEmail)
+    assert fields.email == "Jane.Doe+x@GMail.com"
+    assert fields.email.canonical == "janedoe@gmail.com"
+    prepared = PreparedSignature.of(fields)
+    assert (prepared.email, prepared.email_canonical) == ("Jane.Doe+x@GMail.com", "janedoe@gmail.com")
+    # built without validation (model_construct), the canonical form is still worked out
+    unchecked = SignatureFields.model_construct(name="Jane", email="JANEDOE@googlemail.com", country="BD")
+    assert PreparedSignature.of(unchecked).email_canonical == "janedoe@gmail.com"
