@@ -241,6 +241,9 @@ def run(
     database_url, redis_url = _urls(settings)
     upgrade(database_url)
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
+    shown = "127.0.0.1" if host in {"0.0.0.0", "::"} else host  # noqa: S104
+    # Links in mail (confirm, unsubscribe) point at this API unless LOOM_PUBLIC_URL says otherwise.
+    env.setdefault("LOOM_PUBLIC_URL", f"http://{shown}:{port}")
     catcher = None
     if settings.smtp_url is None and settings.env is not Environment.production:
         from services.core.mail.catcher import Catcher, mail_dir
@@ -256,7 +259,6 @@ def run(
         ),
         subprocess.Popen([*loom, "worker"], env=env, start_new_session=True),  # noqa: S603
     ]
-    shown = "127.0.0.1" if host in {"0.0.0.0", "::"} else host  # noqa: S104
     typer.echo(
         "\n".join(
             [
