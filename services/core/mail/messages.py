@@ -116,15 +116,12 @@ async def queue_confirmations(
         )
         rendered = _render_for(CONFIRMATION, row, context)
         messages.append(
-            NewMessage(
+            NewMessage.of(
+                rendered,
                 dedup_key=f"confirmation:{row.id}:{request.nonce_hash[:16]}",
                 kind=CONFIRMATION,
                 category=MessageCategory.transactional,
                 to_address=row.email,
-                subject=rendered.subject,
-                text_body=rendered.text_body,
-                html_body=rendered.html_body,
-                language=rendered.language,
                 reference_id=row.id,
             )
         )
@@ -147,15 +144,12 @@ async def queue_thank_you(
     queued = await queue_many(
         session,
         [
-            NewMessage(
+            NewMessage.of(
+                rendered,
                 dedup_key=f"thank_you:{counted_id}",
                 kind=THANK_YOU,
                 category=MessageCategory.transactional,
                 to_address=row.email,
-                subject=rendered.subject,
-                text_body=rendered.text_body,
-                html_body=rendered.html_body,
-                language=rendered.language,
                 reference_id=counted_id,
             )
         ],

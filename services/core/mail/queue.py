@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.mail.models import MessageCategory, MessageState, SuppressionReason
+from services.core.mail.rendering import Rendered
 from services.core.signatures.identity import canonical_email
 
 NOTIFY_CHANNEL = "loom_mail"
@@ -35,6 +36,30 @@ class NewMessage:
     headers: dict[str, str] = field(default_factory=dict)
     language: str | None = None
     reference_id: uuid.UUID | None = None
+
+    @classmethod
+    def of(
+        cls,
+        rendered: Rendered,
+        *,
+        dedup_key: str,
+        kind: str,
+        category: MessageCategory,
+        to_address: str,
+        reference_id: uuid.UUID | None = None,
+    ) -> NewMessage:
+        """A message of a rendered template: its subject, parts and language."""
+        return cls(
+            dedup_key=dedup_key,
+            kind=kind,
+            category=category,
+            to_address=to_address,
+            subject=rendered.subject,
+            text_body=rendered.text_body,
+            html_body=rendered.html_body,
+            language=rendered.language,
+            reference_id=reference_id,
+        )
 
 
 def suppressing_reasons(category: MessageCategory) -> list[str]:

@@ -46,7 +46,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import time
 import uuid
 from collections import defaultdict
@@ -66,7 +65,7 @@ from services.core.mail import message as mime
 from services.core.mail.limits import SendLimits
 from services.core.mail.queue import NOTIFY_CHANNEL
 from services.core.mail.smtp import SmtpConfig
-from services.core.outbox.dispatch import describe_error
+from services.core.outbox.dispatch import backoff, describe_error
 
 log = logging.getLogger(__name__)
 
@@ -127,13 +126,6 @@ _RESCHEDULE = (
     "FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, at float8) "
     "WHERE e.id = r.id AND e.state = 'pending'"
 )
-
-
-def backoff(attempt: int, *, base: float, cap: float) -> float:
-    """Seconds to wait after failed ``attempt`` (1-based): ``base * 2**(attempt-1)`` capped at ``cap``,
-    jittered to 50-100 %."""
-    delay = min(cap, base * float(2 ** min(max(0, attempt - 1), 62)))
-    return delay * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
 
 
 @dataclass(frozen=True)

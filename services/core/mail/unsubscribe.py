@@ -19,8 +19,6 @@ signature pipeline calls :func:`resubscribe` for signatures made with ``opt_in``
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -55,9 +53,7 @@ class Unsubscribed(BaseModel):
 
 
 def _key(settings: Settings) -> bytes:
-    return hmac.new(
-        settings.secret_key.get_secret_value().encode(), PURPOSE.encode(), hashlib.sha256
-    ).digest()
+    return settings.derived_key(PURPOSE)
 
 
 def issue(settings: Settings, canonical: str) -> str:

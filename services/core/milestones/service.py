@@ -188,15 +188,12 @@ async def detect(session: AsyncSession, settings: Settings, counts: Iterable[Cac
         )
         for user_id, email in staff[petition.campaign_id]:
             mail.append(
-                NewMessage(
+                NewMessage.of(
+                    rendered,
                     dedup_key=f"milestone:{row.petition_id}:{row.percent}:{user_id}",
                     kind=KIND,
                     category=MessageCategory.staff,
                     to_address=email,
-                    subject=rendered.subject,
-                    text_body=rendered.text_body,
-                    html_body=rendered.html_body,
-                    language=rendered.language,
                     reference_id=row.petition_id,
                 )
             )

@@ -112,7 +112,7 @@ def is_transient(exc: BaseException) -> bool:
 def backoff(attempt: int, *, base: float, cap: float) -> float:
     """Seconds to wait after failed ``attempt`` (1-based): ``base * 2**(attempt-1)`` capped at ``cap``,
     jittered to 50-100 % so jobs that failed together don't all come back together."""
-    delay = min(cap, base * float(2 ** max(0, attempt - 1)))
+    delay = min(cap, base * float(2 ** min(max(0, attempt - 1), 62)))  # no float overflow, however many
     return delay * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
 
 

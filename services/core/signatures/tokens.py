@@ -65,10 +65,7 @@ class IssuedToken:
 
 
 def _key(settings: Settings) -> bytes:
-    """A key for this purpose only, derived from the application secret."""
-    return hmac.new(
-        settings.secret_key.get_secret_value().encode(), PURPOSE.encode(), hashlib.sha256
-    ).digest()
+    return settings.derived_key(PURPOSE)
 
 
 def nonce_hash(nonce: str) -> str:

@@ -297,15 +297,12 @@ async def disable_failing(
     )
     await queue(
         session,
-        NewMessage(
+        NewMessage.of(
+            rendered,
             dedup_key=f"{DISABLED_KIND}:{endpoint_id}:{now.astimezone(UTC).isoformat()}",
             kind=DISABLED_KIND,
             category=MessageCategory.staff,
             to_address=owner.email,
-            subject=rendered.subject,
-            text_body=rendered.text_body,
-            html_body=rendered.html_body,
-            language=rendered.language,
             reference_id=endpoint_id,
         ),
     )
