@@ -122,7 +122,8 @@ async def _sign(base_url: str, slug: str, rate: float, seconds: float) -> tuple[
     async def one(i: int) -> None:
         nonlocal accepted
         email = f"signer-{i}-{uuid.uuid4().hex[:6]}@{DOMAINS[i % len(DOMAINS)]}"
-        body = json.dumps({"name": f"Signer {i}", "email": email, "country": "BD", "language": "en"})
+        name = f"Signer {chr(65 + i % 26)}{chr(97 + i // 26 % 26)}{chr(97 + i // 676 % 26)}"  # no digits
+        body = json.dumps({"name": name, "email": email, "country": "BD", "language": "en"})
         headers = [
             ("Content-Type", "application/json"),
             ("X-Forwarded-For", f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}"),
