@@ -26,6 +26,8 @@ def spelled(n: int) -> str:
         n //= 26
         word = _LETTERS[n % 26] + word
     return word.capitalize()
+
+
 _FAST_HASH = hash_password(PASSWORD)
 
 

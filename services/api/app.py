@@ -12,10 +12,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from redis.asyncio import Redis
+from starlette.types import ASGIApp
 
 from services.api import problems
 from services.api.auth.endpoints import router as auth_router
 from services.api.campaigns.endpoints import router as campaigns_router
+from services.api.headers import SecurityHeaders
 from services.api.integrations.endpoints import router as integrations_router
 from services.api.mail.endpoints import router as mail_router
 from services.api.mail.pages import router as mail_pages_router
@@ -101,6 +103,17 @@ TAGS = [
 ]
 
 
+class LoomAPI(FastAPI):
+    """FastAPI with the security headers outside everything else, so that even the 500 answer to an
+    unhandled error (made by Starlette's outermost middleware) has them."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        settings: Settings = self.state.settings
+        return SecurityHeaders(
+            super().build_middleware_stack(), hsts=settings.public_url.startswith("https://")
+        )
+
+
 def _operation_id(route: APIRoute) -> str:
     return f"{route.tags[0]}-{route.name}".replace("_", "-") if route.tags else route.name
 
@@ -145,7 +158,7 @@ def create_app(
             await app.state.queue.close()
             await engine.dispose()
 
-    app = FastAPI(
+    app = LoomAPI(
         title="Loom API",
         version="0.1.0",
         description=API_DESCRIPTION,

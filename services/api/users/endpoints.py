@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Query, status
 
 from services.api.deps import AdminOnly, SessionDep
+from services.api.headers import NoStore
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
 from services.core.errors import Forbidden, Unauthenticated
@@ -33,8 +34,9 @@ from services.core.users.schemas import (
 )
 from services.core.users.scopes import scopes_markdown
 
-users_router = make_router(prefix="/v1/users", tags=["users"])
-api_keys_router = make_router(prefix="/v1/api-keys", tags=["api-keys"])
+# Users are personal data; API keys are credentials: no answer is cached.
+users_router = make_router(prefix="/v1/users", tags=["users"], dependencies=[NoStore])
+api_keys_router = make_router(prefix="/v1/api-keys", tags=["api-keys"], dependencies=[NoStore])
 
 _AUTH_ERRORS = (Unauthenticated, Forbidden)
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
