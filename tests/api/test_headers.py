@@ -187,7 +187,7 @@ def test_routes_answering_personal_data_or_credentials_declare_no_store(app: Fas
         if sensitive:
             checked += 1
             if not _declares_no_store(route):
-                missing.append(f"{sorted(route.methods)} {route.path}")
+                missing.append(f"{sorted(route.methods or ())} {route.path}")
     assert not missing, "routes answering with personal data or credentials without NoStore:\n" + "\n".join(
         missing
     )
@@ -196,7 +196,7 @@ def test_routes_answering_personal_data_or_credentials_declare_no_store(app: Fas
 
 def _route_for(app: FastAPI, method: str, path: str) -> APIRoute:
     path = path.partition("?")[0]
-    found = [r for r in _routes(app) if method in r.methods and r.path_regex.match(path)]
+    found = [r for r in _routes(app) if method in (r.methods or ()) and r.path_regex.match(path)]
     assert found, f"no route for {method} {path}"
     return found[0]
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import Form, Request
 from pydantic import BaseModel, Field
 
-from services.api.deps import CurrentPrincipal, LoginLimiterDep, SessionDep, SettingsDep
+from services.api.deps import CurrentPrincipal, LoginLimiterDep, SessionDep, SettingsDep, client_address
 from services.api.headers import NoStore
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
@@ -29,7 +29,7 @@ class TokenRequest(BaseModel):
 
 
 def _client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    return client_address(request) or "unknown"
 
 
 @router.post(
