@@ -210,7 +210,10 @@ def run(*, rate: float = 100.0, seconds: float = 20.0, warmup: float = 3.0, wait
     with tempfile.TemporaryDirectory(prefix="loom-mail-bench-") as scratch_dir:
         record = Path(scratch_dir) / "accepted.log"
         with scratch_database() as scratch, smtp_sink(record) as smtp_port:
-            env = scratch.with_env(LOOM_SMTP_URL=f"smtp://127.0.0.1:{smtp_port}")
+            # The load generator plays the reverse proxy: each signer's X-Forwarded-For is believed.
+            env = scratch.with_env(
+                LOOM_SMTP_URL=f"smtp://127.0.0.1:{smtp_port}", LOOM_TRUSTED_PROXIES='["127.0.0.1"]'
+            )
             with serving(env) as base_url, working(env):
                 slug = asyncio.run(_petition(scratch.database_url))
                 if warmup > 0:

@@ -13,6 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from redis.asyncio import Redis
 from starlette.types import ASGIApp
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from services.api import problems
 from services.api.auth.endpoints import router as auth_router
@@ -176,6 +177,9 @@ def create_app(
             expose_headers=[REQUEST_ID_HEADER],
         )
     install_middleware(app)  # request ids, access log, metrics: outside the other middleware
+    if settings.trusted_proxies:
+        # Outermost: the client address every part of the app sees (services.api.deps.client_address).
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     problems.install_problem_handlers(app)
     app.include_router(ops_router)
     app.include_router(auth_router)
