@@ -124,7 +124,8 @@ SignerName = Annotated[
     str,
     AfterValidator(check_name),
     Field(
-        max_length=4 * MAX_NAME_LENGTH,  # a cheap bound before the character checks
+        min_length=1,
+        max_length=MAX_NAME_LENGTH,  # also a cheap bound before the character checks
         description=f"The signer's name: letters of any script, spaces, apostrophes, hyphens and dots; at "
         f"most {MAX_NAME_LENGTH} characters, one line, no digits, symbols or web addresses.",
         examples=["Jane Doe"],
