@@ -12,10 +12,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from redis.asyncio import Redis
+from starlette.types import ASGIApp
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from services.api import problems
 from services.api.auth.endpoints import router as auth_router
 from services.api.campaigns.endpoints import router as campaigns_router
+from services.api.headers import SecurityHeaders
 from services.api.integrations.endpoints import router as integrations_router
 from services.api.mail.endpoints import router as mail_router
 from services.api.mail.pages import router as mail_pages_router
@@ -101,6 +104,17 @@ TAGS = [
 ]
 
 
+class LoomAPI(FastAPI):
+    """FastAPI with the security headers outside everything else, so that even the 500 answer to an
+    unhandled error (made by Starlette's outermost middleware) has them."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        settings: Settings = self.state.settings
+        return SecurityHeaders(
+            super().build_middleware_stack(), hsts=settings.public_url.startswith("https://")
+        )
+
+
 def _operation_id(route: APIRoute) -> str:
     return f"{route.tags[0]}-{route.name}".replace("_", "-") if route.tags else route.name
 
@@ -145,7 +159,7 @@ def create_app(
             await app.state.queue.close()
             await engine.dispose()
 
-    app = FastAPI(
+    app = LoomAPI(
         title="Loom API",
         version="0.1.0",
         description=API_DESCRIPTION,
@@ -163,6 +177,9 @@ def create_app(
             expose_headers=[REQUEST_ID_HEADER],
         )
     install_middleware(app)  # request ids, access log, metrics: outside the other middleware
+    if settings.trusted_proxies:
+        # Outermost: the client address every part of the app sees (services.api.deps.client_address).
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     problems.install_problem_handlers(app)
     app.include_router(ops_router)
     app.include_router(auth_router)

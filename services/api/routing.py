@@ -14,10 +14,15 @@ from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.api.headers import declared_headers
 from services.core import outbox
 
 
 class LoomRoute(APIRoute):
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        self.response_headers = declared_headers(self.dependant)
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
@@ -40,4 +45,5 @@ class LoomRoute(APIRoute):
 
 def router(**kwargs: object) -> APIRouter:
     """An ``APIRouter`` whose routes use the one-commit-point route class."""
-    return APIRouter(route_class=LoomRoute, **kwargs)  # type: ignore[arg-type]
+    kwargs.setdefault("route_class", LoomRoute)
+    return APIRouter(**kwargs)  # type: ignore[arg-type]

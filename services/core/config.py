@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -55,6 +56,12 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     public_url: str = "http://127.0.0.1:8000"
     cors_origins: list[str] = []
+    # Reverse proxies (addresses or CIDR networks, JSON list) whose X-Forwarded-For / X-Forwarded-Proto are
+    # believed: the client address for per-address limits is then the one they forwarded. None by default:
+    # a forwarded header from anyone else is ignored, so rotating it cannot lift a limit.
+    trusted_proxies: list[str] = []
+    # When set, GET /metrics needs "Authorization: Bearer <this token>".
+    metrics_token: SecretStr | None = None
 
     log_level: str = "INFO"
     log_json: bool = True
@@ -169,6 +176,24 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"a link may use only {{public_url}}, {{token}} and {{slug}} ({type(exc).__name__}: {exc})"
             ) from None
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        try:
+            return [str(ipaddress.ip_network(entry.strip(), strict=False)) for entry in value]
+        except ValueError as exc:
+            raise ValueError(f"trusted proxies are IP addresses or networks (CIDR): {exc}") from None
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _no_empty_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty LOOM_METRICS_TOKEN (e.g. from compose's ${LOOM_METRICS_TOKEN:-}) means none.
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("LOOM_METRICS_TOKEN needs at least 16 characters (or none)")
         return value
 
     @field_validator("milestone_percents")

@@ -14,6 +14,7 @@ from fastapi import Depends, Path, Query, Request, status
 from fastapi.responses import StreamingResponse
 
 from services.api.deps import PaginationDep, SessionDep, require_roles
+from services.api.headers import NoStore
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
 from services.core.campaigns.errors import PetitionNotFound
@@ -33,7 +34,7 @@ from services.core.users.models import Role
 from services.core.users.scopes import Scope
 from services.core.users.security import Principal
 
-router = make_router()
+router = make_router(dependencies=[NoStore])  # signers' data, and filters by address hash
 
 PetitionRefParam = Annotated[str, Path(description="The petition's id or slug.")]
 
@@ -127,7 +128,6 @@ async def export_signatures(
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="signatures-{found.slug}.csv"',
-            "Cache-Control": "no-store",
         },
     )
 

@@ -10,8 +10,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from services.core.campaigns.schemas import LanguageTag
 from services.core.network.schemas import CountryCode, Slug
-from services.core.schemas import Name, Page, no_nul
+from services.core.schemas import Page, no_nul
 from services.core.signatures.identity import InvalidEmail, canonical_email
+from services.core.signatures.names import SignerName
 
 MAX_EMAIL_LENGTH = 320
 
@@ -63,7 +64,7 @@ class SignatureFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: Name
+    name: SignerName
     email: Email | None = Field(
         default=None, description="Required unless the petition accepts signatures without email."
     )

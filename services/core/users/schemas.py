@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -30,6 +30,14 @@ NewPassword = Annotated[
     str, StringConstraints(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)
 ]
 _PASSWORD_RULE = f"{PASSWORD_MIN_LENGTH} to {PASSWORD_MAX_LENGTH} characters."
+_REAUTHENTICATION = (
+    "Your own password, needed to create an admin or make someone one, to change an admin's email or "
+    "password, and to change your own: a stolen access token alone cannot take an admin account over."
+)
+
+
+def _current_password() -> Any:
+    return Field(default=None, max_length=PASSWORD_MAX_LENGTH, repr=False, description=_REAUTHENTICATION)
 
 
 class UserCreate(BaseModel):
@@ -42,6 +50,7 @@ class UserCreate(BaseModel):
         default=None, description="Required for partners (the organisation they act for); null otherwise."
     )
     password: NewPassword = Field(repr=False, description=_PASSWORD_RULE)
+    current_password: str | None = _current_password()
 
 
 _NOT_NULLABLE = ("email", "full_name", "role", "is_active", "password")
@@ -63,6 +72,7 @@ class UserUpdate(BaseModel):
     password: NewPassword | None = Field(
         default=None, repr=False, description=f"Resets the user's password: {_PASSWORD_RULE}"
     )
+    current_password: str | None = _current_password()
 
     @model_validator(mode="after")
     def _no_null_for_required_fields(self) -> Self:
