@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 T = TypeVar("T")
 
@@ -24,6 +35,25 @@ Name = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(no_nul)
 ]
 SearchText = Annotated[str, StringConstraints(max_length=200), AfterValidator(no_nul)]
+
+_DATE_TIME_START = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _date_time_text(value: object) -> object:
+    # Pydantic would also take numbers (and numeric strings) as Unix times and a bare date as midnight: the
+    # schema's `date-time` is neither, so neither is accepted.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _DATE_TIME_START.match(value):
+        raise ValueError("must be an ISO 8601 date and time with a time zone, e.g. 2026-05-01T09:30:00Z")
+    return value
+
+
+Instant = Annotated[
+    AwareDatetime,
+    BeforeValidator(_date_time_text),
+    Field(description="An RFC 3339 date-time with its offset, e.g. `2026-05-01T09:30:00Z`."),
+]
 
 
 class Patch(BaseModel):

@@ -1,0 +1,253 @@
+"""What the OpenAPI document says is what the server does: the methods each path takes (`Allow` on a 405),
+the query parameters each operation declares (and only those), and the constraints of request bodies."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.cli import OPENAPI_PATH
+from services.core.users.models import Role
+from tests.api.network.conftest import headers_for
+from tests.api.network.helpers import HeadersFor
+from tests.factories import make_petition, make_signature
+
+__all__ = ["headers_for"]
+
+DOCUMENT = json.loads(OPENAPI_PATH.read_text())
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+PATH_PARAM = re.compile(r"\{[^}]+\}")
+AN_ID = "00000000-0000-4000-8000-000000000000"
+
+
+def _methods(item: dict[str, object]) -> set[str]:
+    return {method.upper() for method in item if method.upper() in HTTP_METHODS}
+
+
+def _matches(template: str, path: str) -> bool:
+    pattern = "".join(
+        "[^/]+" if PATH_PARAM.fullmatch(part) else re.escape(part)
+        for part in re.split(r"(\{[^}]+\})", template)
+    )
+    return re.fullmatch(pattern, path) is not None
+
+
+def _allow(response: httpx.Response) -> set[str]:
+    return {method.strip() for method in response.headers["allow"].split(",")}
+
+
+async def test_a_405_names_every_method_the_openapi_gives_the_path(client: httpx.AsyncClient) -> None:
+    """For every path of the document and every method it does not take: 405, and `Allow` lists exactly the
+    methods the document gives that path (and any other template the same URL matches)."""
+    checked = 0
+    for template in DOCUMENT["paths"]:
+        path = PATH_PARAM.sub(AN_ID, template)
+        expected: set[str] = set()
+        for other, item in DOCUMENT["paths"].items():
+            if _matches(other, path):
+                expected |= _methods(item)
+        assert expected, template
+        for method in HTTP_METHODS:
+            if method in expected:
+                continue
+            response = await client.request(method, path)
+            assert response.status_code == 405, (method, path, response.text)
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.json()["code"] == "method-not-allowed"
+            assert _allow(response) == expected, (method, path)
+            checked += 1
+    assert checked > 50
+
+
+async def test_delete_on_the_organisations_list_names_get_and_post(client: httpx.AsyncClient) -> None:
+    response = await client.delete("/v1/organisations")
+    assert response.status_code == 405
+    assert _allow(response) == {"GET", "POST"}
+
+
+async def test_a_405_on_paths_outside_the_document_names_their_methods(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    """The HTML pages and the docs are not in the OpenAPI; their 405s name their routes' methods."""
+    by_template: dict[str, set[str]] = {}
+    for route in iter_route_contexts(app.routes):
+        if route.path_format and route.methods:
+            by_template.setdefault(route.path_format, set()).update(route.methods)
+    outside = {t: m for t, m in by_template.items() if t not in DOCUMENT["paths"]}
+    assert {"/confirm", "/unsubscribe", "/docs", "/openapi.json"} <= set(outside)
+    for template, methods in outside.items():
+        path = PATH_PARAM.sub(AN_ID, template)
+        method = next(m for m in HTTP_METHODS if m not in methods)
+        response = await client.request(method, path)
+        assert response.status_code == 405, (method, path)
+        assert _allow(response) == methods, (method, path)
+
+
+@pytest.mark.parametrize("method", ["HEAD", "OPTIONS"])
+async def test_head_and_options_are_not_operations(client: httpx.AsyncClient, method: str) -> None:
+    """Only the document's methods are served: HEAD and OPTIONS get a 405 naming them."""
+    response = await client.request(method, "/v1/organisations")
+    assert response.status_code == 405
+    assert _allow(response) == {"GET", "POST"}
+
+
+# --- query parameters ---------------------------------------------------------------------------------
+
+OPERATIONS = [
+    (method.upper(), path, operation)
+    for path, item in DOCUMENT["paths"].items()
+    for method, operation in item.items()
+    if method.upper() in HTTP_METHODS
+]
+
+
+def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[1]
+        schema = {
+            **DOCUMENT["components"]["schemas"][name],
+            **{k: v for k, v in schema.items() if k != "$ref"},
+        }
+    branches = [b for b in schema.get("anyOf", ()) if b != {"type": "null"}]
+    if len(branches) == 1:
+        return _resolve(branches[0])
+    return schema
+
+
+def _wrong_values(schema: dict[str, Any]) -> list[str]:
+    """Values of the wrong type (or outside the enum or pattern) for a query parameter's schema; none for
+    free text, which only has lengths."""
+    schema = _resolve(schema)
+    if schema.get("type") == "array":
+        return _wrong_values(schema["items"])
+    if "enum" in schema:
+        return ["not-one-of-them"]
+    kind, fmt = schema.get("type"), schema.get("format")
+    if kind == "integer":
+        return ["twelve", "1.5"]
+    if kind == "boolean":
+        return ["maybe"]
+    if fmt == "uuid":
+        return ["not-an-id"]
+    if fmt == "date-time":
+        # Numbers would be Unix times, a bare date midnight, and a time without offset ambiguous: the
+        # schema's `date-time` is none of them.
+        return ["yesterday", "1700000000", "2026-05-01", "2026-05-01T09:30:00"]
+    if "pattern" in schema:
+        assert not re.search(schema["pattern"], "Not Valid!")
+        return ["Not Valid!"]
+    return []
+
+
+@pytest.fixture
+async def admin_headers(headers_for: HeadersFor) -> dict[str, str]:
+    return await headers_for(Role.admin)
+
+
+async def test_wrongly_typed_query_parameters_are_refused(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    """Every typed query parameter of every operation, given a value of the wrong type: 422 naming it."""
+    checked = set()
+    for method, template, operation in OPERATIONS:
+        path = PATH_PARAM.sub(AN_ID, template)
+        for parameter in operation.get("parameters", ()):
+            if parameter["in"] != "query":
+                continue
+            for value in _wrong_values(parameter["schema"]):
+                name = parameter["name"]
+                response = await client.request(method, path, params={name: value}, headers=admin_headers)
+                assert response.status_code == 422, (method, template, name, value, response.text)
+                assert ["query", name] in [e["loc"][:2] for e in response.json()["errors"]], (method, template)
+                checked.add((template, name))
+    assert ("/v1/petitions/{petition}/signatures", "created_before") in checked
+    assert ("/v1/integrations", "active") in checked
+    assert len(checked) > 40
+
+
+async def test_undeclared_query_parameters_are_refused(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    """A parameter an operation does not declare (a typo, a body field put in the query) is a 422, on every
+    operation, before anything else happens."""
+    for method, template, _ in OPERATIONS:
+        path = PATH_PARAM.sub(AN_ID, template)
+        response = await client.request(
+            method, path, params={"no_such_parameter": "1"}, headers=admin_headers
+        )
+        assert response.status_code == 422, (method, template, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        body = response.json()
+        assert body["code"] == "validation-error"
+        assert body["errors"] == [
+            {
+                "loc": ["query", "no_such_parameter"],
+                "msg": "Unknown query parameter",
+                "type": "extra_forbidden",
+            }
+        ]
+        anonymous = await client.request(method, path, params={"no_such_parameter": "1"})
+        assert anonymous.status_code == 422, (method, template)
+
+
+async def test_patching_an_integration_with_active_in_the_query_changes_nothing(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    created = await client.post("/v1/integrations", json={"name": "CRM"}, headers=admin_headers)
+    integration = created.json()["id"]
+    response = await client.patch(
+        f"/v1/integrations/{integration}", params={"active": "false"}, json={}, headers=admin_headers
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == ["query", "active"]
+    after = await client.get(f"/v1/integrations/{integration}", headers=admin_headers)
+    assert after.json()["active"] is True
+
+
+async def test_a_single_valued_parameter_given_twice_is_refused(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    twice = await client.get("/v1/organisations", params=[("limit", "5"), ("limit", "6")])
+    assert twice.status_code == 422
+    assert twice.json()["errors"] == [
+        {"loc": ["query", "limit"], "msg": "Give this parameter once", "type": "repeated_value"}
+    ]
+    repeatable = await client.get("/v1/organisations", params=[("country", "BD"), ("country", "kh")])
+    assert repeatable.status_code == 200
+
+
+async def test_a_cache_buster_is_ignored(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/organisations", params={"_": "1767225600000"})
+    assert response.status_code == 200
+
+
+async def test_the_html_pages_ignore_parameters_that_mail_trackers_add(client: httpx.AsyncClient) -> None:
+    plain = await client.get("/unsubscribe", params={"token": "x"})
+    tracked = await client.get("/unsubscribe", params={"token": "x", "utm_source": "newsletter"})
+    assert plain.status_code == tracked.status_code == 400  # the token's own answer, not a 422
+    assert tracked.headers["content-type"].startswith("text/html")
+
+
+async def test_signature_list_times_need_a_date_time_with_offset(
+    client: httpx.AsyncClient, db: AsyncSession, admin_headers: dict[str, str]
+) -> None:
+    petition = await make_petition(db)
+    signature = await make_signature(db, petition)
+    await db.commit()
+    url = f"/v1/petitions/{petition.slug}/signatures"
+    for wrong in ["99999999999", "1", "2999-01-01"]:
+        response = await client.get(url, params={"created_before": wrong}, headers=admin_headers)
+        assert response.status_code == 422, wrong
+    later = (signature.created_at + timedelta(seconds=1)).isoformat()
+    found = await client.get(url, params={"created_before": later}, headers=admin_headers)
+    assert [item["id"] for item in found.json()["items"]] == [str(signature.id)]
+    as_z = await client.get(url, params={"created_after": "2000-01-01T00:00:00Z"}, headers=admin_headers)
+    assert as_z.json()["total"] == 1
