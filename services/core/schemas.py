@@ -13,9 +13,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     StringConstraints,
-    model_validator,
+    ValidationInfo,
+    field_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 T = TypeVar("T")
 
@@ -31,8 +35,18 @@ def no_nul(value: str) -> str:
     return value
 
 
+# In a JSON schema: at least one character that Python's strip() keeps — what a non-empty text is once
+# stripped (ECMA-262's \s, which schema validators use, lacks \x1c-\x1f and \x85, which strip() removes).
+# Its runtime check is the stripping and the minimum length (this pattern then always holds).
+NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
+
+# For JSON schemas of URLs the server takes: http(s), a host and no credentials, no white space.
+HTTP_URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@]+(?:[/?#]\S*)?$"
+
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(no_nul)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NOT_BLANK),
+    AfterValidator(no_nul),
 ]
 SearchText = Annotated[str, StringConstraints(max_length=200), AfterValidator(no_nul)]
 
@@ -57,22 +71,46 @@ Instant = Annotated[
 
 
 class Patch(BaseModel):
-    """A partial update: only the fields sent are changed; ``null`` clears a nullable field."""
+    """A partial update: only the fields sent are changed. ``null`` clears a field named in ``NULLABLE``
+    and is refused (422, at the field) for every other; the JSON schema says the same (only ``NULLABLE``
+    fields admit ``null``, and no field has a default: one left out stays as it is)."""
 
-    REQUIRED: ClassVar[frozenset[str]] = frozenset()
+    NULLABLE: ClassVar[frozenset[str]] = frozenset()
 
     model_config = ConfigDict(extra="forbid")
 
-    @model_validator(mode="after")
-    def _required_not_null(self) -> Patch:
-        nulls = sorted(f for f in self.REQUIRED & self.model_fields_set if getattr(self, f) is None)
-        if nulls:
-            raise ValueError(f"these fields cannot be null: {', '.join(nulls)}")
-        return self
+    @field_validator("*", mode="after")
+    @classmethod
+    def _null_only_where_nullable(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name not in cls.NULLABLE:
+            raise ValueError("cannot be null")
+        return value
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        for name, prop in handler.resolve_ref_schema(schema).get("properties", {}).items():
+            prop.pop("default", None)
+            if name not in cls.NULLABLE:
+                _drop_null(prop)
+        return schema
 
     def changes(self) -> dict[str, Any]:
-        """The fields sent."""
-        return self.model_dump(include=self.model_fields_set)
+        """The fields sent, with their validated values."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+def _drop_null(prop: dict[str, Any]) -> None:
+    branches = [branch for branch in prop.get("anyOf", ()) if branch != {"type": "null"}]
+    if "anyOf" not in prop or len(branches) == len(prop["anyOf"]):
+        return
+    del prop["anyOf"]
+    if len(branches) == 1:
+        prop.update({**branches[0], **prop})
+    else:
+        prop["anyOf"] = branches
 
 
 class Page(BaseModel, Generic[T]):

@@ -16,7 +16,7 @@ import logging
 import uuid
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,7 +29,14 @@ log = logging.getLogger(__name__)
 
 
 class PrivacyRequest(BaseModel):
-    email: str = Field(min_length=1, max_length=320, description="The person's email address.")
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(
+        min_length=1,
+        max_length=320,
+        description="The person's email address.",
+        json_schema_extra={"format": "email"},
+    )
 
 
 class Erased(BaseModel):

@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from services.core.campaigns.schemas import LanguageTag
 from services.core.network.schemas import CountryCode, Slug
-from services.core.schemas import Name, Page, no_nul
+from services.core.schemas import NOT_BLANK, Instant, Name, Page, no_nul
 from services.core.signatures.identity import InvalidEmail, canonical_email
 
 MAX_EMAIL_LENGTH = 320
@@ -42,7 +42,7 @@ Email = Annotated[
     StringConstraints(max_length=MAX_EMAIL_LENGTH),
     AfterValidator(no_nul),
     AfterValidator(_email),
-    Field(examples=["jane.doe@example.org"]),
+    Field(examples=["jane.doe@example.org"], json_schema_extra={"format": "email"}),
 ]
 PostalCode = Annotated[
     str,
@@ -194,13 +194,13 @@ class InvalidationIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)] = Field(
-        description="Why: kept with the invalidation.", examples=["Bot wave from a throwaway domain"]
-    )
+    reason: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000, pattern=NOT_BLANK)
+    ] = Field(description="Why: kept with the invalidation.", examples=["Bot wave from a throwaway domain"])
     email_domain: EmailDomain | None = Field(default=None, description="Signers' email domain (exact).")
     ip_hash: IpHash | None = Field(default=None, description="The keyed hash of the signers' address.")
-    created_after: datetime | None = Field(default=None, description="Signed at or after (inclusive).")
-    created_before: datetime | None = Field(default=None, description="Signed before (exclusive).")
+    created_after: Instant | None = Field(default=None, description="Signed at or after (inclusive).")
+    created_before: Instant | None = Field(default=None, description="Signed before (exclusive).")
     source: Source | None = Field(default=None, description="Exactly this source.")
 
     @model_validator(mode="after")

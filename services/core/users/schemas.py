@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     EmailStr,
     Field,
     StringConstraints,
     computed_field,
-    model_validator,
 )
 
+from services.core.schemas import NOT_BLANK, Instant, Patch
 from services.core.users.models import Role
 from services.core.users.scopes import Scope
 
@@ -44,14 +43,11 @@ class UserCreate(BaseModel):
     password: NewPassword = Field(repr=False, description=_PASSWORD_RULE)
 
 
-_NOT_NULLABLE = ("email", "full_name", "role", "is_active", "password")
-
-
-class UserUpdate(BaseModel):
+class UserUpdate(Patch):
     """Only the fields sent are changed. Changing the password, role or organisation, or deactivating,
     signs the user out everywhere (their refresh tokens stop working)."""
 
-    model_config = ConfigDict(extra="forbid")
+    NULLABLE = frozenset({"organisation_id"})
 
     email: Email | None = None
     full_name: FullName | None = None
@@ -63,13 +59,6 @@ class UserUpdate(BaseModel):
     password: NewPassword | None = Field(
         default=None, repr=False, description=f"Resets the user's password: {_PASSWORD_RULE}"
     )
-
-    @model_validator(mode="after")
-    def _no_null_for_required_fields(self) -> Self:
-        for name in _NOT_NULLABLE:
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
 
 
 class UserRead(BaseModel):
@@ -129,9 +118,9 @@ def _unique_scopes(value: list[Scope]) -> list[Scope]:
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] = Field(
-        examples=["Action Network webhook"]
-    )
+    name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NOT_BLANK)
+    ] = Field(examples=["Action Network webhook"])
     scopes: Annotated[list[Scope], AfterValidator(_unique_scopes)] = Field(
         min_length=1, description="What the key may do; see the list of scopes in the API description."
     )
@@ -139,7 +128,7 @@ class ApiKeyCreate(BaseModel):
         default=None,
         description="Bind the key to an organisation: it then acts as a partner of it, and only for it.",
     )
-    expires_at: Annotated[AwareDatetime | None, AfterValidator(_future)] = Field(
+    expires_at: Annotated[Instant | None, AfterValidator(_future)] = Field(
         default=None, description="When the key stops working (with a time zone); never if null."
     )
 
