@@ -43,6 +43,20 @@ NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
 # For JSON schemas of URLs the server takes: http(s), a host and no credentials, no white space.
 HTTP_URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@]+(?:[/?#]\S*)?$"
 
+
+def _caseless(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+# For JSON schemas of email addresses, which email-validator checks: no quoted local part, no IP literal, no
+# leading, trailing or doubled dots, a dotted domain, and none of the special-use domains it refuses.
+_SPECIAL_USE = "|".join(
+    _caseless(name) for name in ("arpa", "invalid", "local", "localhost", "onion", "test")
+)
+EMAIL_PATTERN = (
+    rf'^(?!\.)(?!.*\.\.)[^@\s"]+(?<!\.)@(?!(?:[^@]*\.)?(?:{_SPECIAL_USE})$)[^@\s\[\]"]+\.[^@\s\[\]".]+$'
+)
+
 Name = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NOT_BLANK),

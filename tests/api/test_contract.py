@@ -455,3 +455,24 @@ async def test_integrations_valid_by_the_schema_are_taken(
             f"/v1/integrations/{integration}", json=with_known_references(body), headers=admin_headers
         )
         assert response.status_code == 200, (body, response.text)
+
+
+async def test_staff_requests_valid_by_the_schema_are_taken(
+    client: httpx.AsyncClient, db: AsyncSession, admin_headers: dict[str, str]
+) -> None:
+    """Invalidations (at least one filter), privacy requests (an address email-validator takes) and users
+    (an organisation for partners only)."""
+    petition, organisation = await make_petition(db), await make_organisation(db)
+    for body in _bodies("POST", "/v1/petitions/{petition}/invalidations"):
+        response = await client.post(
+            f"/v1/petitions/{petition.slug}/invalidations", json=body, headers=admin_headers
+        )
+        assert response.status_code == 201, (body, response.text)
+    for body in _bodies("POST", "/v1/privacy/export"):
+        response = await client.post("/v1/privacy/export", json=body, headers=admin_headers)
+        assert response.status_code == 200, (body, response.text)
+    for body in _bodies("POST", "/v1/users"):
+        if body.get("organisation_id") is not None:
+            body["organisation_id"] = str(organisation.id)  # an unknown organisation is a 422 by design
+        response = await client.post("/v1/users", json=body, headers=admin_headers)
+        assert _accepted(response, "email-taken"), (body, response.text)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.core.schemas import EMAIL_PATTERN
 from services.core.signatures.errors import InvalidSignature
 from services.core.signatures.identity import InvalidEmail, canonical_email
 from services.core.signatures.models import Channel, SignatureState
@@ -35,7 +36,7 @@ class PrivacyRequest(BaseModel):
         min_length=1,
         max_length=320,
         description="The person's email address.",
-        json_schema_extra={"format": "email"},
+        json_schema_extra={"format": "email", "pattern": EMAIL_PATTERN},
     )
 
 

@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from services.core.campaigns.schemas import LanguageTag
 from services.core.network.schemas import CountryCode, Slug
-from services.core.schemas import NOT_BLANK, Instant, Name, Page, no_nul
+from services.core.schemas import EMAIL_PATTERN, NOT_BLANK, Instant, Name, Page, no_nul
 from services.core.signatures.identity import InvalidEmail, canonical_email
 
 MAX_EMAIL_LENGTH = 320
@@ -42,7 +42,7 @@ Email = Annotated[
     StringConstraints(max_length=MAX_EMAIL_LENGTH),
     AfterValidator(no_nul),
     AfterValidator(_email),
-    Field(examples=["jane.doe@example.org"], json_schema_extra={"format": "email"}),
+    Field(examples=["jane.doe@example.org"], json_schema_extra={"format": "email", "pattern": EMAIL_PATTERN}),
 ]
 PostalCode = Annotated[
     str,
@@ -184,15 +184,27 @@ EmailDomain = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=253),
     AfterValidator(no_nul),
     AfterValidator(_email_domain),
-    Field(examples=["example.org"]),
+    Field(examples=["example.org"], json_schema_extra={"format": "idn-hostname"}),
 ]
 IpHash = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9a-f]{1,64}$")]
+
+
+_INVALIDATION_FILTERS = ("email_domain", "ip_hash", "created_after", "created_before", "source")
 
 
 class InvalidationIn(BaseModel):
     """Invalidate the signatures of a petition matching *all* the filters given (at least one)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        # At least one filter, not null: what `_some_filter` checks, said in the schema.
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+                for name in _INVALIDATION_FILTERS
+            ]
+        },
+    )
 
     reason: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000, pattern=NOT_BLANK)
@@ -206,9 +218,7 @@ class InvalidationIn(BaseModel):
     @model_validator(mode="after")
     def _some_filter(self) -> InvalidationIn:
         if not self.filters():
-            raise ValueError(
-                "give at least one filter: email_domain, ip_hash, created_after, created_before, source"
-            )
+            raise ValueError(f"give at least one filter: {', '.join(_INVALIDATION_FILTERS)}")
         return self
 
     def filters(self) -> dict[str, str]:

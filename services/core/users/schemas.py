@@ -16,14 +16,17 @@ from pydantic import (
     computed_field,
 )
 
-from services.core.schemas import NOT_BLANK, Instant, Patch
+from services.core.schemas import EMAIL_PATTERN, NOT_BLANK, Instant, Patch
 from services.core.users.models import Role
 from services.core.users.scopes import Scope
 
 PASSWORD_MIN_LENGTH = 12
 PASSWORD_MAX_LENGTH = 256
 
-Email = Annotated[EmailStr, Field(max_length=320, examples=["organiser@example.org"])]
+Email = Annotated[
+    EmailStr,
+    Field(max_length=320, examples=["organiser@example.org"], json_schema_extra={"pattern": EMAIL_PATTERN}),
+]
 FullName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 NewPassword = Annotated[
     str, StringConstraints(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)
@@ -32,7 +35,15 @@ _PASSWORD_RULE = f"{PASSWORD_MIN_LENGTH} to {PASSWORD_MAX_LENGTH} characters."
 
 
 class UserCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        # What the service checks, said in the schema: partners belong to an organisation, nobody else does.
+        json_schema_extra={
+            "if": {"properties": {"role": {"const": Role.partner.value}}, "required": ["role"]},
+            "then": {"required": ["organisation_id"], "properties": {"organisation_id": {"type": "string"}}},
+            "else": {"properties": {"organisation_id": {"type": "null"}}},
+        },
+    )
 
     email: Email
     full_name: FullName = ""
