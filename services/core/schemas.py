@@ -1,4 +1,5 @@
-"""Schema pieces every domain uses: pages of results, partial updates, and text that PostgreSQL can store."""
+"""Schema pieces every domain uses: pages of results, partial updates, text that PostgreSQL can store,
+times, and the patterns that let JSON schemas say what the validators check."""
 
 from __future__ import annotations
 
@@ -92,6 +93,14 @@ class Patch(BaseModel):
     NULLABLE: ClassVar[frozenset[str]] = frozenset()
 
     model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        # A misspelt name would leave the field silently non-nullable.
+        unknown = cls.NULLABLE - set(cls.model_fields)
+        if unknown:
+            raise TypeError(f"{cls.__name__}.NULLABLE names no field: {', '.join(sorted(unknown))}")
 
     @field_validator("*", mode="after")
     @classmethod
