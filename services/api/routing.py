@@ -29,6 +29,12 @@ CACHE_BUSTER = "_"
 
 
 class LoomRoute(APIRoute):
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        if self.include_in_schema:
+            # Every operation may answer 422, even one without parameters: its query string is checked.
+            self.responses.setdefault(422, {"description": "Validation error: see `errors`."})
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         # The documented API refuses query parameters it does not declare; the HTML pages (not in the

@@ -185,7 +185,8 @@ async def test_undeclared_query_parameters_are_refused(
 ) -> None:
     """A parameter an operation does not declare (a typo, a body field put in the query) is a 422, on every
     operation, before anything else happens."""
-    for method, template, _ in OPERATIONS:
+    for method, template, operation in OPERATIONS:
+        assert "422" in operation["responses"], (method, template)  # declared, parameters or not
         path = PATH_PARAM.sub(AN_ID, template)
         response = await client.request(
             method, path, params={"no_such_parameter": "1"}, headers=admin_headers
