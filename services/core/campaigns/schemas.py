@@ -267,7 +267,9 @@ class PetitionCreate(BaseModel):
         "signer counts.",
     )
     opens_at: Instant | None = Field(default=None, description="Signing opens (open now when null).")
-    closes_at: Instant | None = Field(default=None, description="Signing closes (never when null).")
+    closes_at: Instant | None = Field(
+        default=None, description="Signing closes, after `opens_at` (never when null)."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> PetitionCreate:

@@ -140,7 +140,8 @@ class ApiKeyCreate(BaseModel):
         description="Bind the key to an organisation: it then acts as a partner of it, and only for it.",
     )
     expires_at: Annotated[Instant | None, AfterValidator(_future)] = Field(
-        default=None, description="When the key stops working (with a time zone); never if null."
+        default=None,
+        description="When the key stops working, in the future (with a time zone); never if null.",
     )
 
 
