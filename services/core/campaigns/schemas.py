@@ -64,7 +64,7 @@ MAX_TARGETS = 100
 MAX_PARTNERS = 500
 
 
-def _canonical_keys(translations: dict[str, Any]) -> dict[str, Any]:
+def canonical_language_keys(translations: dict[str, Any]) -> dict[str, Any]:
     """Language keys in canonical form; two keys naming the same language are refused."""
     result: dict[str, Any] = {}
     for key, value in translations.items():
@@ -93,9 +93,9 @@ class CampaignText(BaseModel):
     body: Body = Field(default="", description="The campaign's page (Markdown).")
 
 
-# Keys are checked by `_canonical_keys` (after the dict is built, so that `pt-br` and `pt-BR` given together
-# are refused rather than merged); the schema gives them the language tag's shape.
-_LANGUAGE_KEYS: dict[str, Any] = {
+# Keys of texts by language are checked by `canonical_language_keys`, after the dict is built, so that
+# `pt-br` and `pt-BR` given together are refused rather than merged; the schema gives them a tag's shape.
+LANGUAGE_KEYS: dict[str, Any] = {
     "propertyNames": {"pattern": TAG_PATTERN, "minLength": 2, "maxLength": MAX_TAG_LENGTH}
 }
 
@@ -104,11 +104,13 @@ CampaignTranslations = Annotated[
     Field(
         min_length=1,
         max_length=MAX_LANGUAGES,
-        json_schema_extra=_LANGUAGE_KEYS,
+        json_schema_extra=LANGUAGE_KEYS,
         description="Texts by BCP 47 language tag; must include the default language.",
         examples=[{"en": {"title": "Pay your workers", "summary": "…", "body": "…"}}],
     ),
-    AfterValidator(_canonical_keys),  # after the size limits, which then say minProperties in the schema
+    AfterValidator(
+        canonical_language_keys
+    ),  # after the size limits, which then say minProperties in the schema
 ]
 
 
@@ -237,11 +239,13 @@ PetitionTranslations = Annotated[
     Field(
         min_length=1,
         max_length=MAX_LANGUAGES,
-        json_schema_extra=_LANGUAGE_KEYS,
+        json_schema_extra=LANGUAGE_KEYS,
         description="Texts by BCP 47 language tag; must include the default language.",
         examples=[{"en": {"title": "Sign for the workers"}}],
     ),
-    AfterValidator(_canonical_keys),  # after the size limits, which then say minProperties in the schema
+    AfterValidator(
+        canonical_language_keys
+    ),  # after the size limits, which then say minProperties in the schema
 ]
 Goal = Annotated[int, Field(ge=1, le=1_000_000_000, description="Signatures aimed for.")]
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from services.core.campaigns.schemas import LanguageTag
+from services.core.campaigns.schemas import LANGUAGE_KEYS, canonical_language_keys
 from services.core.schemas import NOT_BLANK, Patch, no_nul
 from services.core.updates.models import BodyFormat, UpdateState
 
@@ -35,13 +35,15 @@ class UpdateText(BaseModel):
 
 
 UpdateContent = Annotated[
-    dict[LanguageTag, UpdateText],
+    dict[str, UpdateText],
     Field(
         min_length=1,
         max_length=60,
+        json_schema_extra=LANGUAGE_KEYS,
         description="Subject and body per language (BCP 47); must include the campaign's default language, "
         "which recipients whose language is missing get.",
     ),
+    AfterValidator(canonical_language_keys),  # `pt-br` and `pt-BR` together are refused, not merged
 ]
 
 
