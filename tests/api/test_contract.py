@@ -527,3 +527,14 @@ async def test_campaigns_and_petitions_valid_by_the_schema_are_taken(
             body["opens_at"] = None
         response = await client.patch(f"/v1/petitions/{petition.id}", json=body, headers=admin_headers)
         assert _accepted(response, "slug-taken"), (body, response.text)
+    for body in _bodies("POST", "/v1/campaigns/{campaign}/updates"):
+        body = _with_registered_languages(body, key="content")  # the first is `en`, the default language
+        response = await client.post(f"/v1/campaigns/{campaign}/updates", json=body, headers=admin_headers)
+        assert response.status_code == 201, (body, response.text)
+    update = response.json()["id"]
+    for body in _bodies("PATCH", "/v1/campaigns/{campaign}/updates/{update}"):
+        body = _with_registered_languages(body, key="content")
+        response = await client.patch(
+            f"/v1/campaigns/{campaign}/updates/{update}", json=body, headers=admin_headers
+        )
+        assert response.status_code == 200, (body, response.text)
