@@ -25,6 +25,7 @@ from services.api.mail.pages import router as mail_pages_router
 from services.api.middleware import REQUEST_ID_HEADER, install_middleware
 from services.api.network.endpoints import router as network_router
 from services.api.ops.endpoints import router as ops_router
+from services.api.routing import AllowedMethods
 from services.api.signatures.endpoints import router as signatures_router
 from services.api.signatures.imports import router as signature_imports_router
 from services.api.signatures.privacy import router as privacy_router
@@ -53,6 +54,9 @@ Errors are [RFC 9457](https://www.rfc-editor.org/rfc/rfc9457) problem details
 
 Staff authenticate with `POST /v1/auth/token` (OAuth2 password flow) and send
 `Authorization: Bearer <token>`; machine clients send `X-API-Key`.
+
+Query parameters an operation does not declare are refused (422), except `_`, a cache-buster. A method a
+path does not take is a 405 whose `Allow` lists those it does.
 """
 
 TAGS = [
@@ -197,6 +201,7 @@ def create_app(
     app.include_router(updates_router)
     app.include_router(mail_router)
     app.include_router(mail_pages_router)
+    app.state.allowed_methods = AllowedMethods(app.routes)  # for 405s' Allow
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -7,7 +7,6 @@ organisation collected); API keys with ``signatures:read``. Invalidations: admin
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request, status
@@ -20,7 +19,7 @@ from services.api.routing import router as make_router
 from services.core.campaigns.errors import PetitionNotFound
 from services.core.errors import Forbidden, Unauthenticated
 from services.core.network.schemas import CountryCode, Slug
-from services.core.schemas import SearchText
+from services.core.schemas import Instant, SearchText
 from services.core.signatures import staff
 from services.core.signatures.models import Channel, SignatureState
 from services.core.signatures.schemas import (
@@ -58,8 +57,8 @@ async def signature_filters(
     q: Annotated[
         SearchText | None, Query(description="Case-insensitive text contained in the name or email.")
     ] = None,
-    created_after: Annotated[datetime | None, Query(description="Signed at or after (inclusive).")] = None,
-    created_before: Annotated[datetime | None, Query(description="Signed before (exclusive).")] = None,
+    created_after: Annotated[Instant | None, Query(description="Signed at or after (inclusive).")] = None,
+    created_before: Annotated[Instant | None, Query(description="Signed before (exclusive).")] = None,
     invalidated: Annotated[bool | None, Query(description="Only (in)validated signatures.")] = None,
 ) -> staff.SignatureFilters:
     return staff.SignatureFilters(

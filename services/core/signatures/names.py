@@ -33,6 +33,7 @@ _APOSTROPHE_SYMBOLS = frozenset("`\u00b4")  # grave and acute accents typed as a
 _REFUSED_PUNCTUATION = frozenset(":/\\@#?%=;!*_[]{}<>|~^+$&")
 # Characters that IDNA reads as a domain's dot.
 _DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
+NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f0-9:/\\@#?%=;!*_\[\]{}<>|~^+$&]+$"
 _WORD_EDGES = "'\"()[],;:!?«»‘’“”"
 _SPACES = re.compile(r"\s+")
 
@@ -122,12 +123,16 @@ def name_for_mail(value: str | None) -> str | None:
 
 SignerName = Annotated[
     str,
-    AfterValidator(check_name),
     Field(
         min_length=1,
         max_length=MAX_NAME_LENGTH,  # also a cheap bound before the character checks
+        # The schema says what a pattern can (no controls, digits or the punctuation of addresses); the
+        # rest — symbols, emoji, text that reads as a domain — is in the description. check_name decides
+        # it all, with a message that says which rule a name broke.
+        json_schema_extra={"pattern": NAME_PATTERN},
         description=f"The signer's name: letters of any script, spaces, apostrophes, hyphens and dots; at "
         f"most {MAX_NAME_LENGTH} characters, one line, no digits, symbols or web addresses.",
         examples=["Jane Doe"],
     ),
+    AfterValidator(check_name),
 ]
