@@ -7,8 +7,9 @@
   person. Its primary key is what makes deduplication race-free across workers.
 - ``signature_reviews``: paper signatures that look like someone who already signed, for staff to decide.
 - ``signature_invalidations``: bulk invalidations (a filter, a reason), reversible.
-- ``petition_count_refresh``: petitions whose public count must be recomputed (a confirmation, an
-  invalidation, a review decision, an erasure); the pipeline empties it.
+- ``petition_count_refresh``: requests to recompute a petition's public count (a confirmation, an
+  invalidation, a review decision, an erasure), one row per request; the pipeline takes the rows it can
+  see and counts after taking them (see ``pipeline.run_once``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,19 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import CHAR, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func, text
+from sqlalchemy import (
+    CHAR,
+    BigInteger,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -165,10 +178,12 @@ class SignatureInvalidation(Base):
 
 
 class PetitionCountRefresh(Base):
-    """A petition whose count changed other than by new signatures (those the pipeline sees itself)."""
+    """A request to recount a petition whose count changed other than by new signatures (those the
+    pipeline sees itself). One row per request, never merged into an earlier one: a request becomes
+    visible when the change that made it commits, so the recount that takes it (and counts after taking
+    it) sees that change."""
 
     __tablename__ = "petition_count_refresh"
 
-    petition_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("petitions.id", ondelete="CASCADE"), primary_key=True
-    )
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    petition_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("petitions.id", ondelete="CASCADE"))

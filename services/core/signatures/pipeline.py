@@ -17,10 +17,19 @@ Every ``signature_pipeline_seconds`` a worker runs :func:`run_once`:
      or unique.
    - One outbox job per batch asks for the confirmation emails of the batch's signatures that need one.
 
-2. :func:`refresh_counts` for every petition a batch touched or that is listed in
-   ``petition_count_refresh`` (confirmations, invalidations, review decisions, erasures): one
-   ``count(*)`` each over the partial index of counted signatures, written to the cache
-   (:mod:`services.core.signatures.counts`). No counter row is updated per signature.
+2. The recount, under an advisory lock of its own (so two workers' counts reach the cache in the order
+   they were taken), of every petition a batch touched or with a request in ``petition_count_refresh``
+   (confirmations, invalidations, review decisions, erasures): one ``count(*)`` each over the partial
+   index of counted signatures, written to the cache (:mod:`services.core.signatures.counts`). No counter
+   row is updated per signature.
+
+   Why no recount request is lost: each request is a row of its own, inserted by the transaction that
+   changed the count, so it becomes visible exactly when that change commits. The recount deletes the
+   requests its statement can see and only *then* counts, in a later statement whose READ COMMITTED
+   snapshot sees every change whose request it took. A request committed after that delete stays for the
+   next tick. (Merging requests into one row per petition, ``ON CONFLICT DO NOTHING``, lost them: a
+   confirmation whose insert found the earlier row did nothing, the worker took that row and counted
+   before the confirmation committed, and nothing asked again.)
 """
 
 from __future__ import annotations
@@ -57,6 +66,8 @@ log = logging.getLogger(__name__)
 
 # pg_advisory_xact_lock key: "loom signature pipeline"
 PIPELINE_LOCK = 0x6C6F6F6D_7369676E
+# pg_advisory_xact_lock key of the recount: "loom count"
+COUNT_LOCK = 0x6C6F6F6D_636F756E
 CONFIRMATION_TASK = "signatures.request_confirmations"
 
 
@@ -382,6 +393,11 @@ async def run_once(
             tick.backlog = True  # more is waiting: the caller runs the next tick at once
             break
     async with session_scope(sessionmaker) as session:
+        # Held until this transaction ends, after the counts are cached: a recount that starts later
+        # counts later and caches later.
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": COUNT_LOCK})
+        # The requests this statement sees; the counts below are taken by later statements, whose
+        # snapshots see the changes that made these requests (see the module's docstring).
         flagged = (
             await session.scalars(text("DELETE FROM petition_count_refresh RETURNING petition_id"))
         ).all()
@@ -397,12 +413,10 @@ async def run_once(
 
 
 async def mark_for_recount(session: AsyncSession, petition_ids: set[uuid.UUID] | list[uuid.UUID]) -> None:
-    """Ask the pipeline to recount these petitions (in the caller's transaction)."""
+    """Ask the pipeline to recount these petitions once the caller's transaction commits. Always a new
+    row, never merged into a pending request, which a recount may be taking right now."""
     if petition_ids:
         await session.execute(
-            text(
-                "INSERT INTO petition_count_refresh (petition_id) SELECT unnest(CAST(:ids AS uuid[])) "
-                "ON CONFLICT DO NOTHING"
-            ),
-            {"ids": list(petition_ids)},
+            text("INSERT INTO petition_count_refresh (petition_id) SELECT unnest(CAST(:ids AS uuid[]))"),
+            {"ids": list(set(petition_ids))},
         )

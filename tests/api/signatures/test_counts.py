@@ -84,7 +84,7 @@ async def test_confirmed_policy_counts_only_confirmed_signatures(
         text("UPDATE signatures SET confirmed_at = now() WHERE petition_id = :p AND email = 'a@example.org'"),
         {"p": petition.id},
     )
-    await db.execute(text("INSERT INTO petition_count_refresh VALUES (:p)"), {"p": petition.id})
+    await db.execute(text("INSERT INTO petition_count_refresh (petition_id) VALUES (:p)"), {"p": petition.id})
     await db.commit()
     tick = await run_pipeline()
     assert tick.refreshed == {petition.id}
