@@ -1,7 +1,10 @@
 """Public counts and statistics of petitions, computed in SQL and cached in Redis.
 
 The count of a petition is the number of its *counted* signatures: ``state = 'unique'`` (the first
-signature of each person), not invalidated, and — under the ``confirmed`` count policy — confirmed.
+signature of each person), not invalidated, and — under the ``confirmed`` count policy — confirmed by
+email or attested (an import's or an integration's, vouched for by the organisation that collected it;
+an attested duplicate makes its person's counted signature attested, see ``pipeline``). :data:`COUNTED`
+is that rule, for every count: the public count, statistics, milestones.
 
 The worker's pipeline recomputes the counts a tick changed and writes them here (:func:`store`): the
 response body itself, under the petition's id and its slug, so the public endpoint answers with one
@@ -52,7 +55,7 @@ COUNT_TTL_SECONDS = 24 * 3600
 
 COUNTED = (
     "s.state = 'unique' AND s.invalidation_id IS NULL "
-    "AND (p.count_policy = 'all_unique' OR s.confirmed_at IS NOT NULL)"
+    "AND (p.count_policy = 'all_unique' OR s.confirmed_at IS NOT NULL OR s.attested)"
 )
 _COUNTS = text(
     "SELECT p.id, p.slug, p.goal, c.status IN ('published', 'closed') AS public, now() AS at, "  # noqa: S608 - constant SQL fragments; values are bound

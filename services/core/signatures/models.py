@@ -78,6 +78,7 @@ class Signature(Base):
             "ix_signatures_counted",
             "petition_id",
             "confirmed_at",
+            "attested",
             postgresql_where=text("state = 'unique' AND invalidation_id IS NULL"),
         ),
     )
@@ -117,6 +118,12 @@ class Signature(Base):
     )
     external_id: Mapped[str | None] = mapped_column(String(200))
 
+    # Vouched for by the organisation that collected it (an import or an integration): it counts without
+    # a confirmation. A duplicate passes it on to the person's counted signature, as a confirmation does.
+    attested: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    # Whether the pipeline mails it a confirmation link: web signatures always; imports and integrations
+    # only when they ask (their signatures are attested).
+    send_confirmation_mail: Mapped[bool] = mapped_column(default=True, server_default=text("true"))
     confirmation_nonce_hash: Mapped[str | None] = mapped_column(String(64))
     confirmation_requested_at: Mapped[datetime | None]
     confirmed_at: Mapped[datetime | None]
@@ -138,6 +145,9 @@ class PetitionSigner(Base):
     signature_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("signatures.id", ondelete="CASCADE"), index=True
     )
+    # When this person was last sent a confirmation link for this petition: at most one a day until they
+    # confirm, so nobody can mail-bomb an address by signing with it.
+    confirmation_mailed_at: Mapped[datetime | None]
 
 
 class SignatureReview(Base):

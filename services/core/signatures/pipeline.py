@@ -15,7 +15,10 @@ Every ``signature_pipeline_seconds`` a worker runs :func:`run_once`:
    - Without an email (paper): compared by normalised name within the same petition, country and postal
      code (:func:`identity.match_paper_signature`); auto-merged as a duplicate, put in the review queue,
      or unique.
-   - One outbox job per batch asks for the confirmation emails of the batch's signatures that need one.
+   - An attested duplicate (from an import or an integration) makes the person's counted signature
+     attested: the person counts, as when a duplicate's confirmation confirms it.
+   - One outbox job per batch asks for the confirmation emails of the batch's signatures that need one
+     (web signatures; imported and delivered ones only when their import or integration asks).
 
 2. The recount, under an advisory lock of its own (so two workers' counts reach the cache in the order
    they were taken), of every petition a batch touched or with a request in ``petition_count_refresh``
@@ -102,7 +105,7 @@ async def process_batch(session: AsyncSession, *, limit: int) -> BatchResult:
         await session.execute(
             text(
                 "SELECT id, petition_id, email_canonical, name_key, postal_key, country, opt_in, "
-                "consent_version, created_at FROM signatures "
+                "consent_version, created_at, attested, send_confirmation_mail FROM signatures "
                 "WHERE state = 'new' ORDER BY created_at, id LIMIT :limit"
             ),
             {"limit": limit},
@@ -134,8 +137,24 @@ async def process_batch(session: AsyncSession, *, limit: int) -> BatchResult:
         duplicates, reviews = await _dedup_paper(session, paper)
         result.duplicates += duplicates
         result.reviews += reviews
-    await _request_confirmations(session, [row.id for row in with_email])
+    attested = [row.id for row in rows if row.attested]
+    if attested:
+        await pass_attestation(session, attested)
+    await _request_confirmations(session, [row.id for row in with_email if row.send_confirmation_mail])
     return result
+
+
+async def pass_attestation(session: AsyncSession, ids: list[uuid.UUID]) -> None:
+    """Make the counted signature of each attested duplicate among ``ids`` attested: an organisation
+    vouched for the person, so the person counts (once), whichever of their signatures came first."""
+    await session.execute(
+        text(
+            "UPDATE signatures f SET attested = true FROM signatures d "
+            "WHERE d.id = ANY(CAST(:ids AS uuid[])) AND d.state = 'duplicate' AND d.attested "
+            "AND f.id = d.duplicate_of AND NOT f.attested"
+        ),
+        {"ids": ids},
+    )
 
 
 async def _dedup_by_email(session: AsyncSession, rows: list[Row[Any]]) -> int:
