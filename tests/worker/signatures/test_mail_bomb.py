@@ -86,7 +86,7 @@ async def test_fifty_signatures_with_one_address_send_it_one_confirmation_mail(
                 text("SELECT count(*) FROM email_messages WHERE to_canonical = :e AND state = 'pending'"),
                 {"e": "victimperson@gmail.com"},
             )
-        return waiting == 0 and mail == 0
+        return bool(waiting == 0 and mail == 0)
 
     def mails() -> int:
         """Messages the SMTP server took for the victim, however the address was spelled."""
