@@ -77,7 +77,8 @@ async def request(
         await session.execute(
             text(
                 "SELECT id, petition_id FROM signatures WHERE id = ANY(CAST(:ids AS uuid[])) "
-                "AND confirmation_nonce_hash IS NULL ORDER BY id FOR UPDATE"
+                "AND email IS NOT NULL AND confirmed_at IS NULL AND confirmation_nonce_hash IS NULL "
+                "AND erased_at IS NULL ORDER BY id FOR UPDATE"
             ),
             {"ids": list(claimed)},
         )
