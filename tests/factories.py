@@ -147,10 +147,18 @@ async def make_signature(session: AsyncSession, petition: Petition, **fields: ob
 
 
 async def drop_petition(session: AsyncSession, petition_id: uuid.UUID) -> None:
-    """Delete a petition made by a test that committed, with its signatures, their mail and its campaign."""
+    """Delete a petition made by a test that committed, with its signatures, their mail and webhook events,
+    and its campaign."""
     from sqlalchemy import text
 
     params = {"p": petition_id}
+    await session.execute(
+        text(
+            "DELETE FROM webhook_events WHERE key IN "
+            "(SELECT 'signature.confirmed:' || id FROM signatures WHERE petition_id = :p)"
+        ),
+        params,
+    )
     await session.execute(
         text(
             "DELETE FROM email_messages "
