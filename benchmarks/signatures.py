@@ -13,12 +13,12 @@
 - P3: ``--p3-rows`` (1,000,000) signatures, 10 % of them duplicates (another spelling of an earlier
   signer's email, or of a paper signer's name and postal code) and 5 % without email, into a petition
   with the default ``confirmed`` count policy (imported signatures are attested: they count without
-  confirmation and are mailed nothing), ingested while a real ``loom worker`` runs: by default one ``COPY`` of rows already normalised as the import path would
-  (``--p3-ingest copy``), or ``loom import-signatures`` of a CSV (``--p3-ingest import``: parsed,
-  validated and normalised, 1,000 rows per ``INSERT … unnest``), then ``ANALYZE signatures``; timed until
-  ``GET /v1/petitions/{slug}/count`` equals the SQL count of counted signatures with nothing left to
-  deduplicate. The worker's peak RSS is its ``VmHWM``. Goal: ≤ 60 s (ingestion + deduplication + count),
-  ≤ 300 MB.
+  confirmation and are mailed nothing), ingested while a real ``loom worker`` runs: by default one
+  ``COPY`` of rows already normalised as the import path would (``--p3-ingest copy``), or
+  ``loom import-signatures`` of a CSV (``--p3-ingest import``: parsed, validated and normalised, 1,000
+  rows per ``INSERT … unnest``), then ``ANALYZE signatures``; timed until ``GET /v1/petitions/{slug}/count``
+  equals the SQL count of counted signatures with nothing left to deduplicate. The worker's peak RSS is
+  its ``VmHWM``. Goal: ≤ 60 s (ingestion + deduplication + count), ≤ 300 MB.
 - P4: ``GET /v1/petitions/{slug}/count`` against ``GET /healthz`` (no I/O) of the same server, at
   ``--concurrency`` clients (``benchmarks.api.measure``). Goal: >= 0.9x.
 
