@@ -12,13 +12,14 @@
   ``INSERT INTO signatures … SELECT … FROM unnest(…) ON CONFLICT DO NOTHING``, 1,000 a statement, as many
   connections. Goal: >= 0.6x.
 - P3: ``--p3-rows`` (1,000,000) signatures, 10 % of them duplicates (another spelling of an earlier
-  signer's email, or of a paper signer's name and postal code) and 5 % without email, ingested while a
-  real ``loom worker`` runs: by default one ``COPY`` of rows already normalised as the import path would
-  (``--p3-ingest copy``), or ``loom import-signatures`` of a CSV (``--p3-ingest import``: parsed,
-  validated and normalised, 1,000 rows per ``INSERT … unnest``), then ``ANALYZE signatures``; timed until
-  ``GET /v1/petitions/{slug}/count`` equals the SQL count of counted signatures with nothing left to
-  deduplicate. The worker's peak RSS is its ``VmHWM``. Goal: ≤ 60 s (ingestion + deduplication + count),
-  ≤ 300 MB.
+  signer's email, or of a paper signer's name and postal code) and 5 % without email, into a petition
+  with the default ``confirmed`` count policy (imported signatures are attested: they count without
+  confirmation and are mailed nothing), ingested while a real ``loom worker`` runs: by default one
+  ``COPY`` of rows already normalised as the import path would (``--p3-ingest copy``), or
+  ``loom import-signatures`` of a CSV (``--p3-ingest import``: parsed, validated and normalised, 1,000
+  rows per ``INSERT … unnest``), then ``ANALYZE signatures``; timed until ``GET /v1/petitions/{slug}/count``
+  equals the SQL count of counted signatures with nothing left to deduplicate. The worker's peak RSS is
+  its ``VmHWM``. Goal: ≤ 60 s (ingestion + deduplication + count), ≤ 300 MB.
 - P4: ``GET /v1/petitions/{slug}/count`` against ``GET /healthz`` (no I/O) of the same server, at
   ``--concurrency`` clients (``benchmarks.api.measure``). Goal: >= 0.9x.
 
@@ -156,9 +157,10 @@ COUNT_SEEDED = 1000  # counted signatures on the P4 petition
 
 
 async def _seed(database_url: str) -> Seeded:
-    """A published campaign with four petitions (count policy ``all_unique``: every unique signer counts,
-    so counts move without confirmations): ``sign`` (P1), ``hook`` (P2, with an integration), ``mass``
-    (P3, no email required) and ``count`` (P4, holding ``COUNT_SEEDED`` counted signatures)."""
+    """A published campaign with four petitions: ``sign`` (P1), ``hook`` (P2, with an integration) and
+    ``count`` (P4, holding ``COUNT_SEEDED`` counted signatures) with count policy ``all_unique`` (every
+    unique signer counts, so counts move without confirmations), and ``mass`` (P3, no email required)
+    with the default policy ``confirmed``, where imported signatures count because they are attested."""
     suffix = uuid.uuid4().hex[:8]
     conn = await asyncpg.connect(_asyncpg_dsn(database_url))
     try:
@@ -177,12 +179,14 @@ async def _seed(database_url: str) -> Seeded:
                 await conn.execute(
                     "INSERT INTO petitions (id, campaign_id, slug, default_language, translations, goal, "
                     "consent_text, email_required, count_policy) "
-                    "VALUES ($1, $2, $3, 'en', $4::jsonb, 1000000, 'I agree.', $5, 'all_unique')",
+                    "VALUES ($1, $2, $3, 'en', $4::jsonb, 1000000, 'I agree.', $5, "
+                    "$6)",
                     pid,
                     campaign,
                     slug,
                     json.dumps({"en": {"title": f"Benchmark petition {role}"}}),
                     role != "mass",
+                    "confirmed" if role == "mass" else "all_unique",
                 )
                 await conn.execute(
                     "INSERT INTO petition_consent_versions (petition_id, version, text) "
@@ -648,8 +652,8 @@ def write_import_csv(path: Path, rows: int) -> Dataset:
 
 
 COPY_COLUMNS = (
-    "petition_id", "channel", "name", "email", "email_canonical", "postal_code", "name_key", "postal_key",
-    "country", "language", "opt_in", "consent_version", "source",
+    "petition_id", "channel", "attested", "send_confirmation_mail", "name", "email", "email_canonical",
+    "postal_code", "name_key", "postal_key", "country", "language", "opt_in", "consent_version", "source",
 )  # fmt: skip
 
 
@@ -667,8 +671,8 @@ def _canonical(email: str) -> str:
 
 def write_copy_csv(path: Path, rows: int, petition: uuid.UUID) -> Dataset:
     """The dataset as a CSV for ``COPY signatures``, with the columns the import path would write: the
-    normalised keys (``PreparedSignature.of``) and ``channel = 'import'``, ``state`` left to its default
-    ``new``."""
+    normalised keys (``PreparedSignature.of``), ``channel = 'import'``, attested and not to be mailed
+    (an import's default), ``state`` left to its default ``new``."""
     dataset, generated = _dataset(rows)
     without_email = 0
     with path.open("w", newline="", encoding="utf-8") as handle:
@@ -685,7 +689,7 @@ def write_copy_csv(path: Path, rows: int, petition: uuid.UUID) -> Dataset:
                     )
             without_email += email is None
             writer.writerow(
-                [petition, "import", name, email.strip() if email else "", canonical or "", postal,
+                [petition, "import", "t", "f", name, email.strip() if email else "", canonical or "", postal,
                  "" if email else normalised_name(name), normalised_postal_code(postal) or "", country, "en",
                  "t" if opt_in else "f", 1, "paper"]
             )  # fmt: skip

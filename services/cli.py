@@ -96,9 +96,17 @@ def import_signatures(
     partner: Annotated[
         str | None, typer.Option(help="The member organisation (slug or id) that collected the signatures.")
     ] = None,
+    send_confirmation_mail: Annotated[
+        bool,
+        typer.Option(
+            "--send-confirmation-mail",
+            help="Mail each row with an email a confirmation link (imported signatures count without it).",
+        ),
+    ] = False,
 ) -> None:
     """Import signatures (paper, bulk) from a CSV file; columns name, country (required), email,
-    postal_code, language, opt_in, source.
+    postal_code, language, opt_in, source. Imported signatures are attested by the organisation that
+    collected them: they count without confirmation and get no confirmation mail unless asked.
 
     Streams the file: memory stays constant whatever its size. Good rows are kept and bad rows listed by
     line number. Closed petitions accept imports; rows need no email. Exit status: 0 all rows imported,
@@ -136,7 +144,14 @@ def import_signatures(
         engine = create_engine(settings, database_url)
         try:
             async with session_scope(create_sessionmaker(engine)) as session:
-                return await import_csv(session, petition, chunks(), partner=partner, progress=counts)
+                return await import_csv(
+                    session,
+                    petition,
+                    chunks(),
+                    partner=partner,
+                    progress=counts,
+                    send_confirmation_mail=send_confirmation_mail,
+                )
         finally:
             await engine.dispose()
 

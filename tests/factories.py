@@ -157,3 +157,34 @@ async def make_signature(session: AsyncSession, petition: Petition, **fields: ob
     session.add(signature)
     await session.flush()
     return signature
+
+
+async def drop_petition(session: AsyncSession, petition_id: uuid.UUID) -> None:
+    """Delete a petition made by a test that committed, with its signatures, their mail and webhook events,
+    and its campaign."""
+    from sqlalchemy import text
+
+    params = {"p": petition_id}
+    await session.execute(
+        text(
+            "DELETE FROM webhook_events WHERE key IN "
+            "(SELECT 'signature.confirmed:' || id FROM signatures WHERE petition_id = :p)"
+        ),
+        params,
+    )
+    await session.execute(
+        text(
+            "DELETE FROM email_messages "
+            "WHERE reference_id IN (SELECT id FROM signatures WHERE petition_id = :p)"
+        ),
+        params,
+    )
+    for table in ("signature_reviews", "petition_signers", "petition_count_refresh", "petition_milestones"):
+        await session.execute(text(f"DELETE FROM {table} WHERE petition_id = :p"), params)  # noqa: S608
+    await session.execute(text("UPDATE signatures SET duplicate_of = NULL WHERE petition_id = :p"), params)
+    await session.execute(text("DELETE FROM signatures WHERE petition_id = :p"), params)
+    await session.execute(text("DELETE FROM signature_invalidations WHERE petition_id = :p"), params)
+    campaign_id = await session.scalar(
+        text("DELETE FROM petitions WHERE id = :p RETURNING campaign_id"), params
+    )
+    await session.execute(text("DELETE FROM campaigns WHERE id = :c"), {"c": campaign_id})

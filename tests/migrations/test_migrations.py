@@ -83,3 +83,72 @@ def test_revision_files_are_date_prefixed() -> None:
         filename = revision.path.rsplit("/", 1)[-1]
         assert filename[:10].replace("_", "").isdigit(), filename
     assert len(script.get_heads()) == 1, "migrations must form one line"
+
+
+def test_existing_imported_and_delivered_signatures_become_attested(scratch_database: str) -> None:
+    """Migration 0012 on data written before it: imports and webhook deliveries are attested (and pass it
+    to the counted signature they duplicate), nothing of theirs is mailed any more, the last link mailed
+    starts each person's daily allowance, and their petitions are recounted."""
+    migrate.upgrade(scratch_database, "0011")
+    ids = {name: uuid.uuid4() for name in ("petition", "web", "paper", "hook", "mailed")}
+
+    async def run(statements: list[str]) -> list[Any]:
+        """Each statement's rows (SELECT) or result, in one transaction."""
+        params = {name: str(value) for name, value in ids.items()}
+        engine = create_engine(Settings(), scratch_database)
+        try:
+            async with engine.begin() as conn:
+                results: list[Any] = []
+                for sql in statements:
+                    result = await conn.execute(text(sql), params)
+                    results.append(result.all() if sql.startswith("SELECT") else result)
+                return results
+        finally:
+            await engine.dispose()
+
+    asyncio.run(
+        run(
+            [
+                "INSERT INTO campaigns (id, slug, default_language, translations, status) "
+                "VALUES (gen_random_uuid(), 'c', 'en', '{}', 'published')",
+                "INSERT INTO petitions (id, campaign_id, slug, default_language, translations, consent_text) "
+                "SELECT CAST(:petition AS uuid), id, 'p', 'en', '{}', 'I agree.' FROM campaigns",
+                "INSERT INTO signatures (id, petition_id, channel, state, email, email_canonical, "
+                "consent_version) VALUES "
+                "(CAST(:web AS uuid), CAST(:petition AS uuid), 'web', 'unique', 'a@x.org', 'a@x.org', 1), "
+                "(CAST(:paper AS uuid), CAST(:petition AS uuid), 'import', 'unique', NULL, NULL, 1)",
+                "INSERT INTO signatures (id, petition_id, channel, state, email, email_canonical, "
+                "consent_version, duplicate_of) VALUES (CAST(:hook AS uuid), CAST(:petition AS uuid), "
+                "'webhook', 'duplicate', 'A@x.org', 'a@x.org', 1, CAST(:web AS uuid))",
+                "INSERT INTO signatures (id, petition_id, channel, state, email, email_canonical, "
+                "consent_version, confirmation_requested_at) VALUES (CAST(:mailed AS uuid), "
+                "CAST(:petition AS uuid), 'web', 'unique', 'b@x.org', 'b@x.org', 1, "
+                "'2026-11-30T10:00:00Z')",
+                "INSERT INTO petition_signers VALUES "
+                "(CAST(:petition AS uuid), 'a@x.org', CAST(:web AS uuid)), "
+                "(CAST(:petition AS uuid), 'b@x.org', CAST(:mailed AS uuid))",
+            ]
+        )
+    )
+    migrate.upgrade(scratch_database)
+    signatures, signers, refresh = asyncio.run(
+        run(
+            [
+                "SELECT id, attested, send_confirmation_mail FROM signatures",
+                "SELECT email_canonical, confirmation_mailed_at FROM petition_signers ORDER BY 1",
+                "SELECT petition_id FROM petition_count_refresh",
+            ]
+        )
+    )
+    by_id = {row.id: (row.attested, row.send_confirmation_mail) for row in signatures}
+    assert by_id == {
+        ids["web"]: (True, True),  # vouched for by its webhook duplicate
+        ids["paper"]: (True, False),
+        ids["hook"]: (True, False),
+        ids["mailed"]: (False, True),
+    }
+    assert [(r[0], r[1] is not None and r[1].isoformat()) for r in signers] == [
+        ("a@x.org", False),
+        ("b@x.org", "2026-11-30T10:00:00+00:00"),
+    ]
+    assert [r[0] for r in refresh] == [ids["petition"]]

@@ -71,12 +71,22 @@ async def import_signatures(
             "import for their own organisation only, which is the default for them.",
         ),
     ] = None,
+    send_confirmation_mail: Annotated[
+        bool,
+        Query(
+            description="Mail each row with an email a confirmation link. Imported signatures are "
+            "attested by the organisation that collected them and count without it; confirming proves "
+            "the address (needed for campaign updates)."
+        ),
+    ] = False,
 ) -> imports.ImportReport:
     """Import signatures from the CSV request body (columns `name`, `country` required; `email`,
     `postal_code`, `language`, `opt_in` (true/false/yes/no/1/0), `source` optional). Good rows are kept,
     bad rows are reported by line number with the reason. Closed petitions accept imports (paper collected
     earlier), and rows need no email even where the petition requires one online. The worker deduplicates
-    imported signatures like any others. Admins, coordinators, campaigners, and partners (for their
+    imported signatures like any others; they are attested (vouched for by the organisation that
+    collected them), so they count without confirmation, and get no confirmation mail unless
+    `send_confirmation_mail` is set. Admins, coordinators, campaigners, and partners (for their
     organisation)."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in _CSV_TYPES:
@@ -88,4 +98,6 @@ async def import_signatures(
         if target.organisation_id is None:
             raise Forbidden("You can import only for your own organisation.")
         principal.ensure_may_act_for(target.organisation_id)
-    return await imports.import_csv(session, petition, request.stream(), target=target)
+    return await imports.import_csv(
+        session, petition, request.stream(), target=target, send_confirmation_mail=send_confirmation_mail
+    )

@@ -29,7 +29,9 @@ class PartnerRole(StrEnum):
 
 
 class CountPolicy(StrEnum):
-    confirmed = "confirmed"  # only signatures confirmed by double opt-in count
+    # Web signatures count once confirmed by double opt-in; imported and delivered ones (attested by the
+    # organisation that collected them) at once.
+    confirmed = "confirmed"
     all_unique = "all_unique"  # every unique signer counts, confirmed or not
 
 

@@ -187,3 +187,7 @@ async def consent_versions(session: AsyncSession, petition_id: uuid.UUID) -> Seq
             .order_by(PetitionConsentVersion.version.desc())
         )
     ).all()
+
+
+async def petition_ids(session: AsyncSession, campaign_id: uuid.UUID) -> Sequence[uuid.UUID]:
+    return (await session.scalars(select(Petition.id).where(Petition.campaign_id == campaign_id))).all()

@@ -255,6 +255,15 @@ def _check_window(opens_at: datetime | None, closes_at: datetime | None) -> None
         raise ValueError("closes_at must be after opens_at")
 
 
+COUNT_POLICY = (
+    "Which signatures count (each person once, however often and however spelled they sign): "
+    "`confirmed` (the default) counts web signatures once confirmed by email (double opt-in), and "
+    "signatures from an import or an integration at once — they are attested by the organisation that "
+    "collected them, and are mailed no confirmation unless the import or integration asks; `all_unique` "
+    "counts every signer at once."
+)
+
+
 class PetitionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -265,11 +274,7 @@ class PetitionCreate(BaseModel):
     goal: Goal | None = None
     consent_text: ConsentText = Field(description="What signers agree to; its version starts at 1.")
     email_required: bool = True
-    count_policy: CountPolicy = Field(
-        default=CountPolicy.confirmed,
-        description="`confirmed`: only signatures confirmed by email count; `all_unique`: every unique "
-        "signer counts.",
-    )
+    count_policy: CountPolicy = Field(default=CountPolicy.confirmed, description=COUNT_POLICY)
     opens_at: Instant | None = Field(default=None, description="Signing opens (open now when null).")
     closes_at: Instant | None = Field(
         default=None, description="Signing closes, after `opens_at` (never when null)."
@@ -294,7 +299,7 @@ class PetitionUpdate(Patch):
     goal: Goal | None = None
     consent_text: ConsentText | None = None
     email_required: bool | None = None
-    count_policy: CountPolicy | None = None
+    count_policy: CountPolicy | None = Field(default=None, description=COUNT_POLICY)
     opens_at: Instant | None = None
     closes_at: Instant | None = None
 
@@ -323,7 +328,7 @@ class PetitionRead(BaseModel):
     consent_text: str
     consent_version: int = Field(description="Signatures record the version their signer agreed to.")
     email_required: bool
-    count_policy: CountPolicy
+    count_policy: CountPolicy = Field(description=COUNT_POLICY)
     opens_at: datetime | None
     closes_at: datetime | None
     is_open: bool = Field(description="Whether the petition accepts signatures right now.")

@@ -74,6 +74,7 @@ from services.core.errors import Forbidden, Unauthenticated
 from services.core.network import repository as network_repository
 from services.core.network.errors import StaffOnly
 from services.core.network.schemas import SLUG_MAX_LENGTH
+from services.core.signatures.pipeline import mark_for_recount
 from services.core.users.models import Role
 from services.core.users.scopes import Scope
 from services.core.users.security import Principal
@@ -349,7 +350,18 @@ async def transition_campaign(
     await _save(session, campaign, apply)
     if target is CampaignStatus.published:
         await _emit_published(session, campaign)
+    # Whether its petitions' counts are public changed: the cached counts follow.
+    await _recount(session, await repository.petition_ids(session, campaign.id))
     return (await _read_campaigns(session, [campaign], languages))[0]
+
+
+# What the cached public count of a petition shows besides the count itself (and the policy it counts by).
+_COUNT_FIELDS = frozenset({"count_policy", "goal", "slug"})
+
+
+async def _recount(session: AsyncSession, petition_ids: Sequence[uuid.UUID]) -> None:
+    """Ask the worker to recount (and cache again) these petitions' public counts."""
+    await mark_for_recount(session, list(petition_ids))
 
 
 async def _emit_published(session: AsyncSession, campaign: Campaign) -> None:
@@ -555,6 +567,8 @@ async def update_petition(
             petition.consent_version += 1
 
     await _save(session, petition, apply)
+    if _COUNT_FIELDS & changes.keys():
+        await _recount(session, [petition.id])
     if new_consent is not None:
         session.add(
             PetitionConsentVersion(

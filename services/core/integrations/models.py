@@ -34,6 +34,8 @@ class Integration(UUIDPrimaryKey, Timestamps, Base):
         ForeignKey("organisations.id", ondelete="SET NULL"), index=True
     )
     active: Mapped[bool] = mapped_column(default=True, server_default=text("true"))
+    # Its signatures are attested (they count at once); this asks for confirmation mail to them anyway.
+    send_confirmation_mail: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
     secret: Mapped[str] = mapped_column(Text)  # whsec_<base64>; never returned after creation or rotation
     previous_secret: Mapped[str | None] = mapped_column(Text)  # still valid until previous_secret_expires_at
     previous_secret_expires_at: Mapped[datetime | None]

@@ -10,6 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.core.schemas import Name, Page, Patch
 
+SEND_CONFIRMATION_MAIL = (
+    "Mail each delivered signature with an email a confirmation link. The integration's signatures are "
+    "attested by the organisation behind it and count without one; confirming proves the address "
+    "(needed for campaign updates)."
+)
+
 
 class IntegrationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -22,6 +28,7 @@ class IntegrationCreate(BaseModel):
         default=None, description="The partner organisation the integration's signatures are attributed to."
     )
     active: bool = True
+    send_confirmation_mail: bool = Field(default=False, description=SEND_CONFIRMATION_MAIL)
 
 
 class IntegrationUpdate(Patch):
@@ -33,6 +40,7 @@ class IntegrationUpdate(Patch):
     default_petition_id: uuid.UUID | None = None
     organisation_id: uuid.UUID | None = None
     active: bool | None = None
+    send_confirmation_mail: bool | None = Field(default=None, description=SEND_CONFIRMATION_MAIL)
 
 
 class IntegrationRead(BaseModel):
@@ -43,6 +51,7 @@ class IntegrationRead(BaseModel):
     default_petition_id: uuid.UUID | None
     organisation_id: uuid.UUID | None
     active: bool = Field(description="Inactive integrations' deliveries are refused.")
+    send_confirmation_mail: bool = Field(description=SEND_CONFIRMATION_MAIL)
     secret_rotated_at: datetime | None = Field(description="When the secret was last rotated.")
     previous_secret_expires_at: datetime | None = Field(
         description="Until when the secret before the last rotation is still accepted."

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, text
@@ -35,6 +35,27 @@ class ConfirmationRequest:
     nonce_hash: str  # names this token in the confirmation mail's dedup key
 
 
+# The signatures among :ids that may get a link: unconfirmed, none issued yet (so a retried job issues
+# nothing twice), the latest of each person's; and the person's allowance on this petition, taken in the
+# same statement: one link per MAIL_INTERVAL until their counted signature is confirmed. Two jobs for the
+# same person meet on the petition_signers row; the second re-reads it and finds the allowance used.
+_CLAIM = text(
+    "WITH wanted AS ("
+    " SELECT DISTINCT ON (s.petition_id, s.email_canonical) s.id, s.petition_id, s.email_canonical"
+    " FROM signatures s WHERE s.id = ANY(CAST(:ids AS uuid[])) AND s.email IS NOT NULL"
+    " AND s.confirmed_at IS NULL AND s.confirmation_nonce_hash IS NULL AND s.erased_at IS NULL"
+    " ORDER BY s.petition_id, s.email_canonical, s.created_at DESC, s.id"
+    ") "
+    "UPDATE petition_signers ps SET confirmation_mailed_at = :now "
+    "FROM wanted w, signatures counted "
+    "WHERE ps.petition_id = w.petition_id AND ps.email_canonical = w.email_canonical "
+    "AND counted.id = ps.signature_id AND counted.confirmed_at IS NULL "
+    "AND (ps.confirmation_mailed_at IS NULL OR ps.confirmation_mailed_at <= :since) "
+    "RETURNING w.id"
+)
+MAIL_INTERVAL = timedelta(days=1)
+
+
 async def request(
     session: AsyncSession,
     settings: Settings,
@@ -42,17 +63,24 @@ async def request(
     *,
     now: datetime | None = None,
 ) -> list[ConfirmationRequest]:
-    """Issue a token for each of these signatures that has an email, is unconfirmed and has none yet
-    (so a retried job issues nothing twice); returns the new tokens, for the email."""
+    """Issue a token for these signatures that have an email, are unconfirmed and have none yet (so a
+    retried job issues nothing twice); returns the new tokens, for the email.
+
+    At most one per person (canonical email) and petition per :data:`MAIL_INTERVAL`, and none once the
+    person's counted signature is confirmed: signing fifty times with someone else's address sends them
+    one mail, not fifty."""
     now = now or datetime.now(UTC)
+    claimed = (
+        await session.scalars(_CLAIM, {"ids": list(signature_ids), "now": now, "since": now - MAIL_INTERVAL})
+    ).all()
     rows = (
         await session.execute(
             text(
-                "SELECT id, petition_id FROM signatures WHERE id = ANY(:ids) AND email IS NOT NULL "
-                "AND confirmed_at IS NULL AND confirmation_nonce_hash IS NULL AND erased_at IS NULL "
-                "ORDER BY id FOR UPDATE"
+                "SELECT id, petition_id FROM signatures WHERE id = ANY(CAST(:ids AS uuid[])) "
+                "AND email IS NOT NULL AND confirmed_at IS NULL AND confirmation_nonce_hash IS NULL "
+                "AND erased_at IS NULL ORDER BY id FOR UPDATE"
             ),
-            {"ids": list(signature_ids)},
+            {"ids": list(claimed)},
         )
     ).all()
     issued = [

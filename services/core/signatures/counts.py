@@ -1,13 +1,17 @@
 """Public counts and statistics of petitions, computed in SQL and cached in Redis.
 
 The count of a petition is the number of its *counted* signatures: ``state = 'unique'`` (the first
-signature of each person), not invalidated, and — under the ``confirmed`` count policy — confirmed.
+signature of each person), not invalidated, and — under the ``confirmed`` count policy — confirmed by
+email or attested (an import's or an integration's, vouched for by the organisation that collected it;
+an attested duplicate makes its person's counted signature attested, see ``pipeline``). :data:`COUNTED`
+is that rule, for every count: the public count, statistics, milestones.
 
 The worker's pipeline recomputes the counts a tick changed and writes them here (:func:`store`): the
 response body itself, under the petition's id and its slug, so the public endpoint answers with one
 Redis ``GET`` and no database. A petition the public may not see (its campaign is a draft or archived) is
 cached as :data:`HIDDEN`. When a key is missing (expired, Redis flushed) the endpoint computes the count
-from the database once and stores it (:func:`load`).
+from the database once and stores it only if the key is still missing (:func:`load`): the worker's
+recount, which may have cached a fresher count meanwhile, always wins.
 
 Statistics (per country, partner and day) are heavier; they are computed on request and cached for
 ``stats_cache_seconds``.
@@ -51,7 +55,7 @@ COUNT_TTL_SECONDS = 24 * 3600
 
 COUNTED = (
     "s.state = 'unique' AND s.invalidation_id IS NULL "
-    "AND (p.count_policy = 'all_unique' OR s.confirmed_at IS NOT NULL)"
+    "AND (p.count_policy = 'all_unique' OR s.confirmed_at IS NOT NULL OR s.attested)"
 )
 _COUNTS = text(
     "SELECT p.id, p.slug, p.goal, c.status IN ('published', 'closed') AS public, now() AS at, "  # noqa: S608 - constant SQL fragments; values are bound
@@ -99,15 +103,17 @@ def _cached(row: Row[Any]) -> CachedCount:
     return CachedCount(count, bool(row.public))
 
 
-async def store(redis: Redis, counts: Iterable[CachedCount], settings: Settings) -> None:
-    """Write counts under each petition's id and slug. Never raises: a count that could not be cached
-    is computed again on request."""
+async def store(
+    redis: Redis, counts: Iterable[CachedCount], settings: Settings, *, only_if_missing: bool = False
+) -> None:
+    """Write counts under each petition's id and slug (``only_if_missing``: where no count is cached).
+    Never raises: a count that could not be cached is computed again on request."""
     try:
         async with redis.pipeline(transaction=False) as pipe:
             for cached in counts:
                 body = cached.body if cached.public else HIDDEN
                 for ref in (str(cached.count.petition), cached.count.slug):
-                    pipe.set(COUNT_KEY + ref, body, ex=COUNT_TTL_SECONDS)
+                    pipe.set(COUNT_KEY + ref, body, ex=COUNT_TTL_SECONDS, nx=only_if_missing)
             await pipe.execute()
     except (RedisError, OSError) as exc:
         log.warning("petition counts not cached: Redis unavailable (%s)", type(exc).__name__)
@@ -124,11 +130,13 @@ async def cached_body(redis: Redis, ref: str) -> bytes | None:
 
 
 async def load(session: AsyncSession, redis: Redis, settings: Settings, ref: str) -> bytes:
-    """The count response body for ``ref`` from the database (and cache it); 404 if not public."""
+    """The count response body for ``ref`` from the database (and cache it unless a count was cached
+    meanwhile: only the worker's recounts replace a cached count, in the order they counted); 404 if not
+    public."""
     cached = await compute_one(session, ref)
     if cached is None or not cached.public:
         raise PetitionNotFound(f"No petition {ref!r}.")
-    await store(redis, [cached], settings)
+    await store(redis, [cached], settings, only_if_missing=True)
     return cached.body
 
 

@@ -8,7 +8,9 @@ one chunk, one batch and a bounded number of error details are held at a time (a
 :data:`MAX_LINE_CHARS` is refused as a fatal error rather than buffered).
 
 Rows land in ``state = 'new'`` with ``channel = 'import'``; the worker's pipeline deduplicates them like
-any other signatures (paper rows without email by name and postal code, see ``pipeline``).
+any other signatures (paper rows without email by name and postal code, see ``pipeline``). They are
+*attested*: the organisation that collected them vouches for them, so they count without a confirmation
+and are mailed no confirmation link unless the import asks (``send_confirmation_mail``).
 
 Rules that differ from the public form, on purpose:
 
@@ -84,10 +86,11 @@ class ImportProgress:
 ProgressCallback = Callable[[ImportProgress], None]
 
 _INSERT = text(
-    "INSERT INTO signatures (petition_id, channel, consent_version, organisation_id, name, email, "
-    "email_canonical, postal_code, name_key, postal_key, country, language, opt_in, source) "
-    "SELECT CAST(:petition AS uuid), 'import', CAST(:consent_version AS integer), "
-    "CAST(:organisation AS uuid), u.* FROM unnest("
+    "INSERT INTO signatures (petition_id, channel, attested, send_confirmation_mail, consent_version, "
+    "organisation_id, name, email, email_canonical, postal_code, name_key, postal_key, country, language, "
+    "opt_in, source) "
+    "SELECT CAST(:petition AS uuid), 'import', true, CAST(:send_confirmation_mail AS boolean), "
+    "CAST(:consent_version AS integer), CAST(:organisation AS uuid), u.* FROM unnest("
     "CAST(:name AS text[]), CAST(:email AS text[]), CAST(:email_canonical AS text[]), "
     "CAST(:postal_code AS text[]), CAST(:name_key AS text[]), CAST(:postal_key AS text[]), "
     "CAST(:country AS text[]), CAST(:language AS text[]), CAST(:opt_in AS boolean[]), "
@@ -257,10 +260,13 @@ async def import_csv(
     batch_size: int = BATCH_SIZE,
     progress: ProgressCallback | None = None,
     target: ImportTarget | None = None,
+    send_confirmation_mail: bool = False,
 ) -> ImportReport:
     """Import the CSV ``source`` into ``petition`` (id or slug), attributing it to ``partner`` (an
     organisation's id or slug). Writes through ``conn`` without committing: the caller commits.
-    ``target`` (from :func:`resolve_target`) skips looking the petition and partner up again."""
+    ``target`` (from :func:`resolve_target`) skips looking the petition and partner up again.
+    ``send_confirmation_mail`` asks for a confirmation link to each row with an email (the rows count
+    without it)."""
     if target is None:
         target = await resolve_target(conn, petition, partner)
     records = _Records()
@@ -281,6 +287,7 @@ async def import_csv(
                     "petition": str(target.petition_id),
                     "consent_version": target.consent_version,
                     "organisation": str(target.organisation_id) if target.organisation_id else None,
+                    "send_confirmation_mail": send_confirmation_mail,
                     **columns,
                 },
             )

@@ -7,7 +7,9 @@ kept. Idempotency rests on the unique ``(integration_id, external_id)``: a retry
 ``duplicate``. The external id is the native item's ``external_id``, or Action Network's
 ``idempotency_key`` (else the signature's ``action_network:`` identifier).
 
-Deduplication by person and counting happen later in the worker's pipeline, as for every channel.
+Deduplication by person and counting happen later in the worker's pipeline, as for every channel. The
+signatures are *attested* (the organisation behind the integration vouches for them): they count without
+a confirmation, and get a confirmation mail only if the integration asks (``send_confirmation_mail``).
 Personal data never appears in errors: pydantic's ``input`` is dropped from the reported errors.
 """
 
@@ -318,10 +320,11 @@ _PARTNERS = text("SELECT slug, id FROM organisations WHERE slug = ANY(CAST(:slug
 _INSERT = text(
     "INSERT INTO signatures (petition_id, channel, name, email, email_canonical, postal_code, name_key, "
     "postal_key, country, language, opt_in, consent_version, organisation_id, source, integration_id, "
-    "external_id) "
+    "external_id, attested, send_confirmation_mail) "
     "SELECT CAST(:petition AS uuid), 'webhook', u.name, u.email, u.email_canonical, u.postal_code, "
     "u.name_key, u.postal_key, u.country, u.language, u.opt_in, :consent_version, "
-    "CAST(u.organisation_id AS uuid), u.source, CAST(:integration AS uuid), u.external_id "
+    "CAST(u.organisation_id AS uuid), u.source, CAST(:integration AS uuid), u.external_id, true, "
+    "CAST(:send_confirmation_mail AS boolean) "
     "FROM unnest(CAST(:external_id AS text[]), CAST(:name AS text[]), CAST(:email AS text[]), "
     "CAST(:email_canonical AS text[]), CAST(:postal_code AS text[]), CAST(:name_key AS text[]), "
     "CAST(:postal_key AS text[]), CAST(:country AS text[]), CAST(:language AS text[]), "
@@ -422,6 +425,7 @@ async def ingest(session: AsyncSession, integration: Integration, body: bytes) -
                 "petition": str(petition.id),
                 "consent_version": petition.consent_version,
                 "integration": str(integration.id),
+                "send_confirmation_mail": integration.send_confirmation_mail,
                 **columns,
             },
         )

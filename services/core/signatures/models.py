@@ -7,8 +7,9 @@
   person. Its primary key is what makes deduplication race-free across workers.
 - ``signature_reviews``: paper signatures that look like someone who already signed, for staff to decide.
 - ``signature_invalidations``: bulk invalidations (a filter, a reason), reversible.
-- ``petition_count_refresh``: petitions whose public count must be recomputed (a confirmation, an
-  invalidation, a review decision, an erasure); the pipeline empties it.
+- ``petition_count_refresh``: requests to recompute a petition's public count (a confirmation, an
+  invalidation, a review decision, an erasure), one row per request; the pipeline takes the rows it can
+  see and counts after taking them (see ``pipeline.run_once``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,19 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import CHAR, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func, text
+from sqlalchemy import (
+    CHAR,
+    BigInteger,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -65,6 +78,7 @@ class Signature(Base):
             "ix_signatures_counted",
             "petition_id",
             "confirmed_at",
+            "attested",
             postgresql_where=text("state = 'unique' AND invalidation_id IS NULL"),
         ),
     )
@@ -104,6 +118,12 @@ class Signature(Base):
     )
     external_id: Mapped[str | None] = mapped_column(String(200))
 
+    # Vouched for by the organisation that collected it (an import or an integration): it counts without
+    # a confirmation. A duplicate passes it on to the person's counted signature, as a confirmation does.
+    attested: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    # Whether the pipeline mails it a confirmation link: web signatures always; imports and integrations
+    # only when they ask (their signatures are attested).
+    send_confirmation_mail: Mapped[bool] = mapped_column(default=True, server_default=text("true"))
     confirmation_nonce_hash: Mapped[str | None] = mapped_column(String(64))
     confirmation_requested_at: Mapped[datetime | None]
     confirmed_at: Mapped[datetime | None]
@@ -125,6 +145,9 @@ class PetitionSigner(Base):
     signature_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("signatures.id", ondelete="CASCADE"), index=True
     )
+    # When this person was last sent a confirmation link for this petition: at most one a day until they
+    # confirm, so nobody can mail-bomb an address by signing with it.
+    confirmation_mailed_at: Mapped[datetime | None]
 
 
 class SignatureReview(Base):
@@ -165,10 +188,12 @@ class SignatureInvalidation(Base):
 
 
 class PetitionCountRefresh(Base):
-    """A petition whose count changed other than by new signatures (those the pipeline sees itself)."""
+    """A request to recount a petition whose count changed other than by new signatures (those the
+    pipeline sees itself). One row per request, never merged into an earlier one: a request becomes
+    visible when the change that made it commits, so the recount that takes it (and counts after taking
+    it) sees that change."""
 
     __tablename__ = "petition_count_refresh"
 
-    petition_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("petitions.id", ondelete="CASCADE"), primary_key=True
-    )
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    petition_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("petitions.id", ondelete="CASCADE"))

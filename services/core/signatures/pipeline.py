@@ -15,12 +15,24 @@ Every ``signature_pipeline_seconds`` a worker runs :func:`run_once`:
    - Without an email (paper): compared by normalised name within the same petition, country and postal
      code (:func:`identity.match_paper_signature`); auto-merged as a duplicate, put in the review queue,
      or unique.
-   - One outbox job per batch asks for the confirmation emails of the batch's signatures that need one.
+   - An attested duplicate (from an import or an integration) makes the person's counted signature
+     attested: the person counts, as when a duplicate's confirmation confirms it.
+   - One outbox job per batch asks for the confirmation emails of the batch's signatures that need one
+     (web signatures; imported and delivered ones only when their import or integration asks).
 
-2. :func:`refresh_counts` for every petition a batch touched or that is listed in
-   ``petition_count_refresh`` (confirmations, invalidations, review decisions, erasures): one
-   ``count(*)`` each over the partial index of counted signatures, written to the cache
-   (:mod:`services.core.signatures.counts`). No counter row is updated per signature.
+2. The recount, under an advisory lock of its own (so two workers' counts reach the cache in the order
+   they were taken), of every petition a batch touched or with a request in ``petition_count_refresh``
+   (confirmations, invalidations, review decisions, erasures): one ``count(*)`` each over the partial
+   index of counted signatures, written to the cache (:mod:`services.core.signatures.counts`). No counter
+   row is updated per signature.
+
+   Why no recount request is lost: each request is a row of its own, inserted by the transaction that
+   changed the count, so it becomes visible exactly when that change commits. The recount deletes the
+   requests its statement can see and only *then* counts, in a later statement whose READ COMMITTED
+   snapshot sees every change whose request it took. A request committed after that delete stays for the
+   next tick. (Merging requests into one row per petition, ``ON CONFLICT DO NOTHING``, lost them: a
+   confirmation whose insert found the earlier row did nothing, the worker took that row and counted
+   before the confirmation committed, and nothing asked again.)
 """
 
 from __future__ import annotations
@@ -57,6 +69,8 @@ log = logging.getLogger(__name__)
 
 # pg_advisory_xact_lock key: "loom signature pipeline"
 PIPELINE_LOCK = 0x6C6F6F6D_7369676E
+# pg_advisory_xact_lock key of the recount: "loom count"
+COUNT_LOCK = 0x6C6F6F6D_636F756E
 CONFIRMATION_TASK = "signatures.request_confirmations"
 
 
@@ -91,7 +105,7 @@ async def process_batch(session: AsyncSession, *, limit: int) -> BatchResult:
         await session.execute(
             text(
                 "SELECT id, petition_id, email_canonical, name_key, postal_key, country, opt_in, "
-                "consent_version, created_at FROM signatures "
+                "consent_version, created_at, attested, send_confirmation_mail FROM signatures "
                 "WHERE state = 'new' ORDER BY created_at, id LIMIT :limit"
             ),
             {"limit": limit},
@@ -123,8 +137,24 @@ async def process_batch(session: AsyncSession, *, limit: int) -> BatchResult:
         duplicates, reviews = await _dedup_paper(session, paper)
         result.duplicates += duplicates
         result.reviews += reviews
-    await _request_confirmations(session, [row.id for row in with_email])
+    attested = [row.id for row in rows if row.attested]
+    if attested:
+        await pass_attestation(session, attested)
+    await _request_confirmations(session, [row.id for row in with_email if row.send_confirmation_mail])
     return result
+
+
+async def pass_attestation(session: AsyncSession, ids: list[uuid.UUID]) -> None:
+    """Make the counted signature of each attested duplicate among ``ids`` attested: an organisation
+    vouched for the person, so the person counts (once), whichever of their signatures came first."""
+    await session.execute(
+        text(
+            "UPDATE signatures f SET attested = true FROM signatures d "
+            "WHERE d.id = ANY(CAST(:ids AS uuid[])) AND d.state = 'duplicate' AND d.attested "
+            "AND f.id = d.duplicate_of AND NOT f.attested"
+        ),
+        {"ids": ids},
+    )
 
 
 async def _dedup_by_email(session: AsyncSession, rows: list[Row[Any]]) -> int:
@@ -382,6 +412,11 @@ async def run_once(
             tick.backlog = True  # more is waiting: the caller runs the next tick at once
             break
     async with session_scope(sessionmaker) as session:
+        # Held until this transaction ends, after the counts are cached: a recount that starts later
+        # counts later and caches later.
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": COUNT_LOCK})
+        # The requests this statement sees; the counts below are taken by later statements, whose
+        # snapshots see the changes that made these requests (see the module's docstring).
         flagged = (
             await session.scalars(text("DELETE FROM petition_count_refresh RETURNING petition_id"))
         ).all()
@@ -397,12 +432,10 @@ async def run_once(
 
 
 async def mark_for_recount(session: AsyncSession, petition_ids: set[uuid.UUID] | list[uuid.UUID]) -> None:
-    """Ask the pipeline to recount these petitions (in the caller's transaction)."""
+    """Ask the pipeline to recount these petitions once the caller's transaction commits. Always a new
+    row, never merged into a pending request, which a recount may be taking right now."""
     if petition_ids:
         await session.execute(
-            text(
-                "INSERT INTO petition_count_refresh (petition_id) SELECT unnest(CAST(:ids AS uuid[])) "
-                "ON CONFLICT DO NOTHING"
-            ),
-            {"ids": list(petition_ids)},
+            text("INSERT INTO petition_count_refresh (petition_id) SELECT unnest(CAST(:ids AS uuid[]))"),
+            {"ids": list(set(petition_ids))},
         )

@@ -66,7 +66,10 @@ class ExportedSignature(BaseModel):
     external_id: str | None
     ip_hash: str | None = Field(description="A keyed hash of the client's address (never the address).")
     confirmation_requested_at: datetime | None
-    confirmed_at: datetime | None
+    confirmed_at: datetime | None = Field(description="When the signer confirmed the address by email.")
+    attested: bool = Field(
+        description="Vouched for by the organisation that collected it (counts unconfirmed)."
+    )
     invalidation_id: uuid.UUID | None
 
 
@@ -149,7 +152,7 @@ async def export(session: AsyncSession, email: str) -> Export:
                 "SELECT s.id, s.petition_id, p.slug AS petition_slug, s.created_at, s.channel, s.state, "
                 "s.duplicate_of, s.name, s.email, s.postal_code, s.country, s.language, s.opt_in, "
                 "s.consent_version, s.organisation_id, s.source, s.integration_id, s.external_id, "
-                "s.ip_hash, s.confirmation_requested_at, s.confirmed_at, s.invalidation_id "
+                "s.ip_hash, s.confirmation_requested_at, s.confirmed_at, s.attested, s.invalidation_id "
                 "FROM signatures s JOIN petitions p ON p.id = s.petition_id "
                 "WHERE s.email_canonical = :email ORDER BY s.created_at, s.id"
             ),

@@ -21,7 +21,7 @@ from services.core.errors import Conflict
 from services.core.schemas import Page
 from services.core.signatures.errors import ReviewNotFound
 from services.core.signatures.models import ReviewResolution
-from services.core.signatures.pipeline import mark_for_recount
+from services.core.signatures.pipeline import mark_for_recount, pass_attestation
 from services.core.signatures.signing import petition_ref
 
 
@@ -175,6 +175,7 @@ async def resolve(
             text("UPDATE signatures SET state = 'duplicate', duplicate_of = :candidate WHERE id = :id"),
             {"candidate": review.candidate_id, "id": signature_id},
         )
+        await pass_attestation(session, [signature_id])
     else:
         await session.execute(
             text("UPDATE signatures SET state = 'unique', duplicate_of = NULL WHERE id = :id"),

@@ -163,7 +163,14 @@ class StaffSignatureRead(BaseModel):
     channel: Literal["web", "webhook", "import"]
     state: Literal["new", "unique", "duplicate", "review"]
     duplicate_of: uuid.UUID | None
-    confirmed_at: datetime | None
+    confirmed_at: datetime | None = Field(
+        description="When the signer confirmed their address by email (double opt-in); null until then. "
+        "Attested signatures count without it and are mostly never confirmed."
+    )
+    attested: bool = Field(
+        description="Vouched for by the organisation that collected it (imports and integrations, or a "
+        "duplicate of the person's that was): it counts without confirmation."
+    )
     invalidated: bool
     erased: bool
 

@@ -147,6 +147,7 @@ _COLUMNS = (
     Signature.state,
     Signature.duplicate_of,
     Signature.confirmed_at,
+    Signature.attested,
     Signature.invalidation_id.is_not(None).label("invalidated"),
     Signature.erased_at.is_not(None).label("erased"),
 )
@@ -178,6 +179,7 @@ def _read(row: Any) -> StaffSignatureRead:
         state=SignatureState(row.state).value,
         duplicate_of=row.duplicate_of,
         confirmed_at=row.confirmed_at,
+        attested=row.attested,
         invalidated=bool(row.invalidated),
         erased=erased,
     )
@@ -218,6 +220,7 @@ CSV_HEADER = (
     "duplicate_of",
     "confirmed_at",
     "invalidated",
+    "attested",  # last: added later, so columns read by position stay where they were
 )
 CHUNK_ROWS = 1000
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

@@ -8,7 +8,7 @@ import re
 import uuid
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.campaigns.models import Campaign, CountPolicy, Petition
@@ -133,7 +133,10 @@ async def test_one_thank_you_per_person_even_when_a_duplicate_confirms(
     petition = await _petition(db)
     await _sign(client, petition, "cy@example.org")
     await run_pipeline()
-    await _sign(client, petition, "CY@example.org")  # signs again, later: a duplicate with its own link
+    await _request_confirmations(db, job, petition)
+    # a day later (one link a day per address) signs again: a duplicate with its own link
+    await db.execute(text("UPDATE petition_signers SET confirmation_mailed_at = now() - interval '25 hours'"))
+    await _sign(client, petition, "CY@example.org")
     await run_pipeline()
     await _request_confirmations(db, job, petition)
     mails = await queued(db, to_canonical="cy@example.org", kind="confirmation")

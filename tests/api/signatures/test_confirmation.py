@@ -209,3 +209,36 @@ async def test_the_worker_task_issues_tokens_once(
     second = await nonces()
     assert second == first
     assert await confirmation.request(db, settings, ids) == []
+
+
+async def test_one_link_a_day_per_person_and_petition_until_confirmed(
+    client: httpx.AsyncClient, db: AsyncSession, settings: Settings, run_pipeline: RunPipeline
+) -> None:
+    petition = await make_petition(db, count_policy=CountPolicy.confirmed)
+    other = await make_petition(db, count_policy=CountPolicy.confirmed)
+    await db.commit()
+    start = datetime.now(UTC)
+
+    async def sign_again(on: Petition = petition) -> Signature:
+        rows = await _signed(client, db, run_pipeline, on, "Jane.Doe+again@gmail.com")
+        return rows[-1]
+
+    [first] = await _signed(client, db, run_pipeline, petition, "jane.doe@gmail.com")
+    [issued] = await confirmation.request(db, settings, [first.id], now=start)
+    again = await sign_again()
+    assert await confirmation.request(db, settings, [again.id], now=start + timedelta(hours=23)) == []
+    # another petition is another allowance
+    elsewhere = await sign_again(other)
+    assert len(await confirmation.request(db, settings, [elsewhere.id], now=start)) == 1
+    # a day later: one new link, and not a second
+    later = await sign_again()
+    assert (
+        len(await confirmation.request(db, settings, [again.id, later.id], now=start + timedelta(days=1)))
+        == 1
+    )
+    await db.commit()
+    response = await client.post("/v1/signatures/confirm", json={"token": issued.token})
+    assert response.status_code == 200, response.text
+    # confirmed: no link ever again
+    last = await sign_again()
+    assert await confirmation.request(db, settings, [last.id], now=start + timedelta(days=9)) == []

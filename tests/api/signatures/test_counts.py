@@ -9,8 +9,10 @@ import httpx
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.core.campaigns.models import CountPolicy
+from services.core.campaigns.models import Campaign, CountPolicy
 from services.core.signatures.models import Signature, SignatureState
+from services.core.users.models import Role
+from tests.api.network.helpers import HeadersFor
 from tests.api.signatures.conftest import RunPipeline
 from tests.api.signatures.test_signing import body
 from tests.factories import make_organisation, make_petition
@@ -84,7 +86,7 @@ async def test_confirmed_policy_counts_only_confirmed_signatures(
         text("UPDATE signatures SET confirmed_at = now() WHERE petition_id = :p AND email = 'a@example.org'"),
         {"p": petition.id},
     )
-    await db.execute(text("INSERT INTO petition_count_refresh VALUES (:p)"), {"p": petition.id})
+    await db.execute(text("INSERT INTO petition_count_refresh (petition_id) VALUES (:p)"), {"p": petition.id})
     await db.commit()
     tick = await run_pipeline()
     assert tick.refreshed == {petition.id}
@@ -147,3 +149,33 @@ async def test_stats_per_country_partner_and_day(
     assert len(stats["by_day"]) == 1
     assert stats["by_day"][0]["count"] == 3
     assert (await client.get("/v1/petitions/no-such-petition/stats")).status_code == 404
+
+
+async def test_a_changed_policy_goal_or_campaign_status_reaches_the_public_count(
+    client: httpx.AsyncClient, db: AsyncSession, run_pipeline: RunPipeline, headers_for: HeadersFor
+) -> None:
+    petition = await make_petition(db, count_policy=CountPolicy.all_unique)
+    campaign = await db.scalar(select(Campaign).where(Campaign.id == petition.campaign_id))
+    assert campaign is not None
+    staff = await headers_for(Role.coordinator)
+    await db.commit()
+    await _sign(client, petition.slug, email="a@example.org")
+    await _sign(client, petition.slug, email="b@example.org")
+    await run_pipeline()
+    path = f"/v1/petitions/{petition.slug}/count"
+    assert (await client.get(path)).json()["count"] == 2
+    changed = await client.patch(
+        f"/v1/petitions/{petition.slug}", json={"count_policy": "confirmed", "goal": 50}, headers=staff
+    )
+    assert changed.status_code == 200, changed.text
+    await run_pipeline()
+    assert {k: v for k, v in (await client.get(path)).json().items() if k in ("count", "goal")} == {
+        "count": 0,
+        "goal": 50,
+    }
+    for verb in ("close", "archive"):
+        moved = await client.post(f"/v1/campaigns/{campaign.slug}/{verb}", headers=staff)
+        assert moved.status_code == 200, moved.text
+    await run_pipeline()
+    response = await client.get(path)
+    assert response.status_code == 404, response.text

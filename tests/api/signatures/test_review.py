@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.campaigns.models import CountPolicy, Petition
-from services.core.signatures.models import Signature, SignatureReview, SignatureState
+from services.core.signatures.models import Channel, Signature, SignatureReview, SignatureState
 from services.core.users.models import Role
 from tests.api.network.helpers import HeadersFor
 from tests.api.signatures.conftest import RunPipeline
@@ -177,3 +177,25 @@ async def test_resolve_unknown_or_bad_decision(
             headers=await headers_for(role),
         )
         assert denied.status_code == 403
+
+
+async def test_an_attested_lookalike_decided_duplicate_vouches_for_the_counted_signature(
+    client: httpx.AsyncClient, db: AsyncSession, run_pipeline: RunPipeline, headers_for: HeadersFor
+) -> None:
+    """A paper signature typed in from the web form (no email, never confirmable) and the same person's
+    imported one: once staff say they are one person, the organisation's attestation makes them count."""
+    petition = await make_petition(db, count_policy=CountPolicy.confirmed, email_required=False)
+    first, second = await _pair(db, petition)
+    second.channel, second.attested = Channel.import_, True
+    headers = await headers_for(Role.campaigner)
+    await db.commit()
+    await run_pipeline()
+    assert (await client.get(f"/v1/petitions/{petition.slug}/count")).json()["count"] == 0
+    response = await client.post(
+        f"/v1/signature-reviews/{second.id}/resolve", json={"decision": "duplicate"}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    await run_pipeline()
+    assert (await client.get(f"/v1/petitions/{petition.slug}/count")).json()["count"] == 1
+    await db.refresh(first)
+    assert first.attested

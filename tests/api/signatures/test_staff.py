@@ -172,6 +172,7 @@ async def test_csv_export(client: httpx.AsyncClient, db: AsyncSession, headers_f
         "duplicate_of",
         "confirmed_at",
         "invalidated",
+        "attested",
     ]
     assert [(r["name"], r["email"], r["partner"], r["postal_code"]) for r in rows] == [
         ('Jane "JD", Doe', "b@example.org", "", "1212"),
@@ -180,6 +181,7 @@ async def test_csv_export(client: httpx.AsyncClient, db: AsyncSession, headers_f
     assert rows[0]["opt_in"] == "false"
     assert rows[0]["invalidated"] == "false"
     assert rows[0]["channel"] == "web"
+    assert rows[0]["attested"] == "false"
 
 
 async def test_csv_export_streams_many_rows(
