@@ -108,12 +108,20 @@ async def _loom_error(request: Request, exc: Exception) -> ProblemResponse:
     )
 
 
+def _message(error: Mapping[str, Any]) -> str:
+    msg = str(error.get("msg", ""))
+    if error.get("type") == "json_invalid":  # say why: not UTF-8, too deep, a NUL, or where the syntax fails
+        reason = (error.get("ctx") or {}).get("error")
+        return f"{msg}: {reason}" if reason else msg
+    return msg
+
+
 async def _validation_error(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
         {
             "loc": [str(p) if not isinstance(p, int) else p for p in err.get("loc", ())],
-            "msg": str(err.get("msg", "")),
+            "msg": _message(err),
             "type": str(err.get("type", "")),
         }
         for err in exc.errors()

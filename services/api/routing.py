@@ -1,8 +1,13 @@
-"""One commit point per request.
+"""One commit point per request, and one way of reading what a request carries.
 
 ``LoomRoute`` commits the request's database session right after the endpoint returns and *before* the
 response is sent, so a failed commit becomes a 5xx problem, never a 200. On error it rolls back. After a
 successful commit, jobs enqueued in the session's outbox are published to the queue.
+
+Before the endpoint runs, it refuses (422 ``validation-error``) a NUL character in any query or path
+parameter, which PostgreSQL cannot store or compare, and it hands the endpoint a ``LoomRequest``, whose JSON
+bodies are read by :func:`services.core.jsonbody.loads` (UTF-8, nested at most 32 levels) and may not carry
+NUL characters either. Every route gets these rules by being a ``LoomRoute``.
 """
 
 from __future__ import annotations
@@ -11,10 +16,35 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.core import outbox
+from services.core import jsonbody, outbox
+
+NUL_MESSAGE = "must not contain NUL characters"
+
+
+class LoomRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = jsonbody.loads(await self.body(), allow_nul=False)
+        return self._json
+
+
+def _refuse_nul(request: Request) -> None:
+    errors = [
+        {"type": "string_nul", "loc": ("query", name), "msg": NUL_MESSAGE, "input": None}
+        for name, value in request.query_params.multi_items()
+        if "\x00" in value or "\x00" in name
+    ]
+    errors += [
+        {"type": "string_nul", "loc": ("path", name), "msg": NUL_MESSAGE, "input": None}
+        for name, value in request.path_params.items()
+        if isinstance(value, str) and "\x00" in value
+    ]
+    if errors:
+        raise RequestValidationError(errors)
 
 
 class LoomRoute(APIRoute):
@@ -22,7 +52,9 @@ class LoomRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def handle(request: Request) -> Response:
+            request = LoomRequest(request.scope, request.receive)
             try:
+                _refuse_nul(request)
                 response = await handler(request)
             except BaseException:
                 session = request.state._state.get("session")

@@ -7,10 +7,11 @@ from typing import Annotated
 
 from fastapi import Query, status
 
-from services.api.deps import AdminOnly, SessionDep
+from services.api.deps import AdminOnly, Limit, Offset, SessionDep
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
 from services.core.errors import Forbidden, Unauthenticated
+from services.core.schemas import SearchText
 from services.core.users import service as users_service
 from services.core.users.errors import (
     ApiKeyNotFound,
@@ -37,8 +38,6 @@ users_router = make_router(prefix="/v1/users", tags=["users"])
 api_keys_router = make_router(prefix="/v1/api-keys", tags=["api-keys"])
 
 _AUTH_ERRORS = (Unauthenticated, Forbidden)
-Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
-Offset = Annotated[int, Query(ge=0, description="How many items to skip.")]
 
 
 @users_router.get(
@@ -55,7 +54,7 @@ async def list_users(
     role: Role | None = None,
     organisation_id: uuid.UUID | None = None,
     is_active: bool | None = None,
-    q: Annotated[str | None, Query(max_length=200, description="Part of the email or name.")] = None,
+    q: Annotated[SearchText | None, Query(description="Part of the email or name.")] = None,
 ) -> UserPage:
     """Users ordered by email, with the total number matching the filters."""
     users, total = await users_service.list_users(

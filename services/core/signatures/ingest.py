@@ -13,7 +13,6 @@ Personal data never appears in errors: pydantic's ``input`` is dropped from the 
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -23,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.core import jsonbody
 from services.core.campaigns.errors import PetitionClosed
 from services.core.campaigns.models import Campaign, CampaignStatus, Petition
 from services.core.campaigns.schemas import LanguageTag
@@ -292,9 +292,9 @@ def parse(body: bytes) -> tuple[Literal["native", "action_network"], list[_Item]
     if len(body) > MAX_BODY_BYTES:
         raise WebhookBodyTooLarge(f"A delivery is at most {MAX_BODY_BYTES} bytes.")
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise WebhookPayloadInvalid("The body is not JSON.") from None
+        data = jsonbody.loads(body)  # NUL characters are refused per item, like any other bad field
+    except ValueError as exc:
+        raise WebhookPayloadInvalid(f"The body is not JSON: {exc}.") from None
     if isinstance(data, dict) and isinstance(data.get("signatures"), list) and set(data) == {"signatures"}:
         items, kind = data["signatures"], "native"
     elif isinstance(data, list):
