@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from services.api import problems
 from services.api.auth.endpoints import router as auth_router
+from services.api.bodylimit import BodyLimitMiddleware
 from services.api.campaigns.endpoints import router as campaigns_router
 from services.api.integrations.endpoints import router as integrations_router
 from services.api.mail.endpoints import router as mail_router
@@ -162,6 +163,7 @@ def create_app(
             allow_headers=["*"],
             expose_headers=[REQUEST_ID_HEADER],
         )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_middleware(app)  # request ids, access log, metrics: outside the other middleware
     problems.install_problem_handlers(app)
     app.include_router(ops_router)

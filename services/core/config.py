@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     public_url: str = "http://127.0.0.1:8000"
     cors_origins: list[str] = []
+    # Largest request body accepted, in bytes (routes that take uploads declare their own allowance).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     log_level: str = "INFO"
     log_json: bool = True
