@@ -3,7 +3,9 @@ one body size limit, one JSON nesting limit, bounded numbers and text without NU
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import httpx
@@ -75,3 +77,178 @@ async def test_an_offset_beyond_int8(
 ) -> None:
     response = await client.get(path, params={"offset": str(2**63)}, headers=admin_headers)
     assert_problem(response, 422, "validation-error")
+
+
+# --- one body size limit --------------------------------------------------------------------------------
+
+MiB = 1024 * 1024
+CHUNK = 64 * 1024
+
+
+class Body:
+    """A request body of ``size`` bytes, streamed in chunks; counts how much of it the app read."""
+
+    def __init__(self, size: int, fill: bytes = b" ") -> None:
+        self.size, self.fill, self.sent = size, fill, 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while self.sent < self.size:
+            chunk = self.fill * min(CHUNK, self.size - self.sent)
+            self.sent += len(chunk)
+            yield chunk
+
+
+async def test_a_large_anonymous_body_is_refused_before_it_is_read(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    petition = await make_petition(db)
+    body = Body(100 * MiB)
+    response = await client.post(
+        f"/v1/petitions/{petition.slug}/signatures",
+        content=body,
+        headers={"content-type": "application/json", "content-length": str(body.size)},
+    )
+    problem = assert_problem(response, 413, "payload-too-large")
+    assert "1,048,576 bytes" in str(problem["detail"])
+    assert body.sent <= CHUNK  # Content-Length said enough: nothing was read
+
+
+async def test_a_large_chunked_body_is_refused_as_soon_as_it_passes_the_limit(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    petition = await make_petition(db)
+    body = Body(100 * MiB)  # no Content-Length: sent chunked
+    response = await client.post(
+        f"/v1/petitions/{petition.slug}/signatures",
+        content=body,
+        headers={"content-type": "application/json"},
+    )
+    assert_problem(response, 413, "payload-too-large")
+    assert body.sent <= MiB + 2 * CHUNK
+
+
+async def test_the_limit_holds_where_the_endpoint_reads_the_body_itself(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v1/unsubscribe", content=Body(2 * MiB), headers={"content-type": "application/json"}
+    )
+    assert_problem(response, 413, "payload-too-large")
+
+
+async def test_the_csv_upload_has_a_larger_allowance(
+    client: httpx.AsyncClient, db: AsyncSession, admin_headers: dict[str, str]
+) -> None:
+    petition = await make_petition(db)
+    rows = b"".join(b"Signer %d,,BD,1212\n" % i for i in range(150_000))  # about 3 MB
+    assert len(rows) > 2 * MiB
+    response = await client.post(
+        f"/v1/petitions/{petition.slug}/imports",
+        content=b"name,email,country,postal_code\n" + rows,
+        headers={**admin_headers, "content-type": "text/csv"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["imported"] == 150_000
+
+
+# --- JSON bodies: UTF-8, nesting, NUL -------------------------------------------------------------------
+
+
+def _json_error(response: httpx.Response) -> str:
+    problem = assert_problem(response, 422, "validation-error")
+    errors = problem["errors"]
+    assert isinstance(errors, list)
+    assert errors[0]["type"] == "json_invalid"
+    assert errors[0]["loc"][0] == "body"
+    return str(errors[0]["msg"])
+
+
+async def test_a_body_that_is_not_utf8_is_a_422(client: httpx.AsyncClient, db: AsyncSession) -> None:
+    petition = await make_petition(db)
+    response = await client.post(
+        f"/v1/petitions/{petition.slug}/signatures",
+        content=b'{"name": "Jane \xff", "email": "jane@example.org"}',
+        headers={"content-type": "application/json"},
+    )
+    assert "UTF-8" in _json_error(response)
+
+
+async def test_a_body_that_is_not_json_is_a_422(client: httpx.AsyncClient, db: AsyncSession) -> None:
+    petition = await make_petition(db)
+    response = await client.post(
+        f"/v1/petitions/{petition.slug}/signatures",
+        content=b'{"name": ',
+        headers={"content-type": "application/json"},
+    )
+    _json_error(response)
+
+
+async def test_json_nested_too_deeply_is_a_422(client: httpx.AsyncClient, db: AsyncSession) -> None:
+    petition = await make_petition(db)
+    response = await client.post(
+        f"/v1/petitions/{petition.slug}/signatures",
+        content=b'{"name": "Jane", "source": ' + b"[" * DEEP + b"]" * DEEP + b"}",
+        headers={"content-type": "application/json"},
+    )
+    assert "nested deeper than 32 levels" in _json_error(response)
+
+
+async def test_json_nested_to_the_limit_is_read(client: httpx.AsyncClient, db: AsyncSession) -> None:
+    petition = await make_petition(db)
+    nested = "[" * 31 + "]" * 31  # 32 levels with the object around it
+    response = await client.post(
+        f"/v1/petitions/{petition.slug}/signatures",
+        content='{"name": "Jane", "country": "BD", "source": ' + nested + "}",
+        headers={"content-type": "application/json"},
+    )
+    problem = assert_problem(response, 422, "validation-error")  # read, then refused by the schema
+    assert problem["errors"][0]["loc"] == ["body", "source"]  # type: ignore[index]
+
+
+async def test_a_nul_character_in_a_json_body_is_a_422(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    response = await client.post(
+        "/v1/campaigns",
+        content=json.dumps(
+            {"slug": "pay-up", "default_language": "en", "translations": {"en": {"title": "Pay\x00"}}}
+        ),
+        headers={**admin_headers, "content-type": "application/json"},
+    )
+    assert "NUL" in _json_error(response)
+
+
+# --- NUL in query and path parameters ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/campaigns/pay%00up",
+        "/v1/petitions/pay%00up",
+        "/v1/organisations/gwu%00",
+        "/v1/coalitions/asia%00",
+        "/v1/petitions/pay%00up/count",
+    ],
+)
+async def test_a_nul_character_in_a_path_is_a_422(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], path: str
+) -> None:
+    problem = assert_problem(await client.get(path, headers=admin_headers), 422, "validation-error")
+    assert problem["errors"][0]["loc"][0] == "path"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/v1/campaigns", {"q": "pay\x00"}),
+        ("/v1/campaigns", {"organisation": "gwu\x00"}),
+        ("/v1/petitions", {"campaign": "pay\x00"}),
+        ("/v1/organisations", {"coalition": "asia\x00"}),
+        ("/v1/signature-reviews", {"petition": "pay\x00"}),
+    ],
+)
+async def test_a_nul_character_in_a_query_parameter_is_a_422(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], path: str, params: dict[str, str]
+) -> None:
+    response = await client.get(path, params=params, headers=admin_headers)
+    problem = assert_problem(response, 422, "validation-error")
+    assert problem["errors"][0]["loc"] == ["query", next(iter(params))]  # type: ignore[index]
