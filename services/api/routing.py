@@ -4,10 +4,11 @@
 response is sent, so a failed commit becomes a 5xx problem, never a 200. On error it rolls back. After a
 successful commit, jobs enqueued in the session's outbox are published to the queue.
 
-Before the endpoint runs, it refuses (422 ``validation-error``) a NUL character in any query or path
-parameter, which PostgreSQL cannot store or compare, and it hands the endpoint a ``LoomRequest``, whose JSON
-bodies are read by :func:`services.core.jsonbody.loads` (UTF-8, nested at most 32 levels) and may not carry
-NUL characters either. Every route gets these rules by being a ``LoomRoute``.
+Before the endpoint runs, it refuses (422 ``validation-error``) a NUL character in any path parameter and
+any query parameter the endpoint reads (PostgreSQL can neither store nor compare one), and it hands the
+endpoint a ``LoomRequest``, whose JSON bodies are read by :func:`services.core.jsonbody.loads` (UTF-8, nested
+at most 32 levels) and may not carry NUL characters either. Every route gets these rules by being a
+``LoomRoute``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,11 +34,11 @@ class LoomRequest(Request):
         return self._json
 
 
-def _refuse_nul(request: Request) -> None:
+def _refuse_nul(request: Request, query_names: frozenset[str]) -> None:
     errors = [
         {"type": "string_nul", "loc": ("query", name), "msg": NUL_MESSAGE, "input": None}
         for name, value in request.query_params.multi_items()
-        if "\x00" in value or "\x00" in name
+        if name in query_names and "\x00" in value
     ]
     errors += [
         {"type": "string_nul", "loc": ("path", name), "msg": NUL_MESSAGE, "input": None}
@@ -47,14 +49,23 @@ def _refuse_nul(request: Request) -> None:
         raise RequestValidationError(errors)
 
 
+def _query_names(dependant: Dependant) -> frozenset[str]:
+    names = {field.alias for field in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return frozenset(names)
+
+
 class LoomRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        # The query parameters the endpoint reads (others are ignored, NUL or not).
+        query_names = _query_names(self.dependant)
 
         async def handle(request: Request) -> Response:
             request = LoomRequest(request.scope, request.receive)
             try:
-                _refuse_nul(request)
+                _refuse_nul(request, query_names)
                 response = await handler(request)
             except BaseException:
                 session = request.state._state.get("session")

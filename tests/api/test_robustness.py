@@ -7,11 +7,16 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.api.routing import LoomRoute
+from services.cli import OPENAPI_PATH
 from services.core.config import Settings
 from services.core.integrations.models import Integration
 from services.core.integrations.webhooks import generate_secret, sign_webhook
@@ -252,3 +257,56 @@ async def test_a_nul_character_in_a_query_parameter_is_a_422(
     response = await client.get(path, params=params, headers=admin_headers)
     problem = assert_problem(response, 422, "validation-error")
     assert problem["errors"][0]["loc"] == ["query", next(iter(params))]  # type: ignore[index]
+
+
+# --- kept so by construction ----------------------------------------------------------------------------
+
+DOCUMENT = json.loads(OPENAPI_PATH.read_text())
+OPERATIONS = [
+    (f"{method.upper()} {path}", operation)
+    for path, item in DOCUMENT["paths"].items()
+    for method, operation in item.items()
+]
+
+
+def test_every_operation_with_a_body_documents_413_and_422() -> None:
+    for name, operation in OPERATIONS:
+        if "requestBody" not in operation:
+            continue
+        for status in ("413", "422"):
+            response = operation["responses"].get(status)
+            assert response, f"{name} does not document {status}"
+            assert list(response["content"]) == ["application/problem+json"], name
+        if (
+            "application/json" in operation["requestBody"]["content"]
+            and name != "POST /v1/webhooks/signatures"
+        ):
+            assert "json_invalid" in operation["responses"]["422"]["description"], name
+
+
+def test_every_numeric_parameter_is_bounded() -> None:
+    def numbers(schema: dict[str, Any]) -> list[dict[str, Any]]:
+        found = [schema] if schema.get("type") in {"integer", "number"} else []
+        for sub in (
+            schema.get("anyOf", [])
+            + schema.get("oneOf", [])
+            + ([schema["items"]] if "items" in schema else [])
+        ):
+            found += numbers(sub)
+        return found
+
+    for name, operation in OPERATIONS:
+        for parameter in operation.get("parameters", []):
+            for schema in numbers(parameter["schema"]):
+                bounds = (
+                    {"minimum", "exclusiveMinimum"} & set(schema),
+                    {"maximum", "exclusiveMaximum"} & set(schema),
+                )
+                assert all(bounds), f"{name}: {parameter['name']} needs a minimum and a maximum"
+
+
+def test_every_route_reads_requests_the_loom_way(app: FastAPI) -> None:
+    """The NUL and JSON rules live in LoomRoute (services/api/routing.py): every endpoint must be one."""
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            assert isinstance(route, LoomRoute), f"{route.path} is not a LoomRoute: use routing.router()"
