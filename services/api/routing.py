@@ -6,9 +6,9 @@ successful commit, jobs enqueued in the session's outbox are published to the qu
 
 Before the endpoint runs, it refuses (422 ``validation-error``) a NUL character in any path parameter and
 any query parameter the endpoint reads (PostgreSQL can neither store nor compare one), and it hands the
-endpoint a ``LoomRequest``, whose JSON bodies are read by :func:`services.core.jsonbody.loads` (UTF-8, nested
-at most 32 levels) and may not carry NUL characters either. Every route gets these rules by being a
-``LoomRoute``.
+endpoint a ``LoomRequest``: JSON bodies are read by :func:`services.core.jsonbody.loads` (UTF-8, nested at
+most 32 levels), and JSON and form bodies may not carry NUL characters either. Every route gets these rules
+by being a ``LoomRoute``.
 """
 
 from __future__ import annotations
@@ -21,10 +21,24 @@ from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 
 from services.core import jsonbody, outbox
 
 NUL_MESSAGE = "must not contain NUL characters"
+
+
+class FormInvalid(HTTPException):
+    """A form field no endpoint can take (a NUL character): a 422 ``validation-error`` problem. An
+    ``HTTPException``, because FastAPI turns any other error of form parsing into an undocumented 400."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(422)
+        self._errors = errors
+
+    def errors(self) -> list[dict[str, Any]]:
+        return self._errors
 
 
 class LoomRequest(Request):
@@ -32,6 +46,25 @@ class LoomRequest(Request):
         if not hasattr(self, "_json"):
             self._json = jsonbody.loads(await self.body(), allow_nul=False)
         return self._json
+
+    async def _get_form(
+        self,
+        *,
+        max_files: int | float = 1000,
+        max_fields: int | float = 1000,
+        max_part_size: int = 1024 * 1024,
+    ) -> FormData:
+        form = await super()._get_form(
+            max_files=max_files, max_fields=max_fields, max_part_size=max_part_size
+        )
+        errors = [
+            {"type": "string_nul", "loc": ("body", name), "msg": NUL_MESSAGE}
+            for name, value in form.multi_items()
+            if isinstance(value, str) and "\x00" in value
+        ]
+        if errors:
+            raise FormInvalid(errors)
+        return form
 
 
 def _refuse_nul(request: Request, query_names: frozenset[str]) -> None:

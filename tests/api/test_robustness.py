@@ -221,6 +221,21 @@ async def test_a_nul_character_in_a_json_body_is_a_422(
     assert "NUL" in _json_error(response)
 
 
+@pytest.mark.parametrize(
+    ("path", "form"),
+    [
+        ("/v1/auth/token", {"username": "admin\x00@example.org", "password": "secret"}),
+        ("/v1/unsubscribe", {"token": "abc\x00"}),
+        ("/confirm", {"token": "abc\x00"}),
+    ],
+)
+async def test_a_nul_character_in_a_form_is_a_422(
+    client: httpx.AsyncClient, path: str, form: dict[str, str]
+) -> None:
+    problem = assert_problem(await client.post(path, data=form), 422, "validation-error")
+    assert problem["errors"][0]["loc"][0] == "body"  # type: ignore[index]
+
+
 # --- NUL in query and path parameters ---------------------------------------------------------------------
 
 
