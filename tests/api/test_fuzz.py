@@ -27,8 +27,10 @@ from services.core.campaigns.models import Campaign
 from services.core.config import Settings
 from services.core.integrations.models import Integration
 from services.core.integrations.webhooks import generate_secret
+from services.core.network.models import Coalition
 from services.core.users.models import Role
 from services.core.users.scopes import Scope
+from services.core.webhooks.models import WebhookEndpoint
 from tests.factories import (
     api_key_headers,
     auth_headers,
@@ -53,8 +55,8 @@ def _operations() -> list[Any]:
 
 OPERATIONS = _operations()
 CALLERS = ("anonymous", "admin", "api-key")
-# Examples per operation and caller: the whole test takes a few minutes on two cores.
-EXAMPLES = 12
+# Examples per operation and caller: the whole test takes about three minutes on two cores.
+EXAMPLES = 20
 
 
 @dataclass
@@ -66,7 +68,7 @@ class World:
 
     def known(self, path: str, names: list[str]) -> dict[str, str]:
         values = dict(self.path_values)
-        for prefix in ("organisations", "campaigns", "petitions"):
+        for prefix in ("organisations", "campaigns", "petitions", "coalitions"):
             if path.startswith(f"/v1/{prefix}/{{ref}}"):
                 values["ref"] = self.path_values[prefix]
         return {name: values[name] for name in names if name in values}
@@ -81,7 +83,11 @@ async def world(db: AsyncSession, settings: Settings) -> World:
     campaign_slug = (await db.get_one(Campaign, petition.campaign_id)).slug
     signature = await make_signature(db, petition, email=None, name="Jane Doe", postal_code="1212")
     integration = Integration(name="CRM", secret=generate_secret(), default_petition_id=petition.id)
-    db.add(integration)
+    coalition = Coalition(name="Fuzzers' Coalition", slug="fuzzers")
+    endpoint = WebhookEndpoint(
+        url="https://crm.example.org/hook", event_types=["signature.confirmed"], secret=generate_secret()
+    )
+    db.add_all([integration, coalition, endpoint])
     await db.flush()
     await db.commit()
     return World(
@@ -95,6 +101,8 @@ async def world(db: AsyncSession, settings: Settings) -> World:
             "petition": petition.slug,
             "petitions": petition.slug,
             "integration_id": str(integration.id),
+            "coalitions": coalition.slug,
+            "endpoint_id": str(endpoint.id),
             "signature_id": str(signature.id),
             "kind": "confirmation",
         },
@@ -142,6 +150,7 @@ def _cases(operation: Any, world: World) -> st.SearchStrategy[Any]:
     return st.one_of(strategies)
 
 
+@pytest.mark.fuzz
 @pytest.mark.parametrize("caller", CALLERS)
 @pytest.mark.parametrize("operation", OPERATIONS, ids=lambda operation: operation.label)
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)

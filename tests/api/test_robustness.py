@@ -325,3 +325,27 @@ def test_every_route_reads_requests_the_loom_way(app: FastAPI) -> None:
     for route in app.routes:
         if isinstance(route, APIRoute):
             assert isinstance(route, LoomRoute), f"{route.path} is not a LoomRoute: use routing.router()"
+
+
+async def test_a_nul_character_in_a_signed_webhook_item_makes_that_item_invalid(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    petition = await make_petition(db)
+    integration = Integration(name="CRM", secret=generate_secret(), default_petition_id=petition.id)
+    db.add(integration)
+    await db.flush()
+    items = [
+        {"external_id": "crm-1\x00", "name": "Jane Doe", "email": "jane@example.org", "country": "BD"},
+        {"external_id": "crm-2", "name": "Rahim\x00", "email": "rahim@example.org", "country": "BD"},
+        {"external_id": "crm-3", "name": "Nasrin Akter", "email": "nasrin@example.org", "country": "BD"},
+    ]
+    body = json.dumps({"signatures": items}).encode()
+    headers = sign_webhook(integration.secret, "msg_nul", datetime.now(UTC), body)
+    response = await client.post(
+        "/v1/webhooks/signatures",
+        params={"integration": str(integration.id)},
+        content=body,
+        headers={**headers, "content-type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    assert [item["status"] for item in response.json()["results"]] == ["invalid", "invalid", "accepted"]

@@ -18,7 +18,15 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,6 +37,7 @@ from services.core.campaigns.schemas import LanguageTag
 from services.core.campaigns.service import ensure_open_for_signing
 from services.core.errors import Conflict, LoomError
 from services.core.integrations.models import Integration
+from services.core.schemas import no_nul
 from services.core.signatures.schemas import SignatureFields
 from services.core.signatures.signing import PreparedSignature
 
@@ -38,6 +47,7 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 ExternalId = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(no_nul),
     Field(description="The integrator's id of this signature: a retry with the same id is not stored twice."),
 ]
 
