@@ -232,7 +232,7 @@ def _problems_in_openapi(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _body_errors_in_openapi(operation: dict[str, Any]) -> None:
     """What every operation with a body may answer, whatever its endpoint: 413 past the body size limit,
-    422 for a body that is not UTF-8, not JSON, nested too deeply or holding NUL characters."""
+    422 for a body that is not UTF-8, not JSON, nested too deeply or holding NUL characters (routing.py)."""
     responses = operation.setdefault("responses", {})
     allowance = operation.get(ALLOWANCE)
     limit = f"{allowance:,} bytes" if allowance else "`LOOM_MAX_BODY_BYTES`, 1 MiB by default"
@@ -246,8 +246,8 @@ def _body_errors_in_openapi(operation: dict[str, Any]) -> None:
         and "payload-invalid" not in declared
     ):
         unprocessable["description"] = (
-            f"{VALIDATION} A body that is not UTF-8, not JSON, nested deeper than {jsonbody.MAX_DEPTH} "
-            "levels or holding a NUL character is a `json_invalid` error."
+            f"{VALIDATION} A body that is not UTF-8, not JSON or nested deeper than {jsonbody.MAX_DEPTH} "
+            "levels is a `json_invalid` error; a NUL character in any string, a `string_nul` error."
             + (f" {declared}" if declared[:1] == "`" else "")
         )
 

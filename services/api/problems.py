@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.api.middleware import REQUEST_ID_HEADER, route_template
-from services.api.routing import FormInvalid
+from services.api.routing import BodyInvalid
 from services.core.errors import LoomError
 from services.core.logging import scrubbed_traceback
 
@@ -118,7 +118,7 @@ def _message(error: Mapping[str, Any]) -> str:
 
 
 async def _validation_error(request: Request, exc: Exception) -> ProblemResponse:
-    assert isinstance(exc, RequestValidationError | FormInvalid)
+    assert isinstance(exc, RequestValidationError | BodyInvalid)
     errors = [
         {
             "loc": [str(p) if not isinstance(p, int) else p for p in err.get("loc", ())],
@@ -171,7 +171,7 @@ async def _unhandled_error(request: Request, exc: Exception) -> ProblemResponse:
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LoomError, _loom_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(FormInvalid, _validation_error)
+    app.add_exception_handler(BodyInvalid, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unhandled_error)
 

@@ -29,9 +29,13 @@ from services.core import jsonbody, outbox
 NUL_MESSAGE = "must not contain NUL characters"
 
 
-class FormInvalid(HTTPException):
-    """A form field no endpoint can take (a NUL character): a 422 ``validation-error`` problem. An
-    ``HTTPException``, because FastAPI turns any other error of form parsing into an undocumented 400."""
+def _nul_error(loc: tuple[str | int, ...]) -> dict[str, Any]:
+    return {"type": "string_nul", "loc": loc, "msg": NUL_MESSAGE}
+
+
+class BodyInvalid(HTTPException):
+    """A body field no endpoint can take (a NUL character): a 422 ``validation-error`` problem naming the
+    field. An ``HTTPException``, since FastAPI turns other errors of body parsing into an undocumented 400."""
 
     def __init__(self, errors: list[dict[str, Any]]) -> None:
         super().__init__(422)
@@ -44,7 +48,10 @@ class FormInvalid(HTTPException):
 class LoomRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            self._json = jsonbody.loads(await self.body(), allow_nul=False)
+            try:
+                self._json = jsonbody.loads(await self.body(), allow_nul=False)
+            except jsonbody.JsonHasNul as exc:
+                raise BodyInvalid([_nul_error(("body", *exc.path))]) from None
         return self._json
 
     async def _get_form(
@@ -58,23 +65,23 @@ class LoomRequest(Request):
             max_files=max_files, max_fields=max_fields, max_part_size=max_part_size
         )
         errors = [
-            {"type": "string_nul", "loc": ("body", name), "msg": NUL_MESSAGE}
+            _nul_error(("body", name))
             for name, value in form.multi_items()
             if isinstance(value, str) and "\x00" in value
         ]
         if errors:
-            raise FormInvalid(errors)
+            raise BodyInvalid(errors)
         return form
 
 
 def _refuse_nul(request: Request, query_names: frozenset[str]) -> None:
     errors = [
-        {"type": "string_nul", "loc": ("query", name), "msg": NUL_MESSAGE, "input": None}
+        _nul_error(("query", name))
         for name, value in request.query_params.multi_items()
         if name in query_names and "\x00" in value
     ]
     errors += [
-        {"type": "string_nul", "loc": ("path", name), "msg": NUL_MESSAGE, "input": None}
+        _nul_error(("path", name))
         for name, value in request.path_params.items()
         if isinstance(value, str) and "\x00" in value
     ]

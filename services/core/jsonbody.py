@@ -27,7 +27,31 @@ class JsonTooDeep(json.JSONDecodeError):
 
 
 class JsonHasNul(json.JSONDecodeError):
-    """A document holding a NUL character (``\\u0000``): PostgreSQL cannot store it in text or ``jsonb``."""
+    """A document holding a NUL character (``\\u0000``): PostgreSQL cannot store it in text or ``jsonb``.
+    ``path`` leads to the first string (or key) holding one."""
+
+    def __init__(self, path: list[str | int], doc: str, pos: int) -> None:
+        super().__init__("The document holds a NUL character (\\u0000)", doc, pos)
+        self.path = path
+
+
+def _nul_path(value: Any) -> list[str | int] | None:
+    if isinstance(value, str):
+        return [] if "\x00" in value else None
+    items: list[tuple[str | int, Any]] = (
+        list(enumerate(value))
+        if isinstance(value, list)
+        else list(value.items())
+        if isinstance(value, dict)
+        else []
+    )
+    for key, item in items:
+        if isinstance(key, str) and "\x00" in key:
+            return [key]
+        found = _nul_path(item)
+        if found is not None:
+            return [key, *found]
+    return None
 
 
 def _decode(data: bytes | str) -> str:
@@ -52,6 +76,7 @@ def loads(data: bytes | str, *, max_depth: int = MAX_DEPTH, allow_nul: bool = Tr
     text = _decode(data)
     if depth(text) > max_depth:
         raise JsonTooDeep(f"The document is nested deeper than {max_depth} levels", "", 0)
+    data = json.loads(text)
     if not allow_nul and (found := _NUL_ESCAPE.search(text)):
-        raise JsonHasNul("The document holds a NUL character (\\u0000)", text, found.end() - 6)
-    return json.loads(text)
+        raise JsonHasNul(_nul_path(data) or [], text, found.end() - 6)
+    return data

@@ -98,3 +98,18 @@ def test_nul_characters_are_refused_when_asked(text: str, nul: bool) -> None:
             jsonbody.loads(text, allow_nul=False)
     else:
         assert jsonbody.loads(text, allow_nul=False) == json.loads(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "path"),
+    [
+        (r'{"a": [1, "x\u0000"]}', ["a", 1]),
+        (r'{"a": {"b\u0000": 1}}', ["a", "b\x00"]),
+        (r'["\u0000"]', [0]),
+        (r'"\u0000"', []),
+    ],
+)
+def test_a_nul_is_located(text: str, path: list[str | int]) -> None:
+    with pytest.raises(jsonbody.JsonHasNul) as refused:
+        jsonbody.loads(text, allow_nul=False)
+    assert refused.value.path == path
