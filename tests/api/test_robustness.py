@@ -327,6 +327,34 @@ def test_every_numeric_parameter_is_bounded() -> None:
                 assert all(bounds), f"{name}: {parameter['name']} needs a minimum and a maximum"
 
 
+def test_every_number_in_a_request_body_is_bounded() -> None:
+    """An unbounded integer reaches PostgreSQL as an out-of-range bigint or integer: a 500."""
+    schemas = DOCUMENT["components"]["schemas"]
+    unbounded: set[str] = set()
+
+    def walk(schema: dict[str, Any], where: str, seen: frozenset[str]) -> None:
+        ref = schema.get("$ref", "")
+        if ref:
+            name = ref.rsplit("/", 1)[-1]
+            if name not in seen:
+                walk(schemas[name], name, seen | {name})
+            return
+        if schema.get("type") in {"integer", "number"} and not {"maximum", "exclusiveMaximum"} & set(schema):
+            unbounded.add(where)
+        for sub in schema.get("anyOf", []) + schema.get("oneOf", []) + schema.get("allOf", []):
+            walk(sub, where, seen)
+        for name, sub in schema.get("properties", {}).items():
+            walk(sub, f"{where}.{name}", seen)
+        for key in ("items", "additionalProperties"):
+            if isinstance(schema.get(key), dict):
+                walk(schema[key], f"{where}[]", seen)
+
+    for name, operation in OPERATIONS:
+        for content in operation.get("requestBody", {}).get("content", {}).values():
+            walk(content.get("schema", {}), name, frozenset())
+    assert not unbounded, f"give these a maximum: {sorted(unbounded)}"
+
+
 def test_every_route_reads_requests_the_loom_way(app: FastAPI) -> None:
     """The NUL and JSON rules live in LoomRoute (services/api/routing.py): every endpoint must be one."""
     for route in app.routes:
