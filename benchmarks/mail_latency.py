@@ -122,7 +122,8 @@ async def _sign(base_url: str, slug: str, rate: float, seconds: float) -> tuple[
     async def one(i: int) -> None:
         nonlocal accepted
         email = f"signer-{i}-{uuid.uuid4().hex[:6]}@{DOMAINS[i % len(DOMAINS)]}"
-        body = json.dumps({"name": f"Signer {i}", "email": email, "country": "BD", "language": "en"})
+        name = f"Signer {chr(65 + i % 26)}{chr(97 + i // 26 % 26)}{chr(97 + i // 676 % 26)}"  # no digits
+        body = json.dumps({"name": name, "email": email, "country": "BD", "language": "en"})
         headers = [
             ("Content-Type", "application/json"),
             ("X-Forwarded-For", f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}"),
@@ -209,7 +210,10 @@ def run(*, rate: float = 100.0, seconds: float = 20.0, warmup: float = 3.0, wait
     with tempfile.TemporaryDirectory(prefix="loom-mail-bench-") as scratch_dir:
         record = Path(scratch_dir) / "accepted.log"
         with scratch_database() as scratch, smtp_sink(record) as smtp_port:
-            env = scratch.with_env(LOOM_SMTP_URL=f"smtp://127.0.0.1:{smtp_port}")
+            # The load generator plays the reverse proxy: each signer's X-Forwarded-For is believed.
+            env = scratch.with_env(
+                LOOM_SMTP_URL=f"smtp://127.0.0.1:{smtp_port}", LOOM_TRUSTED_PROXIES='["127.0.0.1"]'
+            )
             with serving(env) as base_url, working(env):
                 slug = asyncio.run(_petition(scratch.database_url))
                 if warmup > 0:

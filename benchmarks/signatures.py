@@ -1,11 +1,12 @@
 """Signatures (issue 3 §11): every figure against a baseline measured in the same run, on the same machine.
 
 - P1: public signing, ``POST /v1/petitions/{slug}/signatures`` at ``--concurrency`` (50) clients, each
-  on its own keep-alive connection with its own ``X-Forwarded-For`` address (``loom serve`` trusts it
-  from 127.0.0.1) and every request with a new email. Baseline: ``benchmarks/baseline_app.py``, a minimal
-  FastAPI + asyncpg app (uvicorn, one worker, like Loom) doing one ``INSERT … ON CONFLICT DO NOTHING``
-  per request. The signing rate limits are raised to 1,000,000/minute for Loom's server (they stay on:
-  their Redis round trips are measured, they just never refuse). Goal: >= 0.8x and p99 ≤ 100 ms.
+  on its own keep-alive connection with its own ``X-Forwarded-For`` address (believed from 127.0.0.1:
+  ``LOOM_TRUSTED_PROXIES``, as behind a reverse proxy) and every request with a new email. Baseline:
+  ``benchmarks/baseline_app.py``, a minimal FastAPI + asyncpg app (uvicorn, one worker, like Loom) doing
+  one ``INSERT … ON CONFLICT DO NOTHING`` per request. The signing rate limits are raised to
+  1,000,000/minute for Loom's server (they stay on: their Redis round trips are measured, they just never
+  refuse). Goal: >= 0.8x and p99 ≤ 100 ms.
 - P2: webhook ingestion, native batches of 1,000 signed with Standard Webhooks headers, ``--p2-concurrency``
   deliveries at a time. Baseline: the same rows (already normalised) written by raw asyncpg with
   ``INSERT INTO signatures … SELECT … FROM unnest(…) ON CONFLICT DO NOTHING``, 1,000 a statement, as many
@@ -540,6 +541,7 @@ def serve_benchmarks(selected: Sequence[str], args: argparse.Namespace) -> list[
             LOOM_SIGNING_RATE_LIMIT_IP=RATE_LIMIT,
             LOOM_SIGNING_RATE_LIMIT_EMAIL_DOMAIN=RATE_LIMIT,
             LOOM_SIGNING_RATE_LIMIT_PETITION=RATE_LIMIT,
+            LOOM_TRUSTED_PROXIES='["127.0.0.1"]',  # the load generator plays the reverse proxy
         )
         try:
             with serving(env) as loom_url:

@@ -178,7 +178,9 @@ def serve(
         reload=reload,
         access_log=False,  # Loom logs one line per request itself
         log_config=None,
-        proxy_headers=True,
+        # Forwarded headers are believed only from LOOM_TRUSTED_PROXIES, by the app itself; uvicorn's
+        # own default would believe any process on 127.0.0.1.
+        proxy_headers=False,
     )
 
 

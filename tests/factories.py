@@ -15,6 +15,19 @@ from services.core.users.models import ApiKey, Role, User
 from services.core.users.security import create_access_token, generate_api_key, hash_password
 
 PASSWORD = "correct horse battery staple"
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def spelled(n: int) -> str:
+    """``n`` in letters (0 → "A", 26 → "Ba"): a distinct name part per number, since names hold no
+    digits."""
+    word = _LETTERS[n % 26]
+    while n >= 26:
+        n //= 26
+        word = _LETTERS[n % 26] + word
+    return word.capitalize()
+
+
 _FAST_HASH = hash_password(PASSWORD)
 
 

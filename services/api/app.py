@@ -12,17 +12,21 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from redis.asyncio import Redis
+from starlette.types import ASGIApp
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from services.api import problems
 from services.api.auth.endpoints import router as auth_router
 from services.api.bodylimit import ALLOWANCE, BodyLimitMiddleware
 from services.api.campaigns.endpoints import router as campaigns_router
+from services.api.headers import SecurityHeaders
 from services.api.integrations.endpoints import router as integrations_router
 from services.api.mail.endpoints import router as mail_router
 from services.api.mail.pages import router as mail_pages_router
 from services.api.middleware import REQUEST_ID_HEADER, install_middleware
 from services.api.network.endpoints import router as network_router
 from services.api.ops.endpoints import router as ops_router
+from services.api.routing import AllowedMethods
 from services.api.signatures.endpoints import router as signatures_router
 from services.api.signatures.imports import router as signature_imports_router
 from services.api.signatures.privacy import router as privacy_router
@@ -52,6 +56,9 @@ Errors are [RFC 9457](https://www.rfc-editor.org/rfc/rfc9457) problem details
 
 Staff authenticate with `POST /v1/auth/token` (OAuth2 password flow) and send
 `Authorization: Bearer <token>`; machine clients send `X-API-Key`.
+
+Query parameters an operation does not declare are refused (422), except `_`, a cache-buster. A method a
+path does not take is a 405 whose `Allow` lists those it does.
 """
 
 TAGS = [
@@ -103,6 +110,17 @@ TAGS = [
 ]
 
 
+class LoomAPI(FastAPI):
+    """FastAPI with the security headers outside everything else, so that even the 500 answer to an
+    unhandled error (made by Starlette's outermost middleware) has them."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        settings: Settings = self.state.settings
+        return SecurityHeaders(
+            super().build_middleware_stack(), hsts=settings.public_url.startswith("https://")
+        )
+
+
 def _operation_id(route: APIRoute) -> str:
     return f"{route.tags[0]}-{route.name}".replace("_", "-") if route.tags else route.name
 
@@ -147,7 +165,7 @@ def create_app(
             await app.state.queue.close()
             await engine.dispose()
 
-    app = FastAPI(
+    app = LoomAPI(
         title="Loom API",
         version="0.1.0",
         description=API_DESCRIPTION,
@@ -166,6 +184,9 @@ def create_app(
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_middleware(app)  # request ids, access log, metrics: outside the other middleware
+    if settings.trusted_proxies:
+        # Outermost: the client address every part of the app sees (services.api.deps.client_address).
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     problems.install_problem_handlers(app)
     app.include_router(ops_router)
     app.include_router(auth_router)
@@ -183,6 +204,7 @@ def create_app(
     app.include_router(updates_router)
     app.include_router(mail_router)
     app.include_router(mail_pages_router)
+    app.state.allowed_methods = AllowedMethods(app.routes)  # for 405s' Allow
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

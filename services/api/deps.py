@@ -52,6 +52,14 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
+def client_address(request: Request) -> str | None:
+    """The client's address, for per-address rate limits and the signer's address hash: the TCP peer's,
+    unless the peer is one of ``LOOM_TRUSTED_PROXIES`` — then the address that proxy forwarded (the
+    right-most ``X-Forwarded-For`` entry that is not itself a trusted proxy), as worked out for the whole
+    app by uvicorn's proxy-headers middleware, which ``create_app`` installs for those proxies only."""
+    return request.client.host if request.client else None
+
+
 async def get_login_limiter(request: Request) -> RateLimiter:
     limiter: RateLimiter = request.app.state.login_limiter
     return limiter

@@ -12,10 +12,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.api.middleware import REQUEST_ID_HEADER, route_template
-from services.api.routing import BodyInvalid
+from services.api.routing import AllowedMethods, BodyInvalid
 from services.core.errors import LoomError
 from services.core.logging import scrubbed_traceback
 
@@ -143,9 +144,12 @@ async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
     code = _HTTP_CODES.get(status, "http-error")
     title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
-    return problem_response(
-        request, status=status, code=code, title=title, detail=detail, headers=exc.headers
-    )
+    headers = exc.headers
+    allowed = getattr(request.app.state, "allowed_methods", None)
+    if status == 405 and isinstance(allowed, AllowedMethods):
+        # Every method the path takes, not only those of the route Starlette happened to try first.
+        headers = {**(headers or {}), "Allow": allowed.header(get_route_path(request.scope))}
+    return problem_response(request, status=status, code=code, title=title, detail=detail, headers=headers)
 
 
 async def _unhandled_error(request: Request, exc: Exception) -> ProblemResponse:

@@ -1,4 +1,5 @@
-"""One commit point per request, and one way of reading what a request carries.
+"""One commit point per request, one way of reading what a request carries, query strings checked
+against what each operation declares, and the methods each path allows.
 
 ``LoomRoute`` commits the request's database session right after the endpoint returns and *before* the
 response is sent, so a failed commit becomes a 5xx problem, never a 200. On error it rolls back. After a
@@ -13,18 +14,28 @@ by being a ``LoomRoute``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Any
+import re
+import types
+from collections import Counter
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Union, get_args, get_origin
 
 from fastapi import APIRouter, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute
 
+from services.api.headers import declared_headers
 from services.core import jsonbody, outbox
+
+# Ignored wherever it appears: the usual name of a cache-busting parameter (jQuery's ``cache: false``).
+CACHE_BUSTER = "_"
+
 
 NUL_MESSAGE = "must not contain NUL characters"
 
@@ -89,23 +100,27 @@ def _refuse_nul(request: Request, query_names: frozenset[str]) -> None:
         raise RequestValidationError(errors)
 
 
-def _query_names(dependant: Dependant) -> frozenset[str]:
-    names = {field.alias for field in dependant.query_params}
-    for sub in dependant.dependencies:
-        names |= _query_names(sub)
-    return frozenset(names)
-
-
 class LoomRoute(APIRoute):
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        self.response_headers = declared_headers(self.dependant)
+        if self.include_in_schema:
+            # Every operation may answer 422, even one without parameters: its query string is checked.
+            self.responses.setdefault(422, {"description": "Validation error: see `errors`."})
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        # The query parameters the endpoint reads (others are ignored, NUL or not).
-        query_names = _query_names(self.dependant)
+        # The documented API refuses query parameters it does not declare; the HTML pages (not in the
+        # OpenAPI) take links from mail, where trackers may append parameters of their own.
+        declared = DeclaredQuery.of(self.dependant)
+        strict = self.include_in_schema
 
         async def handle(request: Request) -> Response:
             request = LoomRequest(request.scope, request.receive)
+            if strict:
+                declared.check(request)
+            _refuse_nul(request, declared.names)  # the parameters the endpoint reads, NUL or not
             try:
-                _refuse_nul(request, query_names)
                 response = await handler(request)
             except BaseException:
                 session = request.state._state.get("session")
@@ -123,4 +138,83 @@ class LoomRoute(APIRoute):
 
 def router(**kwargs: object) -> APIRouter:
     """An ``APIRouter`` whose routes use the one-commit-point route class."""
-    return APIRouter(route_class=LoomRoute, **kwargs)  # type: ignore[arg-type]
+    kwargs.setdefault("route_class", LoomRoute)
+    return APIRouter(**kwargs)  # type: ignore[arg-type]
+
+
+def _is_list(annotation: Any) -> bool:
+    if get_origin(annotation) in (Union, types.UnionType):
+        return any(_is_list(arg) for arg in get_args(annotation) if arg is not type(None))
+    return get_origin(annotation) in (list, tuple, set, frozenset, Sequence)
+
+
+class DeclaredQuery:
+    """The query parameters an operation declares. An undeclared one (a typo, a body field sent in the
+    query string) or a single-valued one given twice would otherwise be silently ignored — the caller
+    believing a filter or a change applied — so both are 422 validation problems."""
+
+    def __init__(self, names: frozenset[str], lists: frozenset[str]) -> None:
+        self.names = names
+        self.lists = lists
+
+    @classmethod
+    def of(cls, dependant: Dependant) -> DeclaredQuery:
+        names: set[str] = set()
+        lists: set[str] = set()
+        pending = [dependant]
+        fields = []
+        while pending:  # the operation's own parameters and its dependencies'
+            current = pending.pop()
+            fields.extend(current.query_params)
+            pending.extend(current.dependencies)
+        for field in fields:
+            annotation = field.field_info.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):  # a query model
+                for name, info in annotation.model_fields.items():
+                    names.add(info.alias or name)
+                    if _is_list(info.annotation):
+                        lists.add(info.alias or name)
+                continue
+            names.add(field.alias)
+            if _is_list(annotation):
+                lists.add(field.alias)
+        return cls(frozenset(names), frozenset(lists))
+
+    def check(self, request: Request) -> None:
+        given = Counter(name for name, _ in request.query_params.multi_items())
+        errors: list[dict[str, Any]] = []
+        for name, times in given.items():
+            if name == CACHE_BUSTER:
+                continue
+            if name not in self.names:
+                errors.append(
+                    {"loc": ("query", name), "msg": "Unknown query parameter", "type": "extra_forbidden"}
+                )
+            elif times > 1 and name not in self.lists:
+                errors.append(
+                    {"loc": ("query", name), "msg": "Give this parameter once", "type": "repeated_value"}
+                )
+        if errors:
+            raise RequestValidationError(errors)
+
+
+class AllowedMethods:
+    """The methods each path allows, over every route of the app, worked out once at start-up. Starlette
+    answers a method a path does not take from the first route whose path matches, and names only that
+    route's methods in ``Allow`` (``DELETE /v1/organisations`` said ``Allow: GET``, without ``POST``)."""
+
+    def __init__(self, routes: Sequence[BaseRoute]) -> None:
+        by_template: dict[str, tuple[re.Pattern[str], set[str]]] = {}
+        for route in iter_route_contexts(routes):
+            regex, methods = getattr(route, "path_regex", None), route.methods
+            if route.path_format is None or not isinstance(regex, re.Pattern) or not methods:
+                continue
+            by_template.setdefault(route.path_format, (regex, set()))[1].update(methods)
+        self._templates = [(regex, frozenset(methods)) for regex, methods in by_template.values()]
+
+    def for_path(self, path: str) -> frozenset[str]:
+        """Every method of every route whose template matches ``path``."""
+        return frozenset().union(*(methods for regex, methods in self._templates if regex.match(path)))
+
+    def header(self, path: str) -> str:
+        return ", ".join(sorted(self.for_path(path)))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -57,6 +58,12 @@ class Settings(BaseSettings):
     cors_origins: list[str] = []
     # Largest request body accepted, in bytes (routes that take uploads declare their own allowance).
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Reverse proxies (addresses or CIDR networks, JSON list) whose X-Forwarded-For / X-Forwarded-Proto are
+    # believed: the client address for per-address limits is then the one they forwarded. None by default:
+    # a forwarded header from anyone else is ignored, so rotating it cannot lift a limit.
+    trusted_proxies: list[str] = []
+    # When set, GET /metrics needs "Authorization: Bearer <this token>".
+    metrics_token: SecretStr | None = None
 
     log_level: str = "INFO"
     log_json: bool = True
@@ -171,6 +178,24 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"a link may use only {{public_url}}, {{token}} and {{slug}} ({type(exc).__name__}: {exc})"
             ) from None
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        try:
+            return [str(ipaddress.ip_network(entry.strip(), strict=False)) for entry in value]
+        except ValueError as exc:
+            raise ValueError(f"trusted proxies are IP addresses or networks (CIDR): {exc}") from None
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _no_empty_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty LOOM_METRICS_TOKEN (e.g. from compose's ${LOOM_METRICS_TOKEN:-}) means none.
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("LOOM_METRICS_TOKEN needs at least 16 characters (or none)")
         return value
 
     @field_validator("milestone_percents")

@@ -143,7 +143,7 @@ async def test_the_csv_upload_has_a_larger_allowance(
     client: httpx.AsyncClient, db: AsyncSession, admin_headers: dict[str, str]
 ) -> None:
     petition = await make_petition(db)
-    rows = b"".join(b"Signer %d,,BD,1212\n" % i for i in range(150_000))  # about 3 MB
+    rows = b"Nasrin Akter,,BD,1212\n" * 150_000  # about 3 MB
     assert len(rows) > 2 * MiB
     response = await client.post(
         f"/v1/petitions/{petition.slug}/imports",

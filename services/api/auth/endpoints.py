@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import Form, Request, Response
+from fastapi import Form, Request
 from pydantic import BaseModel, Field
 
-from services.api.deps import CurrentPrincipal, LoginLimiterDep, SessionDep, SettingsDep
+from services.api.deps import CurrentPrincipal, LoginLimiterDep, SessionDep, SettingsDep, client_address
+from services.api.headers import NoStore
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
 from services.core.errors import Forbidden, InvalidCredentials, InvalidToken, RateLimited, Unauthenticated
@@ -15,10 +16,8 @@ from services.core.users import service as users_service
 from services.core.users.errors import IncorrectPassword
 from services.core.users.schemas import PasswordChange, RefreshRequest, TokenResponse, UserRead
 
-router = make_router(prefix="/v1", tags=["auth"])
-
-# RFC 6749 §5.1: token responses must not be cached.
-_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+# Every answer holds tokens or the user's own data: none is cached (RFC 6749 §5.1 for tokens).
+router = make_router(prefix="/v1", tags=["auth"], dependencies=[NoStore])
 
 
 class TokenRequest(BaseModel):
@@ -30,7 +29,7 @@ class TokenRequest(BaseModel):
 
 
 def _client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    return client_address(request) or "unknown"
 
 
 @router.post(
@@ -41,7 +40,6 @@ def _client_address(request: Request) -> str:
 )
 async def create_token(
     request: Request,
-    response: Response,
     session: SessionDep,
     settings: SettingsDep,
     limiter: LoginLimiterDep,
@@ -53,7 +51,6 @@ async def create_token(
     (`LOOM_LOGIN_RATE_LIMIT`); over the limit the answer is a `rate-limited` problem with `Retry-After`."""
     await limiter.hit("login", form.username.strip().lower(), _client_address(request))
     user = await users_service.authenticate(session, form.username, form.password)
-    response.headers.update(_NO_STORE)
     return users_service.issue_tokens(settings, user)
 
 
@@ -63,14 +60,11 @@ async def create_token(
     response_model=TokenResponse,
     responses=problem_responses(InvalidToken),
 )
-async def refresh_token(
-    body: RefreshRequest, response: Response, session: SessionDep, settings: SettingsDep
-) -> TokenResponse:
+async def refresh_token(body: RefreshRequest, session: SessionDep, settings: SettingsDep) -> TokenResponse:
     """Returns a new access token and a new refresh token. A refresh token stops working when it
     expires or when its user is signed out everywhere (password change or reset, role or organisation
     change, deactivation)."""
     tokens = await users_service.refresh_tokens(session, settings, body.refresh_token)
-    response.headers.update(_NO_STORE)
     return tokens
 
 
@@ -95,7 +89,6 @@ async def get_me(principal: CurrentPrincipal, session: SessionDep) -> UserRead:
 async def change_my_password(
     body: PasswordChange,
     request: Request,
-    response: Response,
     principal: CurrentPrincipal,
     session: SessionDep,
     settings: SettingsDep,
@@ -106,5 +99,4 @@ async def change_my_password(
     user_id = users_service.signed_in_user_id(principal)
     await limiter.hit("password", str(user_id), _client_address(request))
     user = await users_service.change_own_password(session, user_id, body.current_password, body.new_password)
-    response.headers.update(_NO_STORE)
     return users_service.issue_tokens(settings, user)

@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import Path, Query, Response, status
 
 from services.api.deps import AdminOnly, PaginationDep, SessionDep, SettingsDep
+from services.api.headers import NoStore
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
 from services.core.campaigns.errors import PartnerOrganisationNotFound, PetitionNotFound
@@ -60,6 +61,7 @@ async def list_integrations(
     status_code=status.HTTP_201_CREATED,
     response_model=IntegrationWithSecret,
     responses=problem_responses(*_AUTH, PetitionNotFound, PartnerOrganisationNotFound),
+    dependencies=[NoStore],
 )
 async def create_integration(
     session: SessionDep, principal: AdminOnly, body: IntegrationCreate, response: Response
@@ -120,6 +122,7 @@ async def deactivate_integration(
     summary="Rotate an integration's secret",
     response_model=IntegrationWithSecret,
     responses=problem_responses(*_AUTH, IntegrationNotFound),
+    dependencies=[NoStore],
 )
 async def rotate_secret(
     session: SessionDep, principal: AdminOnly, settings: SettingsDep, integration_id: IntegrationId

@@ -9,6 +9,7 @@ from fastapi import Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
 from services.api.deps import SessionDep, SettingsDep, StaffOnly
+from services.api.headers import html_page
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
 from services.core.campaigns.errors import PetitionNotFound
@@ -48,6 +49,7 @@ async def list_templates(principal: StaffOnly) -> list[previews.TemplateKind]:
             "description": "The preview (JSON), or its HTML part with `format=html`.",
         },
     },
+    dependencies=[html_page(inline_styles=True, images=True)],  # the HTML part is a page on this origin
 )
 async def preview_template(
     kind: Annotated[str, Path(max_length=40, description="The template's kind, e.g. `confirmation`.")],

@@ -7,6 +7,8 @@ any campaign site exists (``LOOM_CONFIRM_URL`` and ``LOOM_UNSUBSCRIBE_URL`` poin
   ``POST /v1/unsubscribe`` does).
 
 A GET never changes anything: mail scanners follow links. They are not part of the API's OpenAPI.
+They answer with a Content-Security-Policy that allows only their own style (no script at all), may not be
+framed, send no referrer and are not cached.
 """
 
 from __future__ import annotations
@@ -18,42 +20,45 @@ from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
 from services.api.deps import SessionDep, SettingsDep
+from services.api.headers import html_page
 from services.api.routing import router as make_router
 from services.core.errors import LoomError
 from services.core.mail import unsubscribe
 from services.core.signatures import confirmation
 
-router = make_router(include_in_schema=False)
+# The pages' only style, allowed by its hash in their Content-Security-Policy (no inline style attributes).
+STYLE = (
+    "body{font-family:Helvetica,Arial,sans-serif;max-width:560px;margin:48px auto;padding:0 16px;"
+    "line-height:1.5;color:#1a1a1a}h1{font-size:24px}button{padding:12px 20px;background:#b3261e;color:#fff;"
+    "border:none;border-radius:4px;font-size:16px;font-weight:bold;cursor:pointer}"
+)
+# Their URLs hold tokens: a restrictive CSP, no framing (a hidden frame could make the button click
+# itself: clickjacking), no referrer, no cache (services/api/headers.py).
+router = make_router(include_in_schema=False, dependencies=[html_page(styles=[STYLE])])
 
 TokenQuery = Annotated[str, Query(min_length=1, max_length=2000)]
 TokenForm = Annotated[str, Form(min_length=1, max_length=2000)]
 
 _PAGE = Markup(
     '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-    '<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title></head>'
-    '<body style="font-family:Helvetica,Arial,sans-serif;max-width:560px;margin:48px auto;padding:0 16px;'
-    'line-height:1.5;color:#1a1a1a"><h1 style="font-size:24px">{title}</h1>{body}</body></html>\n'
+    '<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>'
+    "<style>{style}</style></head><body><h1>{title}</h1>{body}</body></html>\n"
 )
-_BUTTON = (
-    "padding:12px 20px;background:#b3261e;color:#fff;border:none;border-radius:4px;font-size:16px;"
-    "font-weight:bold;cursor:pointer"
-)
+
+
+_STYLE = Markup(STYLE)  # noqa: S704 - a constant
 
 
 def _page(title: str, body: Markup, status_code: int = 200) -> HTMLResponse:
-    return HTMLResponse(
-        _PAGE.format(title=title, body=body),
-        status_code=status_code,
-        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
-    )
+    return HTMLResponse(_PAGE.format(title=title, body=body, style=_STYLE), status_code=status_code)
 
 
 def _form(action: str, token: str, label: str, text: str) -> Markup:
     return Markup(
         '<p>{text}</p><form method="post" action="{action}">'
         '<input type="hidden" name="token" value="{token}">'
-        '<button type="submit" style="{style}">{label}</button></form>'
-    ).format(text=text, action=action, token=token, style=_BUTTON, label=label)
+        '<button type="submit">{label}</button></form>'
+    ).format(text=text, action=action, token=token, label=label)
 
 
 def _problem(error: LoomError) -> HTMLResponse:

@@ -4,22 +4,25 @@
 - ``/readyz`` answers 200 when PostgreSQL and Redis answer and the database is at the code's migration
   head, else 503 with a problem naming what is not ready. Each check is bounded by a short timeout.
 - ``/metrics`` is the Prometheus exposition; its gauges are read at scrape time and a failed read
-  never fails the scrape.
+  never fails the scrape. With ``LOOM_METRICS_TOKEN`` set it needs ``Authorization: Bearer <token>``.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import hmac
+from typing import Annotated, Literal
 
-from fastapi import Request, Response
+from fastapi import Depends, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
+from services.api.deps import SettingsDep
 from services.api.ops import checks
 from services.api.ops.checks import CheckResult
 from services.api.ops.metrics import Metrics
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
-from services.core.errors import ServiceUnavailable
+from services.core.errors import ServiceUnavailable, Unauthenticated
 
 router = make_router(tags=["ops"])
 
@@ -29,6 +32,31 @@ NO_STORE = {"Cache-Control": "no-store"}
 class NotReady(ServiceUnavailable):
     code = "not-ready"
     title = "Not ready"
+
+
+class MetricsTokenInvalid(Unauthenticated):
+    code = "metrics-token-invalid"
+    title = "The metrics need the metrics token"
+
+
+_metrics_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="MetricsToken",
+    description="`LOOM_METRICS_TOKEN`, when it is set.",
+)
+
+
+async def metrics_access(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_metrics_bearer)],
+) -> None:
+    """Open unless ``LOOM_METRICS_TOKEN`` is set; then only that bearer token (compared in constant time)."""
+    expected = settings.metrics_token
+    if expected is None:
+        return
+    sent = credentials.credentials if credentials else ""
+    if not hmac.compare_digest(sent.encode(), expected.get_secret_value().encode()):
+        raise MetricsTokenInvalid("Send Authorization: Bearer <LOOM_METRICS_TOKEN>.")
 
 
 class Health(BaseModel):
@@ -79,13 +107,16 @@ async def readyz(request: Request, response: Response) -> Readiness:
         200: {
             "description": "The Prometheus text exposition (OpenMetrics when asked for in `Accept`).",
             "content": {"text/plain": {"schema": {"type": "string"}}},
-        }
+        },
+        **problem_responses(MetricsTokenInvalid),
     },
+    dependencies=[Depends(metrics_access)],
 )
 async def metrics(request: Request) -> Response:
     """Request counts and latencies by route template, method and status; outbox backlog; queue depth.
     The gauges are read now; when a source cannot be read its gauge is NaN and
-    `loom_metrics_read_ok{source=…}` is 0."""
+    `loom_metrics_read_ok{source=…}` is 0. With `LOOM_METRICS_TOKEN` set, send it as a bearer token
+    (else 401 `metrics-token-invalid`)."""
     registry: Metrics = request.app.state.metrics
     await registry.refresh(request.app.state)
     body, content_type = registry.render(request.headers.get("accept"))

@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import Path, Query, Request, Response, status
 from sqlalchemy.exc import DBAPIError
 
-from services.api.deps import SessionDep, SettingsDep
+from services.api.deps import SessionDep, SettingsDep, client_address
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
 from services.core.campaigns.errors import PetitionClosed, PetitionNotFound
@@ -60,7 +60,7 @@ async def sign_petition(petition: PetitionRefParam, body: SignatureIn, request: 
     a short time get 429 with `Retry-After`."""
     state = request.app.state
     settings = state.settings
-    address = request.client.host if request.client else None
+    address = client_address(request)
     address_hash = signing.ip_hash(settings, address)
     limits = state.signing_limits
     if address_hash is not None:

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 from services.api.deps import AdminOnly, SessionDep
+from services.api.headers import NoStore
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
 from services.core.errors import Forbidden, InvalidToken, Unauthenticated
 from services.core.signatures import privacy
 from services.core.signatures.errors import InvalidSignature
 
-router = make_router()
+router = make_router(dependencies=[NoStore])  # a person's data
 
 _AUTH = (Unauthenticated, InvalidToken, Forbidden)
 

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Query
 
 from services.api.deps import PaginationDep, SessionDep, require_roles
+from services.api.headers import NoStore
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
 from services.core.campaigns.errors import PetitionNotFound
@@ -20,7 +21,7 @@ from services.core.signatures.models import ReviewResolution
 from services.core.users.models import Role
 from services.core.users.security import Principal
 
-router = make_router()
+router = make_router(dependencies=[NoStore])  # signers' names and postal codes
 
 Reviewer = Annotated[Principal, Depends(require_roles(Role.admin, Role.coordinator, Role.campaigner))]
 

@@ -7,19 +7,19 @@ organisation collected); API keys with ``signatures:read``. Invalidations: admin
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request, status
 from fastapi.responses import StreamingResponse
 
 from services.api.deps import PaginationDep, SessionDep, require_roles
+from services.api.headers import NoStore
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
 from services.core.campaigns.errors import PetitionNotFound
 from services.core.errors import Forbidden, Unauthenticated
 from services.core.network.schemas import CountryCode, Slug
-from services.core.schemas import SearchText
+from services.core.schemas import Instant, SearchText
 from services.core.signatures import staff
 from services.core.signatures.models import Channel, SignatureState
 from services.core.signatures.schemas import (
@@ -33,7 +33,7 @@ from services.core.users.models import Role
 from services.core.users.scopes import Scope
 from services.core.users.security import Principal
 
-router = make_router()
+router = make_router(dependencies=[NoStore])  # signers' data, and filters by address hash
 
 PetitionRefParam = Annotated[str, Path(description="The petition's id or slug.")]
 
@@ -57,8 +57,8 @@ async def signature_filters(
     q: Annotated[
         SearchText | None, Query(description="Case-insensitive text contained in the name or email.")
     ] = None,
-    created_after: Annotated[datetime | None, Query(description="Signed at or after (inclusive).")] = None,
-    created_before: Annotated[datetime | None, Query(description="Signed before (exclusive).")] = None,
+    created_after: Annotated[Instant | None, Query(description="Signed at or after (inclusive).")] = None,
+    created_before: Annotated[Instant | None, Query(description="Signed before (exclusive).")] = None,
     invalidated: Annotated[bool | None, Query(description="Only (in)validated signatures.")] = None,
 ) -> staff.SignatureFilters:
     return staff.SignatureFilters(
@@ -127,7 +127,6 @@ async def export_signatures(
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="signatures-{found.slug}.csv"',
-            "Cache-Control": "no-store",
         },
     )
 

@@ -5,17 +5,20 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Query, status
+from fastapi import Query, Request, status
 
-from services.api.deps import AdminOnly, Limit, Offset, SessionDep
+from services.api.deps import AdminOnly, Limit, LoginLimiterDep, Offset, SessionDep, client_address
+from services.api.headers import NoStore
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
-from services.core.errors import Forbidden, Unauthenticated
+from services.core.errors import Forbidden, RateLimited, Unauthenticated
 from services.core.schemas import SearchText
 from services.core.users import service as users_service
 from services.core.users.errors import (
     ApiKeyNotFound,
+    CurrentPasswordRequired,
     EmailTaken,
+    IncorrectPassword,
     InvalidUserData,
     SelfModification,
     UnknownOrganisation,
@@ -34,10 +37,21 @@ from services.core.users.schemas import (
 )
 from services.core.users.scopes import scopes_markdown
 
-users_router = make_router(prefix="/v1/users", tags=["users"])
-api_keys_router = make_router(prefix="/v1/api-keys", tags=["api-keys"])
+# Users are personal data; API keys are credentials: no answer is cached.
+users_router = make_router(prefix="/v1/users", tags=["users"], dependencies=[NoStore])
+api_keys_router = make_router(prefix="/v1/api-keys", tags=["api-keys"], dependencies=[NoStore])
 
 _AUTH_ERRORS = (Unauthenticated, Forbidden)
+# Changes that need the caller's current password (see UserCreate/UserUpdate.current_password).
+_REAUTH_ERRORS = (CurrentPasswordRequired, IncorrectPassword, RateLimited)
+
+
+async def _count_password_attempt(
+    body: UserCreate | UserUpdate, admin: AdminOnly, request: Request, limiter: LoginLimiterDep
+) -> None:
+    """A sent current password is a guess like any other: limited as on `POST /v1/me/password`."""
+    if body.current_password is not None:
+        await limiter.hit("password", str(admin.id), client_address(request) or "unknown")
 
 
 @users_router.get(
@@ -76,12 +90,18 @@ async def list_users(
     summary="Create a user",
     status_code=status.HTTP_201_CREATED,
     response_model=UserRead,
-    responses=problem_responses(*_AUTH_ERRORS, EmailTaken, InvalidUserData, UnknownOrganisation),
+    responses=problem_responses(
+        *_AUTH_ERRORS, *_REAUTH_ERRORS, EmailTaken, InvalidUserData, UnknownOrganisation
+    ),
 )
-async def create_user(body: UserCreate, _: AdminOnly, session: SessionDep) -> UserRead:
+async def create_user(
+    body: UserCreate, admin: AdminOnly, session: SessionDep, request: Request, limiter: LoginLimiterDep
+) -> UserRead:
     """Emails are unique regardless of case (`email-taken`). A partner must have an `organisation_id`;
-    other roles must not (`invalid-user`)."""
-    return UserRead.model_validate(await users_service.create_user(session, body))
+    other roles must not (`invalid-user`). Creating an admin needs your `current_password`
+    (`current-password-required`, `incorrect-password`)."""
+    await _count_password_attempt(body, admin, request, limiter)
+    return UserRead.model_validate(await users_service.create_user(session, admin.id, body))
 
 
 @users_router.get(
@@ -99,15 +119,30 @@ async def get_user(user_id: uuid.UUID, _: AdminOnly, session: SessionDep) -> Use
     summary="Update a user (role, organisation, name, email, active, password reset)",
     response_model=UserRead,
     responses=problem_responses(
-        *_AUTH_ERRORS, UserNotFound, EmailTaken, SelfModification, InvalidUserData, UnknownOrganisation
+        *_AUTH_ERRORS,
+        *_REAUTH_ERRORS,
+        UserNotFound,
+        EmailTaken,
+        SelfModification,
+        InvalidUserData,
+        UnknownOrganisation,
     ),
 )
 async def update_user(
-    user_id: uuid.UUID, body: UserUpdate, admin: AdminOnly, session: SessionDep
+    user_id: uuid.UUID,
+    body: UserUpdate,
+    admin: AdminOnly,
+    session: SessionDep,
+    request: Request,
+    limiter: LoginLimiterDep,
 ) -> UserRead:
     """Changes only the fields sent. Changing the role or organisation, resetting the password or
     deactivating signs the user out everywhere. Admins cannot change their own role or deactivate
-    themselves (`self-modification`)."""
+    themselves (`self-modification`). Your own email or password, another admin's, and making someone
+    an admin need your `current_password` (`current-password-required`, `incorrect-password`): a stolen
+    access token alone cannot take an admin account over for good. Other users' email and password stay
+    an admin's to reset without it."""
+    await _count_password_attempt(body, admin, request, limiter)
     return UserRead.model_validate(await users_service.update_user(session, admin.id, user_id, body))
 
 

@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import Path, Query, Response, status
 
 from services.api.deps import AdminOnly, PaginationDep, SessionDep, SettingsDep
+from services.api.headers import NoStore
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
 from services.core.errors import Forbidden, InvalidToken, Unauthenticated
@@ -70,6 +71,7 @@ async def list_endpoints(
     status_code=status.HTTP_201_CREATED,
     response_model=WebhookEndpointWithSecret,
     responses=problem_responses(*_AUTH, WebhookUrlRefused),
+    dependencies=[NoStore],
 )
 async def create_endpoint(
     session: SessionDep,
@@ -144,6 +146,7 @@ async def delete_endpoint(session: SessionDep, principal: AdminOnly, endpoint_id
     summary="Rotate a webhook endpoint's secret",
     response_model=WebhookEndpointWithSecret,
     responses=problem_responses(*_AUTH, WebhookEndpointNotFound),
+    dependencies=[NoStore],
 )
 async def rotate_secret(
     session: SessionDep, principal: AdminOnly, settings: SettingsDep, endpoint_id: EndpointId

@@ -10,7 +10,8 @@ import langcodes
 
 MAX_TAG_LENGTH = 35
 # language (2 or 3 letters), then script, region, variants… as hyphen-separated alphanumeric subtags.
-_TAG_SHAPE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$")
+TAG_PATTERN = r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$"
+_TAG_SHAPE = re.compile(TAG_PATTERN)
 _MAX_PREFERENCES = 20
 
 

@@ -5,42 +5,56 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from typing_extensions import TypeAliasType
 
-from services.core.campaigns.languages import MAX_TAG_LENGTH, normalise_tag
+from services.core.campaigns.languages import MAX_TAG_LENGTH, TAG_PATTERN, normalise_tag
 from services.core.campaigns.models import CampaignStatus, CountPolicy, PartnerRole
 from services.core.network.schemas import Slug
-from services.core.schemas import Page, no_nul
+from services.core.schemas import NOT_BLANK, Instant, Page, Patch, no_nul
 
-LanguageTag = Annotated[
-    str,
-    AfterValidator(normalise_tag),
-    Field(
-        description="A BCP 47 language tag; stored in its canonical form (`pt-br` → `pt-BR`).",
-        examples=["en", "pt-BR"],
-        min_length=2,
-        max_length=MAX_TAG_LENGTH,
-    ),
-]
+LanguageTag = TypeAliasType(
+    "LanguageTag",
+    Annotated[
+        str,
+        AfterValidator(normalise_tag),
+        Field(
+            description="A BCP 47 language tag of registered subtags; stored in its canonical form "
+            "(`pt-br` → `pt-BR`).",
+            examples=["en", "pt-BR"],
+            min_length=2,
+            max_length=MAX_TAG_LENGTH,
+            json_schema_extra={"pattern": TAG_PATTERN},
+        ),
+    ],
+)
 Title = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300), AfterValidator(no_nul)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=300, pattern=NOT_BLANK),
+    AfterValidator(no_nul),
 ]
 Summary = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2_000), AfterValidator(no_nul)]
 Body = Annotated[str, StringConstraints(max_length=100_000), AfterValidator(no_nul)]
 Demand = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2_000), AfterValidator(no_nul)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=2_000, pattern=NOT_BLANK),
+    AfterValidator(no_nul),
 ]
 CompanyName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(no_nul)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NOT_BLANK),
+    AfterValidator(no_nul),
 ]
 ConsentText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000), AfterValidator(no_nul)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000, pattern=NOT_BLANK),
+    AfterValidator(no_nul),
 ]
 OrganisationRefText = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NOT_BLANK),
     Field(description="The organisation's id or slug.", examples=["sramik-awaaz"]),
 ]
 
@@ -50,7 +64,7 @@ MAX_TARGETS = 100
 MAX_PARTNERS = 500
 
 
-def _canonical_keys(translations: dict[str, Any]) -> dict[str, Any]:
+def canonical_language_keys(translations: dict[str, Any]) -> dict[str, Any]:
     """Language keys in canonical form; two keys naming the same language are refused."""
     result: dict[str, Any] = {}
     for key, value in translations.items():
@@ -79,15 +93,24 @@ class CampaignText(BaseModel):
     body: Body = Field(default="", description="The campaign's page (Markdown).")
 
 
+# Keys of texts by language are checked by `canonical_language_keys`, after the dict is built, so that
+# `pt-br` and `pt-BR` given together are refused rather than merged; the schema gives them a tag's shape.
+LANGUAGE_KEYS: dict[str, Any] = {
+    "propertyNames": {"pattern": TAG_PATTERN, "minLength": 2, "maxLength": MAX_TAG_LENGTH}
+}
+
 CampaignTranslations = Annotated[
     dict[str, CampaignText],
-    AfterValidator(_canonical_keys),
     Field(
         min_length=1,
         max_length=MAX_LANGUAGES,
+        json_schema_extra=LANGUAGE_KEYS,
         description="Texts by BCP 47 language tag; must include the default language.",
         examples=[{"en": {"title": "Pay your workers", "summary": "…", "body": "…"}}],
     ),
+    AfterValidator(
+        canonical_language_keys
+    ),  # after the size limits, which then say minProperties in the schema
 ]
 
 
@@ -130,23 +153,6 @@ class CampaignCreate(BaseModel):
     def _default_present(self) -> CampaignCreate:
         _check_default(self.default_language, self.translations)
         return self
-
-
-class Patch(BaseModel):
-    """A partial update: only the fields sent change; none of them may be ``null``."""
-
-    model_config = ConfigDict(extra="forbid")
-    NULLABLE: ClassVar[frozenset[str]] = frozenset()
-
-    @model_validator(mode="after")
-    def _not_null(self) -> Patch:
-        nulls = sorted(f for f in self.model_fields_set - self.NULLABLE if getattr(self, f) is None)
-        if nulls:
-            raise ValueError(f"these fields cannot be null: {', '.join(nulls)}")
-        return self
-
-    def changes(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.model_fields_set}
 
 
 class CampaignUpdate(Patch):
@@ -230,13 +236,16 @@ class PetitionText(BaseModel):
 
 PetitionTranslations = Annotated[
     dict[str, PetitionText],
-    AfterValidator(_canonical_keys),
     Field(
         min_length=1,
         max_length=MAX_LANGUAGES,
+        json_schema_extra=LANGUAGE_KEYS,
         description="Texts by BCP 47 language tag; must include the default language.",
         examples=[{"en": {"title": "Sign for the workers"}}],
     ),
+    AfterValidator(
+        canonical_language_keys
+    ),  # after the size limits, which then say minProperties in the schema
 ]
 Goal = Annotated[int, Field(ge=1, le=1_000_000_000, description="Signatures aimed for.")]
 
@@ -261,8 +270,10 @@ class PetitionCreate(BaseModel):
         description="`confirmed`: only signatures confirmed by email count; `all_unique`: every unique "
         "signer counts.",
     )
-    opens_at: datetime | None = Field(default=None, description="Signing opens (open now when null).")
-    closes_at: datetime | None = Field(default=None, description="Signing closes (never when null).")
+    opens_at: Instant | None = Field(default=None, description="Signing opens (open now when null).")
+    closes_at: Instant | None = Field(
+        default=None, description="Signing closes, after `opens_at` (never when null)."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> PetitionCreate:
@@ -284,8 +295,8 @@ class PetitionUpdate(Patch):
     consent_text: ConsentText | None = None
     email_required: bool | None = None
     count_policy: CountPolicy | None = None
-    opens_at: datetime | None = None
-    closes_at: datetime | None = None
+    opens_at: Instant | None = None
+    closes_at: Instant | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> PetitionUpdate:

@@ -27,7 +27,7 @@ class IntegrationCreate(BaseModel):
 class IntegrationUpdate(Patch):
     """Fields to change; ``null`` clears the default petition or the organisation."""
 
-    REQUIRED = frozenset({"name", "active"})
+    NULLABLE = frozenset({"default_petition_id", "organisation_id"})
 
     name: Name | None = None
     default_petition_id: uuid.UUID | None = None

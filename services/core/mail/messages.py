@@ -29,6 +29,7 @@ from services.core.mail.models import MessageCategory
 from services.core.mail.queue import NewMessage, queue_many
 from services.core.mail.rendering import TEMPLATES, Rendered, render
 from services.core.signatures import tokens
+from services.core.signatures.names import name_for_mail
 
 if TYPE_CHECKING:
     from services.core.signatures.confirmation import ConfirmationRequest
@@ -48,8 +49,10 @@ def title_in(translations: Mapping[str, Any], language: str, default: str) -> st
 def confirmation_context(
     settings: Settings, *, name: str | None, petition_title: str, campaign_title: str, token: str
 ) -> dict[str, Any]:
+    # The name is the only text from the (unauthenticated) signer in their mail: checked again here, so a
+    # name stored before today's rule is left out rather than carried to whatever address was given.
     return {
-        "name": name,
+        "name": name_for_mail(name),
         "petition_title": petition_title,
         "campaign_title": campaign_title,
         "confirm_url": settings.link(settings.confirm_url, token=token),
@@ -61,7 +64,7 @@ def thank_you_context(
     settings: Settings, *, name: str | None, petition_title: str, campaign_title: str, slug: str
 ) -> dict[str, Any]:
     return {
-        "name": name,
+        "name": name_for_mail(name),
         "petition_title": petition_title,
         "campaign_title": campaign_title,
         "share_url": settings.link(settings.petition_url, slug=slug),

@@ -19,10 +19,13 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
 )
+from typing_extensions import TypeAliasType
 
 from services.core.db.unique import is_uuid
 from services.core.network.models import MembershipStatus, OrganisationKind
 from services.core.schemas import (
+    HTTP_URL_PATTERN,
+    NOT_BLANK,
     Name,
     Page,
     Patch,
@@ -51,27 +54,46 @@ def is_slug(value: str) -> bool:
     return len(value) <= SLUG_MAX_LENGTH and _SLUG_RE.fullmatch(value) is not None
 
 
-CountryCode = Annotated[
-    str,
-    AfterValidator(_country),
-    Field(
-        description="ISO 3166-1 alpha-2 country code; accepted in any case, returned upper-case.",
-        examples=["BD"],
-        min_length=2,
-        max_length=2,
-    ),
-]
-Slug = Annotated[
-    str,
-    StringConstraints(pattern=SLUG_PATTERN, min_length=1, max_length=SLUG_MAX_LENGTH),
-    AfterValidator(_slug),
-    Field(description="Lower-case letters, digits and single hyphens; unique.", examples=["sramik-awaaz"]),
-]
+COUNTRY_CODES = tuple(sorted(country.alpha_2 for country in pycountry.countries))
+CountryCode = TypeAliasType(
+    "CountryCode",
+    Annotated[
+        str,
+        AfterValidator(_country),
+        Field(
+            description="ISO 3166-1 alpha-2 country code; accepted in any case, returned upper-case.",
+            examples=["BD"],
+            min_length=2,
+            max_length=2,
+            json_schema_extra={"enum": list(COUNTRY_CODES)},
+        ),
+    ],
+)
+# What `_slug` refuses, for the JSON schema: a slug that is also an id — 32 hex digits, hyphens between.
+_NOT_AN_ID = r"(?!(?:[0-9a-f]-?){31}[0-9a-f]$)"
+Slug = TypeAliasType(
+    "Slug",
+    Annotated[
+        str,
+        StringConstraints(pattern=SLUG_PATTERN, min_length=1, max_length=SLUG_MAX_LENGTH),
+        AfterValidator(_slug),
+        Field(
+            description="Lower-case letters, digits and single hyphens, not shaped like an id (UUID); "
+            "unique.",
+            examples=["sramik-awaaz"],
+            json_schema_extra={"pattern": "^" + _NOT_AN_ID + SLUG_PATTERN[1:]},
+        ),
+    ],
+)
 ShortText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(no_nul)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NOT_BLANK),
+    AfterValidator(no_nul),
 ]
 RegionText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(no_nul)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NOT_BLANK),
+    AfterValidator(no_nul),
 ]
 LongText = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(no_nul)]
 WEBSITE_MAX_LENGTH = 500
@@ -97,7 +119,7 @@ Website = Annotated[
         description="An http(s) URL; stored normalised.",
         examples=["https://example.org/"],
         max_length=WEBSITE_MAX_LENGTH,
-        json_schema_extra={"format": "uri"},
+        json_schema_extra={"format": "uri", "pattern": HTTP_URL_PATTERN},
     ),
 ]
 
@@ -123,7 +145,7 @@ class OrganisationUpdate(Patch):
     """Fields to change. Partners may only change their own organisation's public fields
     (``PARTNER_FIELDS``); ``status``, ``slug`` and ``joined_on`` are for coordinators and admins."""
 
-    REQUIRED = frozenset({"name", "slug", "kind", "country", "status", "description"})
+    NULLABLE = frozenset({"city", "website", "joined_on"})
     PARTNER_FIELDS: ClassVar[frozenset[str]] = frozenset(
         {"name", "kind", "country", "city", "website", "description"}
     )
@@ -181,7 +203,7 @@ class CoalitionCreate(BaseModel):
 class CoalitionUpdate(Patch):
     """Fields to change. Regional coalitions keep their name, slug and region."""
 
-    REQUIRED = frozenset({"name", "slug", "description"})
+    NULLABLE = frozenset({"region"})
     REGIONAL_FIXED: ClassVar[frozenset[str]] = frozenset({"name", "slug", "region"})
 
     name: Name | None = None

@@ -16,10 +16,11 @@ import logging
 import uuid
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.core.schemas import EMAIL_PATTERN
 from services.core.signatures.errors import InvalidSignature
 from services.core.signatures.identity import InvalidEmail, canonical_email
 from services.core.signatures.models import Channel, SignatureState
@@ -29,7 +30,14 @@ log = logging.getLogger(__name__)
 
 
 class PrivacyRequest(BaseModel):
-    email: str = Field(min_length=1, max_length=320, description="The person's email address.")
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(
+        min_length=1,
+        max_length=320,
+        description="The person's email address.",
+        json_schema_extra={"format": "email", "pattern": EMAIL_PATTERN},
+    )
 
 
 class Erased(BaseModel):

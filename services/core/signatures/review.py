@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -53,6 +53,8 @@ ReviewPage = Page[ReviewRead]
 
 
 class ReviewDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     decision: Literal["duplicate", "distinct"] = Field(
         description="`duplicate`: the same person as the candidate; `distinct`: another person (counted)."
     )

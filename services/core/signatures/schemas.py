@@ -10,8 +10,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from services.core.campaigns.schemas import LanguageTag
 from services.core.network.schemas import CountryCode, Slug
-from services.core.schemas import Name, Page, no_nul
+from services.core.schemas import EMAIL_PATTERN, NOT_BLANK, Instant, Page, no_nul
 from services.core.signatures.identity import InvalidEmail, canonical_email
+from services.core.signatures.names import SignerName
 
 MAX_EMAIL_LENGTH = 320
 
@@ -42,7 +43,7 @@ Email = Annotated[
     StringConstraints(max_length=MAX_EMAIL_LENGTH),
     AfterValidator(no_nul),
     AfterValidator(_email),
-    Field(examples=["jane.doe@example.org"]),
+    Field(examples=["jane.doe@example.org"], json_schema_extra={"format": "email", "pattern": EMAIL_PATTERN}),
 ]
 PostalCode = Annotated[
     str,
@@ -63,7 +64,7 @@ class SignatureFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: Name
+    name: SignerName
     email: Email | None = Field(
         default=None, description="Required unless the petition accepts signatures without email."
     )
@@ -184,31 +185,41 @@ EmailDomain = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=253),
     AfterValidator(no_nul),
     AfterValidator(_email_domain),
-    Field(examples=["example.org"]),
+    Field(examples=["example.org"], json_schema_extra={"format": "idn-hostname"}),
 ]
 IpHash = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9a-f]{1,64}$")]
+
+
+_INVALIDATION_FILTERS = ("email_domain", "ip_hash", "created_after", "created_before", "source")
 
 
 class InvalidationIn(BaseModel):
     """Invalidate the signatures of a petition matching *all* the filters given (at least one)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)] = Field(
-        description="Why: kept with the invalidation.", examples=["Bot wave from a throwaway domain"]
+    model_config = ConfigDict(
+        extra="forbid",
+        # At least one filter, not null: what `_some_filter` checks, said in the schema.
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+                for name in _INVALIDATION_FILTERS
+            ]
+        },
     )
+
+    reason: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000, pattern=NOT_BLANK)
+    ] = Field(description="Why: kept with the invalidation.", examples=["Bot wave from a throwaway domain"])
     email_domain: EmailDomain | None = Field(default=None, description="Signers' email domain (exact).")
     ip_hash: IpHash | None = Field(default=None, description="The keyed hash of the signers' address.")
-    created_after: datetime | None = Field(default=None, description="Signed at or after (inclusive).")
-    created_before: datetime | None = Field(default=None, description="Signed before (exclusive).")
+    created_after: Instant | None = Field(default=None, description="Signed at or after (inclusive).")
+    created_before: Instant | None = Field(default=None, description="Signed before (exclusive).")
     source: Source | None = Field(default=None, description="Exactly this source.")
 
     @model_validator(mode="after")
     def _some_filter(self) -> InvalidationIn:
         if not self.filters():
-            raise ValueError(
-                "give at least one filter: email_domain, ip_hash, created_after, created_before, source"
-            )
+            raise ValueError(f"give at least one filter: {', '.join(_INVALIDATION_FILTERS)}")
         return self
 
     def filters(self) -> dict[str, str]:

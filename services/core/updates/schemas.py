@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, ClassVar
+from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from services.core.campaigns.schemas import LanguageTag
-from services.core.schemas import Patch, no_nul
+from services.core.campaigns.schemas import LANGUAGE_KEYS, canonical_language_keys
+from services.core.schemas import NOT_BLANK, Patch, no_nul
 from services.core.updates.models import BodyFormat, UpdateState
 
 
@@ -20,7 +20,7 @@ def _one_line(value: str) -> str:
 
 Subject = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=250),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=250, pattern=NOT_BLANK),
     AfterValidator(no_nul),
     AfterValidator(_one_line),
 ]
@@ -28,22 +28,28 @@ Body = Annotated[str, StringConstraints(min_length=1, max_length=100_000), After
 
 
 class UpdateText(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     subject: Subject
     body: Body = Field(description="Plain text, or Markdown when the update's `format` is `markdown`.")
 
 
 UpdateContent = Annotated[
-    dict[LanguageTag, UpdateText],
+    dict[str, UpdateText],
     Field(
         min_length=1,
         max_length=60,
+        json_schema_extra=LANGUAGE_KEYS,
         description="Subject and body per language (BCP 47); must include the campaign's default language, "
         "which recipients whose language is missing get.",
     ),
+    AfterValidator(canonical_language_keys),  # `pt-br` and `pt-BR` together are refused, not merged
 ]
 
 
 class UpdateCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     content: UpdateContent
     format: BodyFormat = Field(
         default=BodyFormat.text,
@@ -53,8 +59,6 @@ class UpdateCreate(BaseModel):
 
 
 class UpdateChange(Patch):
-    REQUIRED: ClassVar[frozenset[str]] = frozenset({"content", "format"})
-
     content: UpdateContent | None = None
     format: BodyFormat | None = None
 

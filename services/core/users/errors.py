@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.core.errors import BadRequest, Conflict, LoomError, NotFound
+from services.core.errors import BadRequest, Conflict, Forbidden, LoomError, NotFound
 
 
 class Unprocessable(LoomError):
@@ -48,6 +48,13 @@ class UnknownOrganisation(Unprocessable):
 class IncorrectPassword(BadRequest):
     code = "incorrect-password"
     title = "The current password is incorrect"
+
+
+class CurrentPasswordRequired(Forbidden):
+    """A change that would hand over an admin's power for good, asked without the caller's password."""
+
+    code = "current-password-required"
+    title = "Your current password is required for this change"
 
 
 class SelfModification(Conflict):

@@ -4,36 +4,54 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     EmailStr,
     Field,
     StringConstraints,
     computed_field,
-    model_validator,
 )
 
+from services.core.schemas import EMAIL_PATTERN, NOT_BLANK, Instant, Patch
 from services.core.users.models import Role
 from services.core.users.scopes import Scope
 
 PASSWORD_MIN_LENGTH = 12
 PASSWORD_MAX_LENGTH = 256
 
-Email = Annotated[EmailStr, Field(max_length=320, examples=["organiser@example.org"])]
+Email = Annotated[
+    EmailStr,
+    Field(max_length=320, examples=["organiser@example.org"], json_schema_extra={"pattern": EMAIL_PATTERN}),
+]
 FullName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 NewPassword = Annotated[
     str, StringConstraints(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)
 ]
 _PASSWORD_RULE = f"{PASSWORD_MIN_LENGTH} to {PASSWORD_MAX_LENGTH} characters."
+_REAUTHENTICATION = (
+    "Your own password, needed to create an admin or make someone one, to change an admin's email or "
+    "password, and to change your own: a stolen access token alone cannot take an admin account over."
+)
+
+
+def _current_password() -> Any:
+    return Field(default=None, max_length=PASSWORD_MAX_LENGTH, repr=False, description=_REAUTHENTICATION)
 
 
 class UserCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        # What the service checks, said in the schema: partners belong to an organisation, nobody else does.
+        json_schema_extra={
+            "if": {"properties": {"role": {"const": Role.partner.value}}, "required": ["role"]},
+            "then": {"required": ["organisation_id"], "properties": {"organisation_id": {"type": "string"}}},
+            "else": {"properties": {"organisation_id": {"type": "null"}}},
+        },
+    )
 
     email: Email
     full_name: FullName = ""
@@ -42,16 +60,14 @@ class UserCreate(BaseModel):
         default=None, description="Required for partners (the organisation they act for); null otherwise."
     )
     password: NewPassword = Field(repr=False, description=_PASSWORD_RULE)
+    current_password: str | None = _current_password()
 
 
-_NOT_NULLABLE = ("email", "full_name", "role", "is_active", "password")
-
-
-class UserUpdate(BaseModel):
+class UserUpdate(Patch):
     """Only the fields sent are changed. Changing the password, role or organisation, or deactivating,
     signs the user out everywhere (their refresh tokens stop working)."""
 
-    model_config = ConfigDict(extra="forbid")
+    NULLABLE = frozenset({"organisation_id"})
 
     email: Email | None = None
     full_name: FullName | None = None
@@ -63,13 +79,7 @@ class UserUpdate(BaseModel):
     password: NewPassword | None = Field(
         default=None, repr=False, description=f"Resets the user's password: {_PASSWORD_RULE}"
     )
-
-    @model_validator(mode="after")
-    def _no_null_for_required_fields(self) -> Self:
-        for name in _NOT_NULLABLE:
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
+    current_password: str | None = _current_password()
 
 
 class UserRead(BaseModel):
@@ -129,9 +139,9 @@ def _unique_scopes(value: list[Scope]) -> list[Scope]:
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] = Field(
-        examples=["Action Network webhook"]
-    )
+    name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NOT_BLANK)
+    ] = Field(examples=["Action Network webhook"])
     scopes: Annotated[list[Scope], AfterValidator(_unique_scopes)] = Field(
         min_length=1, description="What the key may do; see the list of scopes in the API description."
     )
@@ -139,8 +149,9 @@ class ApiKeyCreate(BaseModel):
         default=None,
         description="Bind the key to an organisation: it then acts as a partner of it, and only for it.",
     )
-    expires_at: Annotated[AwareDatetime | None, AfterValidator(_future)] = Field(
-        default=None, description="When the key stops working (with a time zone); never if null."
+    expires_at: Annotated[Instant | None, AfterValidator(_future)] = Field(
+        default=None,
+        description="When the key stops working, in the future (with a time zone); never if null.",
     )
 
 

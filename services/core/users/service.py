@@ -21,6 +21,7 @@ from services.core.errors import Forbidden, InvalidCredentials, InvalidToken
 from services.core.users import repository
 from services.core.users.errors import (
     ApiKeyNotFound,
+    CurrentPasswordRequired,
     EmailTaken,
     IncorrectPassword,
     InvalidUserData,
@@ -244,7 +245,23 @@ async def list_users(
     )
 
 
-async def create_user(session: AsyncSession, data: UserCreate) -> User:
+async def _reauthenticate(session: AsyncSession, actor_id: uuid.UUID, current_password: str | None) -> None:
+    """The acting user's own password, for changes that would make an admin's power someone's for good
+    (their own email or password, another admin's, a new admin): a stolen access token is not enough."""
+    if current_password is None:
+        message = "Send your current password (current_password) to make this change."
+        raise CurrentPasswordRequired(
+            message, errors=_field_errors("current_password", message, CurrentPasswordRequired.code)
+        )
+    actor = await get_active_user(session, actor_id)
+    if not await _verify(actor.password_hash, current_password):
+        raise IncorrectPassword()
+
+
+async def create_user(session: AsyncSession, actor_id: uuid.UUID, data: UserCreate) -> User:
+    """Creating an admin needs the acting admin's current password."""
+    if data.role is Role.admin:
+        await _reauthenticate(session, actor_id, data.current_password)
     _check_role_and_organisation(data.role, data.organisation_id)
     await _check_organisation(session, data.organisation_id)
     if await repository.email_in_use(session, data.email):
@@ -277,6 +294,11 @@ async def update_user(
         await _check_organisation(session, organisation_id)
     if user.id == actor_id and (role is not user.role or data.is_active is False):
         raise SelfModification("You cannot change your own role or deactivate yourself; ask another admin.")
+    new_email = data.email is not None and data.email.casefold() != user.email.casefold()
+    credentials = new_email or data.password is not None
+    admin_account = user.id == actor_id or user.role is Role.admin
+    if (credentials and admin_account) or (role is Role.admin and user.role is not Role.admin):
+        await _reauthenticate(session, actor_id, data.current_password)
     if data.email is not None:
         if await repository.email_in_use(session, data.email, except_user=user.id):
             raise EmailTaken()

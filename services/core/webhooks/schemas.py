@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from services.core.schemas import Page, Patch
+from services.core.schemas import HTTP_URL_PATTERN, Page, Patch
 from services.core.webhooks.models import DeliveryState, EventType
 from services.core.webhooks.urls import MAX_URL_LENGTH, check_syntax
 
@@ -26,6 +26,7 @@ WebhookUrl = Annotated[
         description="An http(s) URL without credentials. Hosts resolving to private, loopback, link-local, "
         "multicast or reserved addresses are refused (422 `webhook-url-refused`).",
         examples=["https://crm.example.org/loom-webhooks"],
+        json_schema_extra={"format": "uri", "pattern": HTTP_URL_PATTERN},
     ),
     AfterValidator(check_syntax),
 ]
@@ -49,7 +50,7 @@ class WebhookEndpointUpdate(Patch):
     """Fields to change. ``enabled: true`` turns a disabled endpoint back on (and forgets its failures);
     ``enabled: false`` pauses it (nothing is delivered to it, events meanwhile are not kept for it)."""
 
-    REQUIRED = frozenset({"url", "event_types", "enabled"})
+    NULLABLE = frozenset({"description"})
 
     url: WebhookUrl | None = None
     event_types: EventTypes | None = None

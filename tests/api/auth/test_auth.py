@@ -176,7 +176,9 @@ async def test_refresh_is_refused_after_deactivation_and_role_change(
     headers = auth_headers(settings, admin)
     assert (await client.post(f"/v1/users/{deactivated.id}/deactivate", headers=headers)).status_code == 200
     assert (
-        await client.patch(f"/v1/users/{promoted.id}", json={"role": "admin"}, headers=headers)
+        await client.patch(
+            f"/v1/users/{promoted.id}", json={"role": "admin", "current_password": PASSWORD}, headers=headers
+        )
     ).status_code == 200
     for refresh in (refresh_a, refresh_b):
         assert_problem(

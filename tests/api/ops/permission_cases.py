@@ -1,5 +1,5 @@
-"""Ops endpoints are open: probes and Prometheus scrape without credentials (restrict /metrics at the
-proxy in deployments)."""
+"""Ops endpoints are open to every role: probes and Prometheus scrape without a user's credentials
+(/metrics can require LOOM_METRICS_TOKEN instead: tests/api/ops/test_metrics_token.py)."""
 
 from tests.permissions import EVERYONE, Case
 

@@ -21,7 +21,7 @@ from services.core.signatures.models import Channel, Signature, SignatureState
 from services.core.users.models import Role
 from tests.api.network.helpers import HeadersFor
 from tests.api.signatures.conftest import RunPipeline
-from tests.factories import make_organisation, make_petition
+from tests.factories import make_organisation, make_petition, spelled
 from tests.test_cli import loom
 
 CSV = {"Content-Type": "text/csv"}
@@ -163,7 +163,7 @@ async def test_a_streamed_body_of_20000_rows(
     async def body() -> AsyncIterator[bytes]:
         yield b"name,country,postal_code\n"
         for start in range(0, rows, 500):
-            yield "".join(f"Signer {i},BD,{i}\n" for i in range(start, start + 500)).encode()
+            yield "".join(f"Signer {spelled(i)},BD,{i}\n" for i in range(start, start + 500)).encode()
 
     response = await client.post(
         f"/v1/petitions/{petition.slug}/imports", content=body(), headers={**headers, **CSV}
@@ -231,7 +231,7 @@ def test_the_command_imports_a_file(
     slug, org = cli_petition
     good = tmp_path / "good.csv"
     good.write_text(
-        "name,email,country,postal_code\n" + "".join(f"Signer {i},,BD,{i}\n" for i in range(2500))
+        "name,email,country,postal_code\n" + "".join(f"Signer {spelled(i)},,BD,{i}\n" for i in range(2500))
     )
     result = loom("import-signatures", str(good), "--petition", slug, "--partner", org,
                   database_url=database_url, redis_url=redis_url)  # fmt: skip

@@ -18,7 +18,7 @@ from services.core.integrations.webhooks import generate_secret, sign_webhook
 from services.core.network.models import Organisation
 from services.core.signatures.models import Channel, Signature
 from tests.api.signatures.conftest import RunPipeline
-from tests.factories import make_organisation, make_petition
+from tests.factories import make_organisation, make_petition, spelled
 
 URL = "/v1/webhooks/signatures"
 
@@ -68,7 +68,7 @@ def native(n: int, start: int = 0) -> dict[str, Any]:
         "signatures": [
             {
                 "external_id": f"crm-{i}",
-                "name": f"Signer {i}",
+                "name": f"Signer {spelled(i)}",
                 "email": f"signer{i}@example.org",
                 "country": "BD",
                 "postal_code": "1212",

@@ -102,6 +102,19 @@ async def test_the_default_language_is_required_and_unknown_things_are_404(
     assert missing.json()["code"] == "update-not-found"
 
 
+async def test_one_language_given_twice_is_refused_not_merged(
+    client: httpx.AsyncClient, signers: Signers, headers_for: HeadersFor
+) -> None:
+    """`pt-br` and `pt-BR` are one language: one of the two texts would be dropped without a word."""
+    headers = await headers_for(Role.coordinator)
+    twice = {**CONTENT, "pt-br": CONTENT["es"], "pt-BR": CONTENT["fr"]}
+    response = await client.post(
+        f"/v1/campaigns/{signers.campaign.slug}/updates", json={"content": twice}, headers=headers
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["loc"] == ["body", "content"]
+
+
 async def test_a_test_goes_to_the_callers_own_address_only(
     client: httpx.AsyncClient, db: AsyncSession, settings: Settings, signers: Signers
 ) -> None:

@@ -80,13 +80,15 @@ async def test_create_admin_refuses_bad_input(db: AsyncSession, email: str, pass
 
 async def test_create_user_checks_role_organisation_and_email(db: AsyncSession) -> None:
     organisation = await make_organisation(db)
+    admin = await make_user(db, Role.admin)
     with pytest.raises(InvalidUserData, match="partner user must belong"):
         await service.create_user(
-            db, UserCreate(email="p@example.org", role=Role.partner, password=NEW_PASSWORD)
+            db, admin.id, UserCreate(email="p@example.org", role=Role.partner, password=NEW_PASSWORD)
         )
     with pytest.raises(InvalidUserData, match="Only partner users"):
         await service.create_user(
             db,
+            admin.id,
             UserCreate(
                 email="c@example.org",
                 role=Role.coordinator,
@@ -97,6 +99,7 @@ async def test_create_user_checks_role_organisation_and_email(db: AsyncSession) 
     with pytest.raises(UnknownOrganisation):
         await service.create_user(
             db,
+            admin.id,
             UserCreate(
                 email="p@example.org",
                 role=Role.partner,
@@ -106,6 +109,7 @@ async def test_create_user_checks_role_organisation_and_email(db: AsyncSession) 
         )
     partner = await service.create_user(
         db,
+        admin.id,
         UserCreate(
             email="p@example.org", role=Role.partner, organisation_id=organisation.id, password=NEW_PASSWORD
         ),
@@ -114,7 +118,11 @@ async def test_create_user_checks_role_organisation_and_email(db: AsyncSession) 
     assert verify_password(partner.password_hash, NEW_PASSWORD)
     with pytest.raises(EmailTaken):
         await service.create_user(
-            db, UserCreate(email="P@EXAMPLE.ORG", role=Role.admin, password=NEW_PASSWORD)
+            db,
+            admin.id,
+            UserCreate(
+                email="P@EXAMPLE.ORG", role=Role.admin, password=NEW_PASSWORD, current_password=PASSWORD
+            ),
         )
 
 

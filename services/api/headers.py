@@ -1,0 +1,108 @@
+"""Security headers, set in one place: the outermost ASGI layer, so every response has them — errors, 404s,
+405s and the 500 of an unhandled error included.
+
+- every response: ``X-Content-Type-Options: nosniff``, and ``Strict-Transport-Security`` when
+  ``LOOM_PUBLIC_URL`` is ``https:``;
+- a route's own headers, declared with the route: ``dependencies=[NoStore]`` for answers carrying personal
+  data or credentials (``Cache-Control: no-store``: no browser or proxy keeps a copy), and
+  :func:`html_page` for the built-in HTML pages (a restrictive Content-Security-Policy, no framing, no
+  referrer, no caching). ``LoomRoute`` collects them from its dependencies (``route.response_headers``);
+  this layer sets them on every answer of that route, whatever the endpoint returned.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from fastapi import Depends
+from fastapi.dependencies.models import Dependant
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+class ResponseHeaders:
+    """A route dependency that only declares headers for all the route's answers (it does nothing when
+    called)."""
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        self.headers = dict(headers)
+
+    async def __call__(self) -> None:
+        return None
+
+
+# Pragma too: RFC 6749 §5.1 asks for both on answers holding tokens or credentials.
+NoStore = Depends(ResponseHeaders({"Cache-Control": "no-store", "Pragma": "no-cache"}))
+"""For routes whose answers carry personal data (names, emails, postal codes) or credentials."""
+
+
+def html_page(*, styles: Iterable[str] = (), inline_styles: bool = False, images: bool = False) -> Any:
+    """The headers of an HTML page the API serves (its URL may hold a token): nothing but the page's own
+    ``<style>`` elements (by hash; any inline style with ``inline_styles``, as mail HTML needs) and, with
+    ``images``, https images loads — never a script; its forms post only to this origin; no site may frame
+    it (clickjacking); no link from it reveals its URL; nothing keeps a copy."""
+    hashes = [
+        f"'sha256-{base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()}'" for style in styles
+    ]
+    sources = " ".join(hashes + (["'unsafe-inline'"] if inline_styles else [])) or "'none'"
+    policy = "; ".join(
+        [
+            "default-src 'none'",
+            f"style-src {sources}",
+            *(["img-src https: data:"] if images else []),
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+        ]
+    )
+    return Depends(
+        ResponseHeaders(
+            {
+                "Content-Security-Policy": policy,
+                "X-Frame-Options": "DENY",
+                "Referrer-Policy": "no-referrer",
+                "Cache-Control": "no-store",
+            }
+        )
+    )
+
+
+def declared_headers(dependant: Dependant) -> dict[str, str]:
+    """The headers the ``ResponseHeaders`` among a route's dependencies (at any depth) declare."""
+    headers: dict[str, str] = {}
+    for dependency in dependant.dependencies:
+        headers.update(declared_headers(dependency))
+        if isinstance(dependency.call, ResponseHeaders):
+            headers.update(dependency.call.headers)
+    return headers
+
+
+class SecurityHeaders:
+    """Sets the security headers on every HTTP response (see the module's docstring)."""
+
+    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
+        self.app = app
+        self.always = {"X-Content-Type-Options": "nosniff"} | (
+            {"Strict-Transport-Security": HSTS} if hsts else {}
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                # The route is in the scope once routing found it (404s have none).
+                declared: Mapping[str, str] = getattr(scope.get("route"), "response_headers", None) or {}
+                for name, value in (*declared.items(), *self.always.items()):
+                    headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
