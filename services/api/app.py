@@ -17,6 +17,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from services.api import problems
 from services.api.auth.endpoints import router as auth_router
+from services.api.bodylimit import ALLOWANCE, BodyLimitMiddleware
 from services.api.campaigns.endpoints import router as campaigns_router
 from services.api.headers import SecurityHeaders
 from services.api.integrations.endpoints import router as integrations_router
@@ -35,6 +36,7 @@ from services.api.signatures.webhooks import router as webhooks_router
 from services.api.updates.endpoints import router as updates_router
 from services.api.users.endpoints import router as users_router
 from services.api.webhook_endpoints.endpoints import router as webhook_endpoints_router
+from services.core import jsonbody
 from services.core.config import Settings, get_settings
 from services.core.db.engine import create_engine, create_sessionmaker
 from services.core.embedded import resolve_urls
@@ -180,6 +182,7 @@ def create_app(
             allow_headers=["*"],
             expose_headers=[REQUEST_ID_HEADER],
         )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_middleware(app)  # request ids, access log, metrics: outside the other middleware
     if settings.trusted_proxies:
         # Outermost: the client address every part of the app sees (services.api.deps.client_address).
@@ -219,6 +222,9 @@ def create_app(
     return app
 
 
+VALIDATION = "Validation error: see `errors`."
+
+
 def _problems_in_openapi(schema: dict[str, Any]) -> dict[str, Any]:
     """Every 4xx/5xx response is ``application/problem+json`` with the ``Problem`` schema, including
     FastAPI's automatic 422."""
@@ -232,15 +238,40 @@ def _problems_in_openapi(schema: dict[str, Any]) -> dict[str, Any]:
         components.update(defs)
     for path in schema.get("paths", {}).values():
         for operation in path.values():
+            if "requestBody" in operation:
+                _body_errors_in_openapi(operation)
             for status, response in operation.get("responses", {}).items():
                 if str(status)[:1] not in {"4", "5"}:
                     continue
                 response["content"] = {problems.PROBLEM_MEDIA_TYPE: {"schema": problem_ref}}
-                if str(status) == "422":
-                    response["description"] = "Validation error: see `errors`."
+                if str(status) == "422" and not response.get("description", "").startswith(VALIDATION):
+                    declared = response.get("description", "")  # an endpoint's own 422 problems
+                    response["description"] = VALIDATION + (f" {declared}" if declared[:1] == "`" else "")
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)
     return schema
+
+
+def _body_errors_in_openapi(operation: dict[str, Any]) -> None:
+    """What every operation with a body may answer, whatever its endpoint: 413 past the body size limit,
+    422 for a body that is not UTF-8, not JSON, nested too deeply or holding NUL characters (routing.py)."""
+    responses = operation.setdefault("responses", {})
+    allowance = operation.get(ALLOWANCE)
+    limit = f"{allowance:,} bytes" if allowance else "`LOOM_MAX_BODY_BYTES`, 1 MiB by default"
+    too_large = f"`payload-too-large`: the body is larger than this operation accepts ({limit})"
+    responses["413"] = {"description": too_large}
+    unprocessable = responses.setdefault("422", {"description": ""})
+    declared = unprocessable.get("description", "")
+    # The signature webhook parses its raw body itself and answers `webhook-payload-invalid` instead.
+    if (
+        "application/json" in operation["requestBody"].get("content", {})
+        and "payload-invalid" not in declared
+    ):
+        unprocessable["description"] = (
+            f"{VALIDATION} A body that is not UTF-8, not JSON or nested deeper than {jsonbody.MAX_DEPTH} "
+            "levels is a `json_invalid` error; a NUL character in any string, a `string_nul` error."
+            + (f" {declared}" if declared[:1] == "`" else "")
+        )
 
 
 app = create_app()

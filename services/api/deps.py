@@ -142,10 +142,12 @@ class Pagination:
     offset: int
 
 
-async def pagination(
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")] = 0,
-) -> Pagination:
+# Every list's page parameters: bounded, so no offset reaches PostgreSQL as an out-of-range bigint.
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")]
+
+
+async def pagination(limit: Limit = DEFAULT_LIMIT, offset: Offset = 0) -> Pagination:
     return Pagination(limit=limit, offset=offset)
 
 

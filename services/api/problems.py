@@ -16,7 +16,7 @@ from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.api.middleware import REQUEST_ID_HEADER, route_template
-from services.api.routing import AllowedMethods
+from services.api.routing import AllowedMethods, BodyInvalid
 from services.core.errors import LoomError
 from services.core.logging import scrubbed_traceback
 
@@ -110,12 +110,20 @@ async def _loom_error(request: Request, exc: Exception) -> ProblemResponse:
     )
 
 
+def _message(error: Mapping[str, Any]) -> str:
+    msg = str(error.get("msg", ""))
+    if error.get("type") == "json_invalid":  # say why: not UTF-8, too deep, a NUL, or where the syntax fails
+        reason = (error.get("ctx") or {}).get("error")
+        return f"{msg}: {reason}" if reason else msg
+    return msg
+
+
 async def _validation_error(request: Request, exc: Exception) -> ProblemResponse:
-    assert isinstance(exc, RequestValidationError)
+    assert isinstance(exc, RequestValidationError | BodyInvalid)
     errors = [
         {
             "loc": [str(p) if not isinstance(p, int) else p for p in err.get("loc", ())],
-            "msg": str(err.get("msg", "")),
+            "msg": _message(err),
             "type": str(err.get("type", "")),
         }
         for err in exc.errors()
@@ -167,6 +175,7 @@ async def _unhandled_error(request: Request, exc: Exception) -> ProblemResponse:
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LoomError, _loom_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(BodyInvalid, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unhandled_error)
 

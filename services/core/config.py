@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     public_url: str = "http://127.0.0.1:8000"
     cors_origins: list[str] = []
+    # Largest request body accepted, in bytes (routes that take uploads declare their own allowance).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Reverse proxies (addresses or CIDR networks, JSON list) whose X-Forwarded-For / X-Forwarded-Proto are
     # believed: the client address for per-address limits is then the one they forwarded. None by default:
     # a forwarded header from anyone else is ignored, so rotating it cannot lift a limit.

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Literal
 
 from fastapi import Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 
 from services.api.deps import SessionDep, SettingsDep, StaffOnly
 from services.api.headers import html_page
@@ -96,8 +98,17 @@ async def _token_from_body(request: Request) -> str | None:
     if content_type == "application/json":
         try:
             data = await request.json()
-        except ValueError:
-            return None
+        except json.JSONDecodeError as exc:
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "json_invalid",
+                        "loc": ("body",),
+                        "msg": "JSON decode error",
+                        "ctx": {"error": exc.msg},
+                    }
+                ]
+            ) from None
         value = data.get("token") if isinstance(data, dict) else None
     elif content_type in {"application/x-www-form-urlencoded", "multipart/form-data"}:
         form = await request.form(max_files=0, max_fields=10)

@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
 
+from services.api.bodylimit import body_allowance
 from services.api.deps import SessionDep, require_roles
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
@@ -54,7 +55,8 @@ _CSV_TYPES = frozenset({"text/csv", "application/csv", "text/plain"})
             "required": True,
             "description": "A UTF-8 CSV file with a header line; columns: " + ", ".join(imports.COLUMNS),
             "content": {"text/csv": {"schema": {"type": "string"}}},
-        }
+        },
+        **body_allowance(imports.MAX_UPLOAD_BYTES),
     },
     summary="Import signatures from a CSV file",
 )

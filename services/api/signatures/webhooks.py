@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import Query, Request
 from pydantic import TypeAdapter
 
+from services.api.bodylimit import body_allowance
 from services.api.deps import SessionDep
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
@@ -61,19 +62,28 @@ def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
     return resolve(schema)  # type: ignore[no-any-return]
 
 
-async def _read_body(request: Request) -> bytes:
-    """The raw body, refused with 413 as soon as it grows past ``MAX_BODY_BYTES`` (never read whole)."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > ingest.MAX_BODY_BYTES:
-            raise WebhookBodyTooLarge(f"A delivery is at most {ingest.MAX_BODY_BYTES} bytes.")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 _BODY_SCHEMA = _inlined(TypeAdapter(WebhookBatch | list[ANElement]).json_schema(by_alias=True))
+# Read by verify_webhook, not by FastAPI (whose 422 would replace the Standard Webhooks problems).
+_SIGNATURE_HEADERS = [
+    {
+        "name": "webhook-id",
+        "in": "header",
+        "description": "The message's id, the same on retries.",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "webhook-timestamp",
+        "in": "header",
+        "description": "When it was signed, in Unix seconds.",
+        "schema": {"type": "string", "pattern": "^[0-9]{1,12}$"},
+    },
+    {
+        "name": "webhook-signature",
+        "in": "header",
+        "description": "One or more space-separated `v1,<base64>` signatures.",
+        "schema": {"type": "string"},
+    },
+]
 
 
 @router.post(
@@ -93,7 +103,9 @@ _BODY_SCHEMA = _inlined(TypeAdapter(WebhookBatch | list[ANElement]).json_schema(
     ),
     summary="Deliver signatures from an integration",
     openapi_extra={
-        "requestBody": {"required": True, "content": {"application/json": {"schema": _BODY_SCHEMA}}}
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _BODY_SCHEMA}}},
+        "parameters": _SIGNATURE_HEADERS,
+        **body_allowance(ingest.MAX_BODY_BYTES),
     },
 )
 async def deliver_signatures(
@@ -112,7 +124,7 @@ async def deliver_signatures(
     native item names a `partner`). Every item gets a result: `accepted`, `duplicate` (this integration
     already delivered its external id, or the Action Network `idempotency_key`: nothing stored),
     `invalid` (with `errors`; the valid items are kept) or `ignored`."""
-    body = await _read_body(request)
+    body = await request.body()  # at most MAX_BODY_BYTES: the route's body allowance
     now = datetime.now(UTC)
     found = await session.get(Integration, integration)
     usable = found is not None and found.active

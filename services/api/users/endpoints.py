@@ -7,11 +7,12 @@ from typing import Annotated
 
 from fastapi import Query, Request, status
 
-from services.api.deps import AdminOnly, LoginLimiterDep, SessionDep, client_address
+from services.api.deps import AdminOnly, Limit, LoginLimiterDep, Offset, SessionDep, client_address
 from services.api.headers import NoStore
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
 from services.core.errors import Forbidden, RateLimited, Unauthenticated
+from services.core.schemas import SearchText
 from services.core.users import service as users_service
 from services.core.users.errors import (
     ApiKeyNotFound,
@@ -41,8 +42,6 @@ users_router = make_router(prefix="/v1/users", tags=["users"], dependencies=[NoS
 api_keys_router = make_router(prefix="/v1/api-keys", tags=["api-keys"], dependencies=[NoStore])
 
 _AUTH_ERRORS = (Unauthenticated, Forbidden)
-Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
-Offset = Annotated[int, Query(ge=0, description="How many items to skip.")]
 # Changes that need the caller's current password (see UserCreate/UserUpdate.current_password).
 _REAUTH_ERRORS = (CurrentPasswordRequired, IncorrectPassword, RateLimited)
 
@@ -69,7 +68,7 @@ async def list_users(
     role: Role | None = None,
     organisation_id: uuid.UUID | None = None,
     is_active: bool | None = None,
-    q: Annotated[str | None, Query(max_length=200, description="Part of the email or name.")] = None,
+    q: Annotated[SearchText | None, Query(description="Part of the email or name.")] = None,
 ) -> UserPage:
     """Users ordered by email, with the total number matching the filters."""
     users, total = await users_service.list_users(

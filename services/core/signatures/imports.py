@@ -48,6 +48,8 @@ COLUMNS = ("name", "email", "country", "postal_code", "language", "opt_in", "sou
 REQUIRED_COLUMNS = ("name", "country")
 BATCH_SIZE = 1000
 MAX_ERROR_DETAILS = 1000
+# The largest file the HTTP upload takes (about a million rows; `loom import-signatures` has no limit).
+MAX_UPLOAD_BYTES = 128 * 1024 * 1024
 MAX_LINE_CHARS = 1_000_000  # one record (quoted line breaks included) longer than this is a fatal error
 
 _TRUE = frozenset({"true", "yes", "1", "y"})

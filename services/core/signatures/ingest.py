@@ -15,22 +15,31 @@ Personal data never appears in errors: pydantic's ``input`` is dropped from the 
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.core import jsonbody
 from services.core.campaigns.errors import PetitionClosed
 from services.core.campaigns.models import Campaign, CampaignStatus, Petition
 from services.core.campaigns.schemas import LanguageTag
 from services.core.campaigns.service import ensure_open_for_signing
 from services.core.errors import Conflict, LoomError
 from services.core.integrations.models import Integration
+from services.core.schemas import no_nul
 from services.core.signatures.schemas import SignatureFields
 from services.core.signatures.signing import PreparedSignature
 
@@ -40,6 +49,7 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 ExternalId = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(no_nul),
     Field(description="The integrator's id of this signature: a retry with the same id is not stored twice."),
 ]
 
@@ -294,9 +304,9 @@ def parse(body: bytes) -> tuple[Literal["native", "action_network"], list[_Item]
     if len(body) > MAX_BODY_BYTES:
         raise WebhookBodyTooLarge(f"A delivery is at most {MAX_BODY_BYTES} bytes.")
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise WebhookPayloadInvalid("The body is not JSON.") from None
+        data = jsonbody.loads(body)  # NUL characters are refused per item, like any other bad field
+    except ValueError as exc:
+        raise WebhookPayloadInvalid(f"The body is not JSON: {exc}.") from None
     if isinstance(data, dict) and isinstance(data.get("signatures"), list) and set(data) == {"signatures"}:
         items, kind = data["signatures"], "native"
     elif isinstance(data, list):

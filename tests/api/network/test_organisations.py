@@ -316,8 +316,10 @@ async def test_partners_also_see_their_own_organisation_whatever_its_status(
 
 
 async def test_unknown_or_odd_references_are_404s(client: httpx.AsyncClient) -> None:
-    for ref in (str(uuid.uuid4()), "no-such-org", "Not%20a%20slug", "%00", "x" * 300):
+    for ref in (str(uuid.uuid4()), "no-such-org", "Not%20a%20slug", "x" * 300):
         assert_problem(await client.get(f"/v1/organisations/{ref}"), 404, "organisation-not-found")
+    # A NUL character is refused in every path parameter, like in every query parameter and body.
+    assert_problem(await client.get("/v1/organisations/%00"), 422, "validation-error")
 
 
 # --- filters, search, pages -------------------------------------------------------------------------
