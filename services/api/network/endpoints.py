@@ -46,6 +46,7 @@ from services.core.network.schemas import (
     OrganisationRead,
     OrganisationUpdate,
 )
+from services.core.refs import Ref, RefQuery
 from services.core.schemas import SearchText
 from services.core.users.models import Role
 from services.core.users.security import Principal
@@ -59,8 +60,8 @@ OrganisationWriter = Annotated[
     Principal,
     Depends(require_roles(Role.admin, Role.coordinator, Role.partner, scope=service.WRITE_SCOPE)),
 ]
-OrganisationRef = Annotated[str, Path(description="The organisation's id or slug.")]
-CoalitionRefParam = Annotated[str, Path(description="The coalition's id or slug.")]
+OrganisationRef = Annotated[Ref, Path(description="The organisation's id or slug.")]
+CoalitionRefParam = Annotated[Ref, Path(description="The coalition's id or slug.")]
 
 _AUTH = (Unauthenticated, InvalidToken, Forbidden)
 
@@ -106,7 +107,7 @@ async def list_organisations(
     filters: MemberFilters,
     page: PaginationDep,
     coalition: Annotated[
-        str | None, Query(max_length=100, description="Only members of this coalition (id or slug).")
+        RefQuery | None, Query(description="Only members of this coalition (id or slug).")
     ] = None,
 ) -> OrganisationPage:
     """Organisations ordered by name (then id), so pages never overlap or skip. Anonymous callers and

@@ -19,6 +19,7 @@ from services.api.problems import problem_responses
 from services.api.routing import router as make_router
 from services.core.campaigns.errors import PetitionClosed, PetitionNotFound
 from services.core.errors import RateLimited
+from services.core.refs import Ref
 from services.core.signatures import confirmation, counts, signing
 from services.core.signatures.errors import InvalidSignature
 from services.core.signatures.identity import email_domain
@@ -31,6 +32,7 @@ from services.core.signatures.schemas import (
     SignatureAccepted,
     SignatureIn,
 )
+from services.core.signatures.store import PreparedSignature
 from services.core.signatures.tokens import (
     ConfirmationTokenExpired,
     ConfirmationTokenInvalid,
@@ -39,7 +41,7 @@ from services.core.signatures.tokens import (
 
 router = make_router()
 
-PetitionRefParam = Annotated[str, Path(description="The petition's id or slug.")]
+PetitionRefParam = Annotated[Ref, Path(description="The petition's id or slug.")]
 
 _PENDING = SignatureAccepted(status="pending_confirmation").model_dump_json().encode()
 _RECEIVED = SignatureAccepted(status="received").model_dump_json().encode()
@@ -65,10 +67,10 @@ async def sign_petition(petition: PetitionRefParam, body: SignatureIn, request: 
     limits = state.signing_limits
     if address_hash is not None:
         await limits.ip.hit(address_hash)
-    row = signing.PreparedSignature.of(body)
+    row = PreparedSignature.of(body)
     if row.email_canonical:
         await limits.email_domain.hit(email_domain(row.email_canonical))
-    await limits.petition.hit(petition)
+    await limits.petition.hit(petition.text)
     answer = _PENDING if body.email else _RECEIVED
     if not body.website:  # a filled-in honeypot is a bot: answer as usual, store nothing
         for attempt in (1, 2):
@@ -97,18 +99,20 @@ async def petition_count(petition: PetitionRefParam, request: Request) -> Respon
     state = request.app.state
     memo: counts.CountMemo = state.count_memo
 
+    key = petition.key
+
     async def fetch() -> bytes:
-        body = await counts.cached_body(state.cache, petition)
+        body = await counts.cached_body(state.cache, key)
         if body == counts.HIDDEN:
-            raise PetitionNotFound(f"No petition {petition!r}.")
+            raise PetitionNotFound(f"No petition {petition.text!r}.")
         if body is None:
             async with state.sessionmaker() as session:
                 body = await counts.load(session, state.cache, state.settings, petition)
         return body
 
-    body = memo.get(petition, time.monotonic())
+    body = memo.get(key, time.monotonic())
     if body is None:
-        body = await memo.refresh(petition, fetch)  # one request per petition asks Redis; the others wait
+        body = await memo.refresh(key, fetch)  # one request per petition asks Redis; the others wait
     return Response(body, media_type="application/json", headers={"Cache-Control": "public, max-age=2"})
 
 

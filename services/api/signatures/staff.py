@@ -19,6 +19,7 @@ from services.api.routing import router as make_router
 from services.core.campaigns.errors import PetitionNotFound
 from services.core.errors import Forbidden, Unauthenticated
 from services.core.network.schemas import CountryCode, Slug
+from services.core.refs import Ref
 from services.core.schemas import Instant, SearchText
 from services.core.signatures import staff
 from services.core.signatures.models import Channel, SignatureState
@@ -35,7 +36,7 @@ from services.core.users.security import Principal
 
 router = make_router(dependencies=[NoStore])  # signers' data, and filters by address hash
 
-PetitionRefParam = Annotated[str, Path(description="The petition's id or slug.")]
+PetitionRefParam = Annotated[Ref, Path(description="The petition's id or slug.")]
 
 SignatureReaders = Annotated[
     Principal,

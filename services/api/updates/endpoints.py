@@ -14,6 +14,7 @@ from services.api.routing import router as make_router
 from services.core.campaigns.errors import CampaignNotFound
 from services.core.campaigns.schemas import LanguageTag
 from services.core.errors import Forbidden, InvalidToken, Unauthenticated
+from services.core.refs import Ref
 from services.core.updates import service
 from services.core.updates.errors import (
     NoOwnEmail,
@@ -28,7 +29,7 @@ from services.core.users.security import Principal
 router = make_router()
 
 UpdateEditor = Annotated[Principal, Depends(require_roles(Role.admin, Role.coordinator, Role.campaigner))]
-CampaignRefParam = Annotated[str, Path(description="The campaign's id or slug.")]
+CampaignRefParam = Annotated[Ref, Path(description="The campaign's id or slug.")]
 UpdateParam = Annotated[str, Path(description="The update's id.")]
 
 _AUTH = (Unauthenticated, InvalidToken, Forbidden)

@@ -37,7 +37,6 @@ from services.core.campaigns.errors import (
     InvalidSigningWindow,
     InvalidTransition,
     PartnerOrganisationNotFound,
-    PetitionClosed,
     PetitionNotFound,
 )
 from services.core.campaigns.languages import choose_language
@@ -69,11 +68,12 @@ from services.core.campaigns.schemas import (
     PetitionTranslationsRead,
     PetitionUpdate,
 )
+from services.core.campaigns.window import signing_refusal
 from services.core.db.unique import free_slug, save_unique
 from services.core.errors import Forbidden, Unauthenticated
 from services.core.network import repository as network_repository
 from services.core.network.errors import StaffOnly
-from services.core.network.schemas import SLUG_MAX_LENGTH
+from services.core.refs import SLUG_MAX_LENGTH, Ref
 from services.core.signatures.pipeline import mark_for_recount
 from services.core.users.models import Role
 from services.core.users.scopes import Scope
@@ -205,26 +205,26 @@ async def list_campaigns(
     )
 
 
-async def _campaign(session: AsyncSession, ref: str, *, for_update: bool = False) -> Campaign:
+async def _campaign(session: AsyncSession, ref: Ref, *, for_update: bool = False) -> Campaign:
     campaign = await repository.get_campaign(session, ref, for_update=for_update)
     if campaign is None:
-        raise CampaignNotFound(f"No campaign {ref!r}.")
+        raise CampaignNotFound(f"No campaign {ref.text!r}.")
     return campaign
 
 
 async def _visible_campaign(
-    session: AsyncSession, principal: Principal | None, ref: str, read_scopes: frozenset[str]
+    session: AsyncSession, principal: Principal | None, ref: Ref, read_scopes: frozenset[str]
 ) -> Campaign:
     campaign = await repository.get_campaign(session, ref)
     if campaign is None or (
         campaign.status not in repository.PUBLIC_STATUSES and not sees_everything(principal, read_scopes)
     ):
-        raise CampaignNotFound(f"No campaign {ref!r}.")
+        raise CampaignNotFound(f"No campaign {ref.text!r}.")
     return campaign
 
 
 async def get_campaign(
-    session: AsyncSession, principal: Principal | None, ref: str, languages: Sequence[str]
+    session: AsyncSession, principal: Principal | None, ref: Ref, languages: Sequence[str]
 ) -> CampaignRead:
     """A campaign by id or slug; drafts and archived campaigns are a 404 except to staff."""
     campaign = await _visible_campaign(session, principal, ref, CAMPAIGN_READ_SCOPES)
@@ -232,7 +232,7 @@ async def get_campaign(
 
 
 async def get_campaign_translations(
-    session: AsyncSession, principal: Principal | None, ref: str
+    session: AsyncSession, principal: Principal | None, ref: Ref
 ) -> CampaignTranslationsRead:
     _require_staff(principal, CAMPAIGN_READ_SCOPES)
     campaign = await _campaign(session, ref)
@@ -249,7 +249,7 @@ async def _partner_rows(
     for position, partner in enumerate(partners):
         organisation = await network_repository.get_organisation(session, partner.organisation)
         if organisation is None:
-            raise PartnerOrganisationNotFound(f"No organisation {partner.organisation!r}.")
+            raise PartnerOrganisationNotFound(f"No organisation {partner.organisation.text!r}.")
         if organisation.id in seen:
             raise DuplicatePartner(f"{organisation.slug} is listed twice.")
         seen.add(organisation.id)
@@ -290,7 +290,7 @@ async def create_campaign(
 async def update_campaign(
     session: AsyncSession,
     principal: Principal,
-    ref: str,
+    ref: Ref,
     patch: CampaignUpdate,
     languages: Sequence[str] = (),
 ) -> CampaignRead:
@@ -323,7 +323,7 @@ async def update_campaign(
 async def transition_campaign(
     session: AsyncSession,
     principal: Principal,
-    ref: str,
+    ref: Ref,
     target: CampaignStatus,
     languages: Sequence[str] = (),
     *,
@@ -385,26 +385,6 @@ async def _emit_published(session: AsyncSession, campaign: Campaign) -> None:
 # --- petitions --------------------------------------------------------------------------------------
 
 
-def is_open_for_signing(petition: Petition, now: datetime, campaign: Campaign | None = None) -> bool:
-    if campaign is not None and campaign.status is not CampaignStatus.published:
-        return False
-    if petition.opens_at is not None and now < petition.opens_at:
-        return False
-    return petition.closes_at is None or now < petition.closes_at
-
-
-def ensure_open_for_signing(petition: Petition, now: datetime, campaign: Campaign | None = None) -> None:
-    """Raise ``PetitionClosed`` (409 ``petition-closed``) unless ``petition`` accepts signatures at
-    ``now``: after ``opens_at`` (if set), before ``closes_at`` (if set), and — when its ``campaign`` is
-    given — while the campaign is published."""
-    if campaign is not None and campaign.status is not CampaignStatus.published:
-        raise PetitionClosed(f"The campaign is {campaign.status.value}.")
-    if petition.opens_at is not None and now < petition.opens_at:
-        raise PetitionClosed("The petition is not open yet.", opens_at=petition.opens_at.isoformat())
-    if petition.closes_at is not None and now >= petition.closes_at:
-        raise PetitionClosed("The petition has closed.", closes_at=petition.closes_at.isoformat())
-
-
 def _read_petition(
     petition: Petition, campaign: Campaign, languages: Sequence[str], now: datetime
 ) -> PetitionRead:
@@ -424,7 +404,7 @@ def _read_petition(
         count_policy=petition.count_policy,
         opens_at=petition.opens_at,
         closes_at=petition.closes_at,
-        is_open=is_open_for_signing(petition, now, campaign),
+        is_open=signing_refusal(campaign.status, petition.opens_at, petition.closes_at, now) is None,
         created_at=petition.created_at,
         updated_at=petition.updated_at,
     )
@@ -454,27 +434,27 @@ async def list_petitions(
 
 
 async def _petition(
-    session: AsyncSession, ref: str, *, for_update: bool = False
+    session: AsyncSession, ref: Ref, *, for_update: bool = False
 ) -> tuple[Petition, Campaign]:
     found = await repository.get_petition(session, ref, for_update=for_update)
     if found is None:
-        raise PetitionNotFound(f"No petition {ref!r}.")
+        raise PetitionNotFound(f"No petition {ref.text!r}.")
     return found
 
 
 async def _visible_petition(
-    session: AsyncSession, principal: Principal | None, ref: str
+    session: AsyncSession, principal: Principal | None, ref: Ref
 ) -> tuple[Petition, Campaign]:
     petition, campaign = await _petition(session, ref)
     if campaign.status not in repository.PUBLIC_STATUSES and not sees_everything(
         principal, PETITION_READ_SCOPES
     ):
-        raise PetitionNotFound(f"No petition {ref!r}.")
+        raise PetitionNotFound(f"No petition {ref.text!r}.")
     return petition, campaign
 
 
 async def get_petition(
-    session: AsyncSession, principal: Principal | None, ref: str, languages: Sequence[str]
+    session: AsyncSession, principal: Principal | None, ref: Ref, languages: Sequence[str]
 ) -> PetitionRead:
     """A petition by id or slug; those of draft or archived campaigns are a 404 except to staff."""
     petition, campaign = await _visible_petition(session, principal, ref)
@@ -482,7 +462,7 @@ async def get_petition(
 
 
 async def get_petition_translations(
-    session: AsyncSession, principal: Principal | None, ref: str
+    session: AsyncSession, principal: Principal | None, ref: Ref
 ) -> PetitionTranslationsRead:
     _require_staff(principal, PETITION_READ_SCOPES)
     petition, _ = await _petition(session, ref)
@@ -492,7 +472,7 @@ async def get_petition_translations(
 
 
 async def list_consent_versions(
-    session: AsyncSession, principal: Principal | None, ref: str
+    session: AsyncSession, principal: Principal | None, ref: Ref
 ) -> list[ConsentVersionRead]:
     """Every consent text the petition has had, newest first."""
     _require_staff(principal, PETITION_READ_SCOPES)
@@ -535,7 +515,7 @@ async def create_petition(
 async def update_petition(
     session: AsyncSession,
     principal: Principal,
-    ref: str,
+    ref: Ref,
     patch: PetitionUpdate,
     languages: Sequence[str] = (),
 ) -> PetitionRead:

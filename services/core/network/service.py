@@ -41,7 +41,6 @@ from services.core.network.errors import (
 )
 from services.core.network.models import Coalition, MembershipStatus, Organisation
 from services.core.network.schemas import (
-    SLUG_MAX_LENGTH,
     CoalitionCreate,
     CoalitionFigures,
     CoalitionPage,
@@ -57,6 +56,7 @@ from services.core.network.schemas import (
     OrganisationRead,
     OrganisationUpdate,
 )
+from services.core.refs import SLUG_MAX_LENGTH, Ref
 from services.core.users.models import Role
 from services.core.users.security import Principal
 
@@ -148,14 +148,14 @@ async def list_organisations(
     )
 
 
-async def _visible_organisation(session: AsyncSession, principal: Principal | None, ref: str) -> Organisation:
+async def _visible_organisation(session: AsyncSession, principal: Principal | None, ref: Ref) -> Organisation:
     organisation = await repository.get_organisation(session, ref)
     if organisation is None or not DirectoryView.of(principal).can_see(organisation):
-        raise OrganisationNotFound(f"No organisation {ref!r}.")
+        raise OrganisationNotFound(f"No organisation {ref.text!r}.")
     return organisation
 
 
-async def get_organisation(session: AsyncSession, principal: Principal | None, ref: str) -> OrganisationRead:
+async def get_organisation(session: AsyncSession, principal: Principal | None, ref: Ref) -> OrganisationRead:
     """An organisation by id or slug; non-active ones are hidden (404) from those who may not see them."""
     organisation = await _visible_organisation(session, principal, ref)
     return (await _read_organisations(session, [organisation]))[0]
@@ -173,13 +173,13 @@ async def create_organisation(
 
 
 async def update_organisation(
-    session: AsyncSession, principal: Principal, ref: str, patch: OrganisationUpdate
+    session: AsyncSession, principal: Principal, ref: Ref, patch: OrganisationUpdate
 ) -> OrganisationRead:
     """Coordinators and admins change any field of any organisation; a partner only the public fields
     of its own (403 otherwise)."""
     organisation = await repository.get_organisation(session, ref, for_update=True)
     if organisation is None:
-        raise OrganisationNotFound(f"No organisation {ref!r}.")
+        raise OrganisationNotFound(f"No organisation {ref.text!r}.")
     changes = patch.changes()
     if principal.role not in DIRECTORY_EDITORS:
         if principal.role is not Role.partner or not principal.acts_for(organisation.id):
@@ -199,10 +199,10 @@ async def update_organisation(
 # --- coalitions -------------------------------------------------------------------------------------
 
 
-async def _coalition(session: AsyncSession, ref: str, *, for_update: bool = False) -> Coalition:
+async def _coalition(session: AsyncSession, ref: Ref, *, for_update: bool = False) -> Coalition:
     coalition = await repository.get_coalition(session, ref, for_update=for_update)
     if coalition is None:
-        raise CoalitionNotFound(f"No coalition {ref!r}.")
+        raise CoalitionNotFound(f"No coalition {ref.text!r}.")
     return coalition
 
 
@@ -215,7 +215,7 @@ async def list_coalitions(
     )
 
 
-async def get_coalition(session: AsyncSession, ref: str) -> CoalitionRead:
+async def get_coalition(session: AsyncSession, ref: Ref) -> CoalitionRead:
     return CoalitionRead.model_validate(await _coalition(session, ref))
 
 
@@ -232,7 +232,7 @@ async def create_coalition(
 
 
 async def update_coalition(
-    session: AsyncSession, principal: Principal, ref: str, patch: CoalitionUpdate
+    session: AsyncSession, principal: Principal, ref: Ref, patch: CoalitionUpdate
 ) -> CoalitionRead:
     """Regional coalitions keep their name, slug and region; their description may change."""
     _require_editor(principal)
@@ -255,7 +255,7 @@ async def update_coalition(
     return CoalitionRead.model_validate(coalition)
 
 
-async def delete_coalition(session: AsyncSession, principal: Principal, ref: str) -> None:
+async def delete_coalition(session: AsyncSession, principal: Principal, ref: Ref) -> None:
     """Delete a custom coalition and its memberships (not the organisations)."""
     _require_editor(principal)
     coalition = await _coalition(session, ref, for_update=True)
@@ -268,7 +268,7 @@ async def delete_coalition(session: AsyncSession, principal: Principal, ref: str
 async def list_members(
     session: AsyncSession,
     principal: Principal | None,
-    ref: str,
+    ref: Ref,
     filters: OrganisationFilters,
     *,
     limit: int,
@@ -276,15 +276,15 @@ async def list_members(
 ) -> OrganisationPage:
     coalition = await _coalition(session, ref)
     return await list_organisations(
-        session, principal, replace(filters, coalition=str(coalition.id)), limit=limit, offset=offset
+        session, principal, replace(filters, coalition=Ref.of_id(coalition.id)), limit=limit, offset=offset
     )
 
 
 async def add_member(
     session: AsyncSession,
     principal: Principal,
-    coalition_ref: str,
-    organisation_ref: str,
+    coalition_ref: Ref,
+    organisation_ref: Ref,
     data: MembershipWrite,
 ) -> tuple[MembershipRead, bool]:
     """Make the organisation a member (idempotent); returns the membership and whether it is new."""
@@ -292,7 +292,7 @@ async def add_member(
     coalition = await _coalition(session, coalition_ref)
     organisation = await repository.get_organisation(session, organisation_ref)
     if organisation is None:
-        raise OrganisationNotFound(f"No organisation {organisation_ref!r}.")
+        raise OrganisationNotFound(f"No organisation {organisation_ref.text!r}.")
     membership, created = await repository.upsert_membership(
         session,
         coalition.id,
@@ -304,13 +304,13 @@ async def add_member(
 
 
 async def remove_member(
-    session: AsyncSession, principal: Principal, coalition_ref: str, organisation_ref: str
+    session: AsyncSession, principal: Principal, coalition_ref: Ref, organisation_ref: Ref
 ) -> None:
     _require_editor(principal)
     coalition = await _coalition(session, coalition_ref)
     organisation = await repository.get_organisation(session, organisation_ref)
     if organisation is None:
-        raise OrganisationNotFound(f"No organisation {organisation_ref!r}.")
+        raise OrganisationNotFound(f"No organisation {organisation_ref.text!r}.")
     if not await repository.delete_membership(session, coalition.id, organisation.id):
         raise MembershipNotFound(f"{organisation.slug} is not a member of {coalition.slug}.")
 

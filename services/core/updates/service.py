@@ -39,6 +39,7 @@ from services.core.mail.messages import title_in
 from services.core.mail.models import EmailMessage, MessageCategory, MessageState
 from services.core.mail.queue import NewMessage, queue_many
 from services.core.mail.rendering import render
+from services.core.refs import Ref
 from services.core.signatures.identity import InvalidEmail, canonical_email
 from services.core.updates.errors import (
     NoOwnEmail,
@@ -98,10 +99,10 @@ def update_context(
 # --- reading -------------------------------------------------------------------------------------------
 
 
-async def _campaign(session: AsyncSession, ref: str) -> Campaign:
+async def _campaign(session: AsyncSession, ref: Ref) -> Campaign:
     campaign = await campaigns.get_campaign(session, ref)
     if campaign is None:
-        raise CampaignNotFound(f"No campaign {ref!r}.")
+        raise CampaignNotFound(f"No campaign {ref.text!r}.")
     return campaign
 
 
@@ -162,7 +163,7 @@ async def _fresh(session: AsyncSession, update: CampaignUpdate) -> UpdateRead:
     return _read(update, (await _counts(session, [update.id]))[update.id])
 
 
-async def list_updates(session: AsyncSession, ref: str) -> list[UpdateRead]:
+async def list_updates(session: AsyncSession, ref: Ref) -> list[UpdateRead]:
     """A campaign's updates, newest first."""
     campaign = await _campaign(session, ref)
     updates = (
@@ -176,7 +177,7 @@ async def list_updates(session: AsyncSession, ref: str) -> list[UpdateRead]:
     return [_read(u, counts[u.id]) for u in updates]
 
 
-async def get_update(session: AsyncSession, ref: str, update_id: str) -> UpdateRead:
+async def get_update(session: AsyncSession, ref: Ref, update_id: str) -> UpdateRead:
     campaign = await _campaign(session, ref)
     return await _fresh(session, await _update(session, campaign, update_id))
 
@@ -193,7 +194,7 @@ def _dump(content: Mapping[str, UpdateText], campaign: Campaign) -> dict[str, An
 
 
 async def create_update(
-    session: AsyncSession, principal: Principal, ref: str, body: UpdateCreate
+    session: AsyncSession, principal: Principal, ref: Ref, body: UpdateCreate
 ) -> UpdateRead:
     campaign = await _campaign(session, ref)
     update = CampaignUpdate(
@@ -206,7 +207,7 @@ async def create_update(
     return await _fresh(session, update)
 
 
-async def change_update(session: AsyncSession, ref: str, update_id: str, body: UpdateChange) -> UpdateRead:
+async def change_update(session: AsyncSession, ref: Ref, update_id: str, body: UpdateChange) -> UpdateRead:
     """Only drafts change."""
     campaign = await _campaign(session, ref)
     update = await _update(session, campaign, update_id, for_update=True)
@@ -293,7 +294,7 @@ async def send_test(
     session: AsyncSession,
     settings: Settings,
     principal: Principal,
-    ref: str,
+    ref: Ref,
     update_id: str,
     language: str | None,
 ) -> tuple[uuid.UUID | None, str]:
@@ -322,7 +323,7 @@ async def send_test(
 
 
 async def start_sending(
-    session: AsyncSession, principal: Principal, ref: str, update_id: str, *, now: datetime | None = None
+    session: AsyncSession, principal: Principal, ref: Ref, update_id: str, *, now: datetime | None = None
 ) -> UpdateRead:
     """Draft → sending, and the first batch's job; a second call is a 409."""
     campaign = await _campaign(session, ref)
