@@ -25,11 +25,11 @@ from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
 
+from services.api.deps import request_session
 from services.api.headers import declared_headers
 from services.core import jsonbody, outbox
 
@@ -123,12 +123,12 @@ class LoomRoute(APIRoute):
             try:
                 response = await handler(request)
             except BaseException:
-                session = request.state._state.get("session")
-                if isinstance(session, AsyncSession):
+                session = request_session(request)
+                if session is not None:
                     await session.rollback()
                 raise
-            session = request.state._state.get("session")
-            if isinstance(session, AsyncSession):
+            session = request_session(request)
+            if session is not None:
                 await session.commit()
                 await outbox.publish_after_commit(session, request.app.state.queue)
             return response

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 SLUG_MAX_LENGTH = 100
 _SLUG_RE = re.compile(SLUG_PATTERN)
+_UUID_HEX_DIGITS = 32  # a UUID is never written shorter (the check costs more than this length test)
 
 
 def is_slug(value: str) -> bool:
@@ -60,7 +61,7 @@ class Ref:
 
     @classmethod
     def parse(cls, text: str) -> Ref:
-        if is_uuid(text):
+        if len(text) >= _UUID_HEX_DIGITS and is_uuid(text):
             return cls(text, id=uuid.UUID(text))
         if is_slug(text):
             return cls(text, slug=text)

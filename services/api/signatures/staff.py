@@ -9,10 +9,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Path, Query, Request, status
+from fastapi import Depends, Path, Query, status
 from fastapi.responses import StreamingResponse
 
-from services.api.deps import PaginationDep, SessionDep, require_roles
+from services.api.deps import PaginationDep, SessionDep, SessionmakerDep, require_roles
 from services.api.headers import NoStore
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
@@ -117,14 +117,14 @@ async def export_signatures(
     session: SessionDep,
     principal: SignatureReaders,
     filters: Filters,
-    request: Request,
+    sessionmaker: SessionmakerDep,
 ) -> StreamingResponse:
     """The same signatures and filters as the list, as a CSV file streamed from the database (UTF-8,
     header row first). Partners export only their own signatures. Cells that a spreadsheet would take
     for a formula start with `'`."""
     found, conditions = await staff.prepare_export(session, principal, petition, filters)
     return StreamingResponse(
-        staff.export_csv(request.app.state.sessionmaker, conditions),
+        staff.export_csv(sessionmaker, conditions),
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="signatures-{found.slug}.csv"',
