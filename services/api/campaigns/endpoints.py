@@ -15,7 +15,7 @@ from fastapi import Depends, Header, Path, Query, Response, status
 from services.api.deps import OptionalPrincipal, PaginationDep, SessionDep, require_roles
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
-from services.core.campaigns import service
+from services.core.campaigns import policy, service
 from services.core.campaigns.errors import (
     CampaignArchived,
     CampaignNotFound,
@@ -49,15 +49,13 @@ from services.core.errors import Forbidden, InvalidToken, Unauthenticated
 from services.core.network.errors import StaffOnly
 from services.core.refs import Ref, RefQuery
 from services.core.schemas import SearchText
-from services.core.users.models import Role
 from services.core.users.scopes import Scope
 from services.core.users.security import Principal
 
 router = make_router()
 
-_EDITOR_ROLES = (Role.admin, Role.coordinator, Role.campaigner)
-CampaignEditor = Annotated[Principal, Depends(require_roles(*_EDITOR_ROLES, scope=Scope.campaigns_write))]
-PetitionEditor = Annotated[Principal, Depends(require_roles(*_EDITOR_ROLES, scope=Scope.petitions_write))]
+CampaignEditor = Annotated[Principal, Depends(require_roles(*policy.EDITORS, scope=Scope.campaigns_write))]
+PetitionEditor = Annotated[Principal, Depends(require_roles(*policy.EDITORS, scope=Scope.petitions_write))]
 CampaignRefParam = Annotated[Ref, Path(description="The campaign's id or slug.")]
 PetitionRefParam = Annotated[Ref, Path(description="The petition's id or slug.")]
 

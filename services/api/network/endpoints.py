@@ -18,7 +18,7 @@ from services.api.deps import OptionalPrincipal, PaginationDep, SessionDep, requ
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
 from services.core.errors import Forbidden, InvalidToken, Unauthenticated
-from services.core.network import service
+from services.core.network import policy, service
 from services.core.network.errors import (
     CoalitionNameTaken,
     CoalitionNotFound,
@@ -48,17 +48,15 @@ from services.core.network.schemas import (
 )
 from services.core.refs import Ref, RefQuery
 from services.core.schemas import SearchText
-from services.core.users.models import Role
 from services.core.users.security import Principal
 
 router = make_router()
 
 DirectoryEditor = Annotated[
-    Principal, Depends(require_roles(Role.admin, Role.coordinator, scope=service.WRITE_SCOPE))
+    Principal, Depends(require_roles(*policy.DIRECTORY_EDITORS, scope=policy.WRITE_SCOPE))
 ]
 OrganisationWriter = Annotated[
-    Principal,
-    Depends(require_roles(Role.admin, Role.coordinator, Role.partner, scope=service.WRITE_SCOPE)),
+    Principal, Depends(require_roles(*policy.ORGANISATION_WRITERS, scope=policy.WRITE_SCOPE))
 ]
 OrganisationRef = Annotated[Ref, Path(description="The organisation's id or slug.")]
 CoalitionRefParam = Annotated[Ref, Path(description="The coalition's id or slug.")]

@@ -16,15 +16,14 @@ from services.api.routing import router as make_router
 from services.core.campaigns.errors import PetitionNotFound
 from services.core.errors import Forbidden, InvalidToken, Unauthenticated
 from services.core.refs import RefQuery
-from services.core.signatures import review
+from services.core.signatures import policy, review
 from services.core.signatures.errors import ReviewNotFound
 from services.core.signatures.models import ReviewResolution
-from services.core.users.models import Role
 from services.core.users.security import Principal
 
 router = make_router(dependencies=[NoStore])  # signers' names and postal codes
 
-Reviewer = Annotated[Principal, Depends(require_roles(Role.admin, Role.coordinator, Role.campaigner))]
+Reviewer = Annotated[Principal, Depends(require_roles(*policy.REVIEWERS))]
 
 _AUTH = (Unauthenticated, InvalidToken, Forbidden)
 

@@ -21,7 +21,7 @@ from services.core.errors import Forbidden, Unauthenticated
 from services.core.network.schemas import CountryCode, Slug
 from services.core.refs import Ref
 from services.core.schemas import Instant, SearchText
-from services.core.signatures import staff
+from services.core.signatures import policy, staff
 from services.core.signatures.models import Channel, SignatureState
 from services.core.signatures.schemas import (
     EmailDomain,
@@ -30,7 +30,6 @@ from services.core.signatures.schemas import (
     InvalidationRead,
     StaffSignaturePage,
 )
-from services.core.users.models import Role
 from services.core.users.scopes import Scope
 from services.core.users.security import Principal
 
@@ -38,15 +37,8 @@ router = make_router(dependencies=[NoStore])  # signers' data, and filters by ad
 
 PetitionRefParam = Annotated[Ref, Path(description="The petition's id or slug.")]
 
-SignatureReaders = Annotated[
-    Principal,
-    Depends(
-        require_roles(
-            Role.admin, Role.coordinator, Role.campaigner, Role.partner, scope=Scope.signatures_read
-        )
-    ),
-]
-Invalidators = Annotated[Principal, Depends(require_roles(Role.admin, Role.coordinator))]
+SignatureReaders = Annotated[Principal, Depends(require_roles(*policy.READERS, scope=Scope.signatures_read))]
+Invalidators = Annotated[Principal, Depends(require_roles(*policy.INVALIDATORS))]
 
 
 async def signature_filters(

@@ -13,16 +13,14 @@ from sqlalchemy.orm import InstrumentedAttribute
 from services.core.campaigns.models import (
     Campaign,
     CampaignPartner,
-    CampaignStatus,
     Petition,
     PetitionConsentVersion,
 )
+from services.core.campaigns.policy import PUBLIC_STATUSES
 from services.core.campaigns.schemas import CampaignFilters, PetitionFilters
 from services.core.db.unique import escape_like
 from services.core.network.models import Organisation
 from services.core.refs import Ref
-
-PUBLIC_STATUSES = (CampaignStatus.published, CampaignStatus.closed)
 
 
 def campaign_visibility(all_statuses: bool) -> ColumnElement[bool]:

@@ -40,11 +40,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from services.core.campaigns.errors import CampaignArchived, PartnerOrganisationNotFound, PetitionNotFound
 from services.core.campaigns.models import CampaignStatus
 from services.core.refs import Ref
-from services.core.signatures import store
+from services.core.signatures import policy, store
 from services.core.signatures.errors import InvalidImportFile
 from services.core.signatures.models import Channel
 from services.core.signatures.schemas import SignatureFields
 from services.core.signatures.store import PreparedSignature
+from services.core.users.security import Principal
 
 COLUMNS = ("name", "email", "country", "postal_code", "language", "opt_in", "source")
 REQUIRED_COLUMNS = ("name", "country")
@@ -212,6 +213,15 @@ async def resolve_target(
         if organisation_id is None:
             raise PartnerOrganisationNotFound(f"No organisation {partner.text!r}.")
     return ImportTarget(found.id, found.consent_version, organisation_id)
+
+
+async def resolve_target_for(
+    conn: AsyncSession | AsyncConnection, principal: Principal, petition: Ref, partner: Ref | None
+) -> ImportTarget:
+    """:func:`resolve_target` for a signed-in caller: a partner imports for its own organisation only."""
+    target = await resolve_target(conn, petition, policy.import_partner(principal, partner))
+    policy.ensure_may_import_for(principal, target.organisation_id)
+    return target
 
 
 def _ref(value: Ref | str) -> Ref:

@@ -18,7 +18,7 @@ from typing import NoReturn
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.core.campaigns.errors import PetitionNotFound
-from services.core.campaigns.repository import PUBLIC_STATUSES
+from services.core.campaigns.policy import PUBLIC_STATUSES
 from services.core.campaigns.window import ensure_open_for_signing
 from services.core.config import Settings
 from services.core.refs import Ref

@@ -30,6 +30,7 @@ from services.core.db.unique import escape_like
 from services.core.errors import Conflict, NotFound
 from services.core.network.models import Organisation
 from services.core.refs import Ref
+from services.core.signatures import policy
 from services.core.signatures.identity import InvalidEmail, canonical_email, email_domain
 from services.core.signatures.models import Channel, Signature, SignatureInvalidation, SignatureState
 from services.core.signatures.pipeline import mark_for_recount
@@ -87,7 +88,7 @@ async def staff_petition(session: AsyncSession, principal: Principal, ref: Ref) 
     if found is None:
         raise PetitionNotFound(f"No petition {ref.text!r}.")
     petition, campaign = found
-    if principal.is_partner and campaign.status not in campaigns.PUBLIC_STATUSES:
+    if not policy.may_see_petition(principal, campaign.status):
         raise PetitionNotFound(f"No petition {ref.text!r}.")
     return petition
 
@@ -96,7 +97,7 @@ def _conditions(
     petition_id: uuid.UUID, principal: Principal, filters: SignatureFilters
 ) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = [Signature.petition_id == petition_id]
-    if principal.is_partner:
+    if not policy.sees_all_signatures(principal):
         own = principal.organisation_id
         conditions.append(Signature.organisation_id == own if own is not None else false())
     if filters.state is not None:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.core.campaigns import service, window
+from services.core.campaigns import policy, service, window
 from services.core.campaigns.errors import (
     CampaignNotFound,
     InvalidTransition,
@@ -137,16 +137,16 @@ def test_choose_language() -> None:
 
 
 def test_who_sees_drafts() -> None:
-    scopes = service.CAMPAIGN_READ_SCOPES
-    assert not service.sees_everything(None, scopes)
-    assert not service.sees_everything(principal(Role.partner), scopes)
+    scopes = policy.CAMPAIGN_READ_SCOPES
+    assert not policy.sees_everything(None, scopes)
+    assert not policy.sees_everything(principal(Role.partner), scopes)
     for role in (Role.admin, Role.coordinator, Role.campaigner, Role.case_worker):
-        assert service.sees_everything(principal(role), scopes)
-    assert not service.sees_everything(principal(Role.coordinator, kind="api_key"), scopes)
-    assert service.sees_everything(
+        assert policy.sees_everything(principal(role), scopes)
+    assert not policy.sees_everything(principal(Role.coordinator, kind="api_key"), scopes)
+    assert policy.sees_everything(
         principal(Role.coordinator, kind="api_key", scopes=frozenset({"campaigns:read"})), scopes
     )
-    assert not service.sees_everything(
+    assert not policy.sees_everything(
         principal(Role.partner, kind="api_key", scopes=frozenset({"campaigns:read"})), scopes
     )
 

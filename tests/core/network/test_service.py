@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.core.db.unique import escape_like
 from services.core.errors import Forbidden, Unauthenticated
-from services.core.network import repository, service
+from services.core.network import policy, repository, service
 from services.core.network.errors import (
     FieldNotEditable,
     NotYourOrganisation,
@@ -83,13 +83,13 @@ def test_escape_like(text: str, escaped: str) -> None:
     ],
 )
 def test_directory_views(who: Principal | None, all_statuses: bool, own: uuid.UUID | None) -> None:
-    view = service.DirectoryView.of(who)
+    view = policy.DirectoryView.of(who)
     assert (view.all_statuses, view.own_organisation) == (all_statuses, own)
 
 
 def test_a_partner_sees_its_own_organisation() -> None:
     org = uuid.uuid4()
-    assert service.DirectoryView.of(principal(Role.partner, org=org)) == service.DirectoryView(
+    assert policy.DirectoryView.of(principal(Role.partner, org=org)) == policy.DirectoryView(
         own_organisation=org
     )
 
