@@ -14,7 +14,6 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.integrations.webhooks import generate_secret
@@ -129,12 +128,7 @@ async def update_endpoint(
 
 async def fail_pending(session: AsyncSession, endpoint_id: uuid.UUID, now: datetime, reason: str) -> None:
     """Mark the endpoint's pending deliveries failed (it was disabled)."""
-    await session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.state == DeliveryState.pending)
-        .values(state=DeliveryState.failed, failed_at=now, last_error=reason)
-        .execution_options(synchronize_session=False)
-    )
+    await repository.fail_pending_deliveries(session, endpoint_id, now, reason)
 
 
 async def delete_endpoint(session: AsyncSession, principal: Principal, endpoint_id: uuid.UUID) -> None:
