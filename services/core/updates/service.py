@@ -195,10 +195,11 @@ async def change_update(session: AsyncSession, ref: Ref, update_id: str, body: U
     update = await _update(session, campaign, update_id, for_update=True)
     if update.state != UpdateState.draft:
         raise UpdateAlreadySent()
-    if body.content is not None:
-        update.content = _dump(body.content, campaign)
-    if body.format is not None:
-        update.format = body.format
+    changes = body.changes()
+    if "content" in changes:
+        update.content = _dump(changes["content"], campaign)
+    if "format" in changes:
+        update.format = changes["format"]
     return await _fresh(session, update)
 
 
