@@ -13,14 +13,14 @@ Authorisation in one page:
 - ``require_roles(*roles, scope=...)``: a dependency admitting only those roles; an API key also needs
   ``scope`` (one of ``services.core.users.scopes.Scope``), and without a ``scope`` no API key gets in.
   An API key bound to an organisation acts as a *partner* of it; an unbound key as a *coordinator*.
-- Partners act only for their organisation: endpoints check ``ensure_acts_for(principal, org_id)``.
+- Which roles an endpoint admits, and what a partner may do for its organisation, is each domain's
+  ``services/core/<domain>/policy.py``: endpoints build ``require_roles(*policy.…)`` from it.
 - Ready-made: ``AdminOnly`` (user and API key management), ``StaffOnly`` (admins, coordinators,
-  campaigners, case workers: no partners, no API keys), ``SignedIn`` (any signed-in user, no API keys).
+  campaigners, case workers: no partners, no API keys).
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -203,19 +203,11 @@ def require_roles(
     return check
 
 
-def ensure_acts_for(principal: Principal, organisation_id: uuid.UUID) -> None:
-    """Partners (users and organisation-bound API keys) act only for their own organisation."""
-    principal.ensure_may_act_for(organisation_id)
-
-
-# Every role (partners included); kept for endpoints open to any signed-in user.
-StaffRoles = (Role.admin, Role.coordinator, Role.campaigner, Role.case_worker, Role.partner)
 # The network's own staff: everyone but partners.
 InternalStaffRoles = (Role.admin, Role.coordinator, Role.campaigner, Role.case_worker)
 
 AdminOnly = Annotated[Principal, Depends(require_roles(Role.admin))]
 StaffOnly = Annotated[Principal, Depends(require_roles(*InternalStaffRoles))]
-SignedIn = Annotated[Principal, Depends(require_roles(*StaffRoles))]
 
 
 @dataclass(frozen=True)
