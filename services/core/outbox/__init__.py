@@ -8,7 +8,7 @@
   unreachable the jobs wait: the worker's relay (``services.worker.outbox.relay``) publishes whatever is
   left unpublished.
 
-The queue itself (arq) is known only to ``services.core.jobs``.
+The queue itself (arq) is known only to ``services.core.jobs`` and the worker's runtime.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def enqueue(session: AsyncSession, task: str, **ids: Any) -> uuid.UUID:
 
 
 def pending(session: AsyncSession) -> list[uuid.UUID]:
-    """Ids of the jobs enqueued in this session and not yet handed to ``publish_after_commit``."""
+    """Ids of the jobs enqueued in this session and not yet handed to :func:`publish_pending`."""
     return [job_id for job_id, _, _ in session.info.get(_PENDING_KEY, [])]
 
 
