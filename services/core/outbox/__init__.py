@@ -50,11 +50,6 @@ def enqueue(session: AsyncSession, task: str, **ids: Any) -> uuid.UUID:
     return job.id
 
 
-def pending(session: AsyncSession) -> list[uuid.UUID]:
-    """Ids of the jobs enqueued in this session and not yet handed to :func:`publish_pending`."""
-    return [job_id for job_id, _, _ in session.info.get(_PENDING_KEY, [])]
-
-
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_rolled_back_jobs(session: Session, previous_transaction: SessionTransaction) -> None:
     """A rolled-back unit of work takes its jobs with it (a savepoint rollback does not)."""
