@@ -336,10 +336,10 @@ def mail_list(
 def mail_show(
     number: Annotated[int, typer.Argument(help="1 is the latest message, 2 the one before...")] = 1,
     html: Annotated[bool, typer.Option("--html", help="Print the HTML part instead of the text.")] = False,
-    raw: Annotated[bool, typer.Option("--raw", help="Print the whole message as received.")] = False,
+    as_received: Annotated[bool, typer.Option("--raw", help="Print the whole message as received.")] = False,
 ) -> None:
     """Print a caught message: its headers and text (the latest by default)."""
-    from services.core.mail.catcher import body, caught, mail_dir, read
+    from services.core.mail.catcher import body, caught, mail_dir, raw, read
 
     directory = mail_dir(get_settings().data_dir)
     files = caught(directory)
@@ -347,8 +347,8 @@ def mail_show(
         typer.echo(f"no message {number} in {directory} ({len(files)} caught)", err=True)
         raise typer.Exit(1)
     path = files[number - 1]
-    if raw:
-        typer.echo(path.read_bytes().decode("utf-8", errors="replace"))
+    if as_received:
+        typer.echo(raw(path), nl=False)
         return
     message = read(path)
     for name in ("From", "To", "Subject", "Date", "Message-ID", "List-Unsubscribe"):
