@@ -22,7 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRET = "change-me-in-production"  # noqa: S105 - a known placeholder, refused in production
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SECRET_FILE = "secret_key"
+SECRET_FILE = "secret_key"  # noqa: S105 - the name of the file under LOOM_DATA_DIR, not a secret
 MIN_SECRET_LENGTH = 32  # HS256 wants a key of at least 32 bytes (RFC 7518 §3.2)
 
 
