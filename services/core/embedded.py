@@ -117,13 +117,14 @@ def _exited(pid: int, within: float) -> bool:
         time.sleep(0.02)
 
 
-def _stop_process(pid: int, program: str, sig: signal.Signals, hard: signal.Signals, what: str) -> None:
+def _stop_process(pid: int, marker: Path, sig: signal.Signals, hard: signal.Signals, what: str) -> None:
     """Sends ``sig`` to ``pid`` and waits for it to exit; after ``STOP_SECONDS`` sends ``hard``. Only if
-    ``pid`` still runs ``program``: a server that died leaves its pid to be reused by anything."""
+    ``pid``'s command line names ``marker`` (the server's socket or data directory): a server that died
+    leaves its pid to be reused by any process, another Loom's server included."""
     import psutil
 
     try:
-        if program not in " ".join(psutil.Process(pid).cmdline()):
+        if str(marker) not in " ".join(psutil.Process(pid).cmdline()):
             return
         os.kill(pid, sig)
     except (psutil.Error, ProcessLookupError):
@@ -208,7 +209,7 @@ class EmbeddedRedis:
             if users.leave():
                 pid = self._server_pid()
                 if pid is not None:  # on SIGTERM Redis flushes its append-only file and exits
-                    _stop_process(pid, "redis-server", signal.SIGTERM, signal.SIGKILL, "Redis")
+                    _stop_process(pid, self.socket_path, signal.SIGTERM, signal.SIGKILL, "Redis")
         if self.process is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=0.1)  # reap it if it was ours and has exited
@@ -268,7 +269,7 @@ class EmbeddedPostgres:
             if users.leave():
                 pid = self.server.get_pid()
                 if pid is not None:  # SIGINT: fast shutdown; SIGQUIT: immediate (recovers on next start)
-                    _stop_process(pid, "postgres", signal.SIGINT, signal.SIGQUIT, "PostgreSQL")
+                    _stop_process(pid, self.directory.resolve(), signal.SIGINT, signal.SIGQUIT, "PostgreSQL")
 
 
 _started: dict[str, tuple[EmbeddedPostgres | EmbeddedRedis, str]] = {}
