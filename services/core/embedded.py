@@ -267,9 +267,16 @@ class EmbeddedPostgres:
         users = _Users(self.directory)
         with users.locked():
             if users.leave():
-                pid = self.server.get_pid()
+                pid = self._server_pid()
                 if pid is not None:  # SIGINT: fast shutdown; SIGQUIT: immediate (recovers on next start)
                     _stop_process(pid, self.directory.resolve(), signal.SIGINT, signal.SIGQUIT, "PostgreSQL")
+
+    def _server_pid(self) -> int | None:
+        """The running postmaster's pid: the first line of ``postmaster.pid`` (gone once it stopped)."""
+        try:
+            return int((self.directory / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
 
 
 _started: dict[str, tuple[EmbeddedPostgres | EmbeddedRedis, str]] = {}
