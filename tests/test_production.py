@@ -5,6 +5,7 @@ must neither import them nor the modules wrapping them. Proved with those packag
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -45,7 +46,8 @@ def blocking(tmp_path: Path) -> str:
 def production_env(tmp_path: Path, database_url: str) -> Iterator[dict[str, str]]:
     """A production environment (its own Redis, so its worker takes no other run's jobs), in which the
     development packages cannot be imported."""
-    redis = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="loom-prod-")))  # short: Unix socket paths
+    redis_dir = Path(tempfile.mkdtemp(prefix="loom-prod-"))  # short: Unix socket paths are limited
+    redis = EmbeddedRedis(redis_dir)
     env = {
         k: v
         for k, v in os.environ.items()
@@ -64,6 +66,7 @@ def production_env(tmp_path: Path, database_url: str) -> Iterator[dict[str, str]
     )
     yield env
     redis.stop()
+    shutil.rmtree(redis_dir, ignore_errors=True)
 
 
 def test_the_blocker_blocks(production_env: dict[str, str]) -> None:

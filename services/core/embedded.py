@@ -53,12 +53,12 @@ def _socket_answers_ping(path: Path) -> bool:
 
 
 class _Users:
-    """The Loom processes using one embedded server: a file per process in ``<server dir>.users/``,
-    named by its pid and holding its start time (so a reused pid is not taken for it), changed under an
-    inter-process lock."""
+    """The Loom processes using one embedded server: a file per process in ``directory``, named by its
+    pid and holding its start time (so a reused pid is not taken for it), changed under an inter-process
+    lock."""
 
-    def __init__(self, server_directory: Path) -> None:
-        self.directory = server_directory.with_name(server_directory.name + ".users")
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -154,12 +154,15 @@ class EmbeddedRedis:
     def pid_path(self) -> Path:
         return self.directory / "redis.pid"
 
+    def _users(self) -> _Users:
+        return _Users(self.directory / "users")
+
     @property
     def url(self) -> str:
         return f"unix://{self.socket_path}"
 
     def start(self, *, timeout: float = 20.0) -> str:
-        users = _Users(self.directory)
+        users = self._users()
         with users.locked():
             if not _socket_answers_ping(self.socket_path):
                 self._start_server(timeout)
@@ -204,7 +207,7 @@ class EmbeddedRedis:
             return
         self._joined = False
         atexit.unregister(self.stop)
-        users = _Users(self.directory)
+        users = self._users()
         with users.locked():
             if users.leave():
                 pid = self._server_pid()
@@ -235,7 +238,7 @@ class EmbeddedPostgres:
 
     def start(self, database: str = DATABASE_NAME) -> str:
         self.directory.parent.mkdir(parents=True, exist_ok=True)
-        users = _Users(self.directory)
+        users = self._users()
         with users.locked():
             with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
                 warnings.simplefilter("ignore")
@@ -255,6 +258,10 @@ class EmbeddedPostgres:
     def socket_path(self) -> Path:
         return self.directory / ".s.PGSQL.5432"
 
+    def _users(self) -> _Users:
+        # Next to the data directory, not in it: initdb wants an empty directory.
+        return _Users(self.directory.with_name(self.directory.name + ".users"))
+
     def url(self, database: str = DATABASE_NAME) -> str:
         return f"postgresql+asyncpg://postgres@/{database}?host={self.directory}"
 
@@ -264,7 +271,7 @@ class EmbeddedPostgres:
             return
         self._joined = False
         atexit.unregister(self.stop)
-        users = _Users(self.directory)
+        users = self._users()
         with users.locked():
             if users.leave():
                 pid = self._server_pid()
