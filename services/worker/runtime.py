@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import time
 import uuid
 import warnings
@@ -42,10 +43,11 @@ GRACEFUL_STOP_SECONDS = 8
 _RUNTIME = "loom"
 
 
-def redis_settings(redis_url: str, *, retries: int = 0) -> RedisSettings:
+def redis_settings(redis_url: str) -> RedisSettings:
+    """arq's connection settings: a short timeout and no retries (``run_worker`` retries, naming where)."""
     settings = RedisSettings.from_dsn(redis_url)
     settings.conn_timeout = 2
-    settings.conn_retries = retries
+    settings.conn_retries = 0
     return settings
 
 
@@ -154,7 +156,9 @@ def worker_options(
             )
         ],
         "queue_name": queue_name,
-        "redis_settings": redis_settings(redis_url, retries=5),
+        # No retries inside arq: its messages name localhost:6379 whatever the URL says (a Unix socket,
+        # say); run_worker starts arq again with a growing delay and names the address itself.
+        "redis_settings": redis_settings(redis_url),
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
         "max_jobs": tuning.max_jobs,
@@ -176,13 +180,14 @@ REDIS_RESTART_MAX_SECONDS = 30.0
 _REDIS_LOST: tuple[type[BaseException], ...] = (RedisError, ConnectionError, TimeoutError, OSError)
 
 
-def run_worker(options: dict[str, Any]) -> None:
+def run_worker(options: dict[str, Any], *, redis_address: str = "Redis") -> None:
     """Run a worker in the foreground until SIGINT/SIGTERM (blocking; makes its own event loop).
 
-    arq's worker stops with an exception when it loses Redis. Jobs are idempotent and their state is in
-    PostgreSQL (the outbox), so the worker is simply started again, on a fresh event loop, with a growing
-    delay, until Redis answers; the outbox relay then publishes what was written in the meantime. A
-    signal during the delay stops the process (the default handlers are back once the loop is closed).
+    arq's worker stops with an exception when it loses Redis (or cannot reach it at start). Jobs are
+    idempotent and their state is in PostgreSQL (the outbox), so the worker is simply started again, on a
+    fresh event loop, with a growing delay, until Redis answers; the outbox relay then publishes what was
+    written in the meantime. ``redis_address`` (where the URL points) is named in the log. SIGINT or
+    SIGTERM during the delay ends this function, so the process exits normally.
     """
     delay = REDIS_RESTART_SECONDS
     while True:
@@ -194,15 +199,25 @@ def run_worker(options: dict[str, Any]) -> None:
             worker.run()
             return  # stopped by a signal
         except _REDIS_LOST as exc:
-            log.warning("worker lost Redis (%s); starting again in %.0f s", type(exc).__name__, delay)
+            log.warning(
+                "worker lost Redis at %s (%s); starting again in %.0f s",
+                redis_address,
+                type(exc).__name__,
+                delay,
+            )
         finally:
             _abandon(loop, worker, options)
         if time.monotonic() - started > REDIS_RESTART_MAX_SECONDS:
             delay = REDIS_RESTART_SECONDS  # it had been running fine: a new outage
+        # Closing arq's loop put SIGTERM back to its default (death, skipping exit handlers): while
+        # waiting, it interrupts like SIGINT.
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
             time.sleep(delay)
         except KeyboardInterrupt:
             return
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         delay = min(delay * 2, REDIS_RESTART_MAX_SECONDS)
 
 

@@ -241,6 +241,16 @@ class Step(Enum):
     paused = "paused"  # the server is unreachable or refusing: backing off
 
 
+def _raise_if_cancelled() -> None:
+    """Raise the cancellation that something below swallowed: aiosmtplib waits for replies with
+    ``asyncio.wait_for``, which on Python 3.11 drops a cancellation that lands as the reply arrives. The
+    task still counts it as requested, so the sender stops (the worker's shutdown) instead of sending its
+    whole backlog first."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class Sender:
     def __init__(
         self,
@@ -423,6 +433,7 @@ class Sender:
 
     async def _send_built(self, rows: list[Claimed], deadline: float) -> None:
         for index, row in enumerate(rows):
+            _raise_if_cancelled()
             if index and time.monotonic() > deadline:
                 self.recorder.reschedule(rows[index:])  # the lease is running out: hand them back
                 return
@@ -473,6 +484,7 @@ class Sender:
         it stopped (``worked`` only when ``max_batches`` ran out)."""
         batches = 0
         while max_batches is None or batches < max_batches:
+            _raise_if_cancelled()
             step = await self.step()
             if step is not Step.worked:
                 return step
