@@ -93,7 +93,7 @@ def create_admin(
     ],
 ) -> None:
     """Create an admin user, or make an existing user an active admin with this password (idempotent)."""
-    from services.core.db.engine import create_engine, create_sessionmaker, session_scope
+    from services.core.db.engine import create_engine, create_sessionmaker
     from services.core.errors import LoomError
     from services.core.users.repository import email_in_use
     from services.core.users.service import create_admin as create_admin_user
@@ -104,7 +104,7 @@ def create_admin(
     async def run() -> bool:
         engine = create_engine(settings, database_url)
         try:
-            async with session_scope(create_sessionmaker(engine)) as session:
+            async with create_sessionmaker(engine).begin() as session:
                 existed = await email_in_use(session, email.strip())
                 await create_admin_user(session, email=email, password=password)
                 return not existed
@@ -146,7 +146,7 @@ def import_signatures(
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from services.core.db.engine import create_engine, create_sessionmaker, session_scope
+    from services.core.db.engine import create_engine, create_sessionmaker
     from services.core.errors import LoomError
     from services.core.signatures.imports import ImportProgress, ImportReport, import_csv
 
@@ -173,7 +173,7 @@ def import_signatures(
 
         engine = create_engine(settings, database_url)
         try:
-            async with session_scope(create_sessionmaker(engine)) as session:
+            async with create_sessionmaker(engine).begin() as session:
                 return await import_csv(
                     session,
                     petition,

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from services.core.config import PROJECT_ROOT, SECRET_FILE, Settings
-from services.core.db.engine import create_engine, create_sessionmaker, session_scope
+from services.core.db.engine import create_engine, create_sessionmaker
 from services.core.mail.queue import queue_many
 from tests.mail_helpers import new_message
 
@@ -351,7 +351,7 @@ async def queue_mail(data_dir: Path, count: int) -> None:
     url = f"postgresql+asyncpg://postgres@/loom?host={data_dir / 'postgres'}"
     engine = create_engine(Settings(env="test", secret_key="s" * 40, data_dir=data_dir), url)
     try:
-        async with session_scope(create_sessionmaker(engine)) as session:
+        async with create_sessionmaker(engine).begin() as session:
             await queue_many(session, [new_message(f"backlog{i}@example.org") for i in range(count)])
     finally:
         await engine.dispose()

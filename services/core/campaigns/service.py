@@ -74,7 +74,7 @@ from services.core.errors import Forbidden, Unauthenticated
 from services.core.network import repository as network_repository
 from services.core.network.errors import StaffOnly
 from services.core.network.schemas import SLUG_MAX_LENGTH
-from services.core.signatures.pipeline import mark_for_recount
+from services.core.signatures.recount import mark_for_recount
 from services.core.users.models import Role
 from services.core.users.scopes import Scope
 from services.core.users.security import Principal

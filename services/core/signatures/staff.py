@@ -31,7 +31,7 @@ from services.core.errors import Conflict, NotFound
 from services.core.network.models import Organisation
 from services.core.signatures.identity import InvalidEmail, canonical_email, email_domain
 from services.core.signatures.models import Channel, Signature, SignatureInvalidation, SignatureState
-from services.core.signatures.pipeline import mark_for_recount
+from services.core.signatures.recount import mark_for_recount
 from services.core.signatures.schemas import (
     InvalidationIn,
     InvalidationPage,

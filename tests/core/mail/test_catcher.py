@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.config import PROJECT_ROOT, Settings
 from services.core.mail.catcher import Catcher, caught, mail_dir
-from services.core.mail.sender import Sender
 from services.core.mail.smtp import SmtpConfig
+from services.worker.mail.sender import Sender
 from tests.mail_helpers import enqueue, new_message
 
 LOOM = str(PROJECT_ROOT / ".venv" / "bin" / "loom")

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from services.core.config import Settings
 from services.core.mail.limits import SendLimits
 from services.core.mail.models import MessageCategory, MessageState, Suppression, SuppressionReason
-from services.core.mail.sender import Listener, Sender, Step
 from services.core.mail.smtp import SmtpConfig
+from services.worker.mail.sender import Listener, Sender, Step
 from tests.mail_helpers import enqueue, enqueue_many, make_due, new_message, rows
 from tests.smtp_server import SmtpServer
 
