@@ -32,10 +32,11 @@ run: install ## Run the API and the worker (embedded PostgreSQL/Redis unless con
 test: install ## Run the whole test suite (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set)
 	@$(RUN) pytest $(PYTEST_ARGS)
 
-check: install ## Lint (ruff), types (mypy) and OpenAPI drift
+check: install ## Lint (ruff), types (mypy), layer rules (import-linter) and OpenAPI drift
 	@$(RUN) ruff format --check .
 	@$(RUN) ruff check .
 	@$(RUN) mypy
+	@$(RUN) lint-imports --no-logo --no-cache
 	@$(RUN) loom openapi --check
 
 lint: check ## Alias for check

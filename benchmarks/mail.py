@@ -34,8 +34,8 @@ from services.core.db.engine import async_url, create_engine, create_sessionmake
 from services.core.mail import message as mime
 from services.core.mail.models import MessageCategory
 from services.core.mail.queue import NewMessage, queue_many
-from services.core.mail.sender import Sender, Step
 from services.core.mail.smtp import SmtpConfig
+from services.worker.mail.sender import Sender, Step
 from services.worker.settings import urls
 
 TEXT = (

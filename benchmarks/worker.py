@@ -26,7 +26,8 @@ from services.core import jobs
 from services.core.config import Settings
 from services.core.db import migrate
 from services.core.db.engine import async_url, create_engine, create_sessionmaker
-from services.core.jobs import JobContext, task
+from services.core.outbox.registry import JobContext, task
+from services.worker import runtime
 from services.worker.settings import urls
 
 NOOP = "bench.noop"
@@ -40,7 +41,7 @@ async def noop(ctx: JobContext, n: int) -> None:
 @dataclass(frozen=True)
 class Round:
     name: str
-    tuning: jobs.Tuning
+    tuning: runtime.Tuning
     jobs: int
     seconds: float
 
@@ -51,7 +52,7 @@ class Round:
 
 async def _round(
     name: str,
-    tuning: jobs.Tuning,
+    tuning: runtime.Tuning,
     count: int,
     settings: Settings,
     database_url: str,
@@ -75,7 +76,7 @@ async def _round(
         for start in range(0, count, 200):
             await asyncio.gather(*(queue.publish(i, NOOP, {}) for i in ids[start : start + 200]))
         assert await queue.depth() == count
-        options = jobs.worker_options(
+        options = runtime.worker_options(
             settings,
             database_url=database_url,
             redis_url=redis_url,
@@ -84,7 +85,7 @@ async def _round(
             relay=False,
         )
         started = time.perf_counter()
-        stats = await jobs.drain(options)
+        stats = await runtime.drain(options)
         seconds = time.perf_counter() - started
         async with sessionmaker() as session:
             done = await session.scalar(
@@ -111,8 +112,8 @@ async def run(defaults_jobs: int = 300, tuned_jobs: int = 2000, repeats: int = 2
         await asyncio.to_thread(migrate.upgrade, database_url)
         settings = base.model_copy(update={"database_url": database_url, "redis_url": redis_url})
         plans = [
-            ("arq defaults", jobs.ARQ_DEFAULTS, defaults_jobs),
-            ("Loom tuned", jobs.Tuning.from_settings(settings), tuned_jobs),
+            ("arq defaults", runtime.ARQ_DEFAULTS, defaults_jobs),
+            ("Loom tuned", runtime.Tuning.from_settings(settings), tuned_jobs),
         ]
         best: dict[str, Round] = {}
         for _ in range(repeats):

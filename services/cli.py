@@ -7,6 +7,8 @@ kept under ``LOOM_DATA_DIR`` (started if needed), the same ones ``make run`` use
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import os
 import signal
 import subprocess
@@ -29,11 +31,39 @@ app = typer.Typer(
 
 OPENAPI_PATH = PROJECT_ROOT / "openapi" / "openapi.json"
 
+log = logging.getLogger("services.cli")
+
 
 def _urls(settings: Settings) -> tuple[str, str]:
-    from services.core.embedded import resolve_urls
+    """The configured URLs; the embedded servers' (started if need be) for those not configured."""
+    if settings.database_url and settings.redis_url:
+        return settings.database_url, settings.redis_url
+    from services.core.embedded import EmbeddedUnavailable, resolve_urls  # development only
 
-    return resolve_urls(settings)
+    try:
+        return resolve_urls(settings)
+    except EmbeddedUnavailable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _freeze_heap() -> None:
+    """What a long-running process loaded at start (the app, the tasks, their libraries) lives as long as
+    the process: frozen, the garbage collector leaves it alone, in every collection and at exit, where
+    going through it all took seconds on a busy machine (and held up Ctrl-C on `loom run`)."""
+    gc.collect()
+    gc.freeze()
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM ends this process through Python's exit, as SIGINT does, so its exit handlers run: they
+    stop the embedded servers it started. (uvicorn and arq handle SIGTERM while they run; uvicorn then
+    raises it again, which without this would end the process on the spot.)"""
+
+    def terminate(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
 
 
 @app.command()
@@ -63,7 +93,7 @@ def create_admin(
     ],
 ) -> None:
     """Create an admin user, or make an existing user an active admin with this password (idempotent)."""
-    from services.core.db.engine import create_engine, create_sessionmaker, session_scope
+    from services.core.db.engine import create_engine, create_sessionmaker
     from services.core.errors import LoomError
     from services.core.users.repository import email_in_use
     from services.core.users.service import create_admin as create_admin_user
@@ -74,7 +104,7 @@ def create_admin(
     async def run() -> bool:
         engine = create_engine(settings, database_url)
         try:
-            async with session_scope(create_sessionmaker(engine)) as session:
+            async with create_sessionmaker(engine).begin() as session:
                 existed = await email_in_use(session, email.strip())
                 await create_admin_user(session, email=email, password=password)
                 return not existed
@@ -116,7 +146,7 @@ def import_signatures(
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from services.core.db.engine import create_engine, create_sessionmaker, session_scope
+    from services.core.db.engine import create_engine, create_sessionmaker
     from services.core.errors import LoomError
     from services.core.signatures.imports import ImportProgress, ImportReport, import_csv
 
@@ -143,7 +173,7 @@ def import_signatures(
 
         engine = create_engine(settings, database_url)
         try:
-            async with session_scope(create_sessionmaker(engine)) as session:
+            async with create_sessionmaker(engine).begin() as session:
                 return await import_csv(
                     session,
                     petition,
@@ -184,7 +214,11 @@ def serve(
     import uvicorn
 
     settings = get_settings()
+    _exit_on_sigterm()
     _urls(settings)  # exported to the environment for the app (and uvicorn's workers)
+    import services.api.app  # noqa: F401 - loaded now, to be frozen
+
+    _freeze_heap()
     uvicorn.run(
         "services.api.app:app",
         host=host or settings.api_host,
@@ -209,6 +243,7 @@ def worker(
     from services.worker import settings as worker_settings
 
     settings = get_settings()
+    _exit_on_sigterm()
     _urls(settings)
     if check:
         healthy = asyncio.run(worker_settings.check_health(settings))
@@ -240,6 +275,14 @@ def openapi(
     typer.echo(f"wrote {output}")
 
 
+# `loom run`: a worker that exits is started again after 1 s, 2 s, 4 s … (at most 30 s; back to 1 s once
+# it has run that long). On Ctrl-C the API and the worker get CHILD_STOP_SECONDS to stop before they are
+# killed, so that everything, the embedded servers too, is gone within 5 s.
+WORKER_RESTART_SECONDS = 1.0
+WORKER_RESTART_MAX_SECONDS = 30.0
+CHILD_STOP_SECONDS = 2.0
+
+
 @app.command()
 def run(
     host: Annotated[str | None, typer.Option(help="Interface to bind [LOOM_API_HOST].")] = None,
@@ -247,14 +290,24 @@ def run(
 ) -> None:
     """Development: start embedded servers if needed, migrate, then run the API and the worker together.
 
-    Ctrl-C stops everything this command started.
+    A worker that dies is started again; Ctrl-C stops everything this command started.
     """
     from services.core.db.migrate import upgrade
-    from services.core.embedded import stop_started
+    from services.core.logging import configure_logging
 
     settings = get_settings()
+    configure_logging(settings)
     host = host or settings.api_host
     port = port or settings.api_port
+    catch_mail = settings.smtp_url is None and settings.env is not Environment.production
+    if catch_mail:
+        from services.core.embedded import EmbeddedUnavailable, require_catcher  # development only
+
+        try:
+            require_catcher()
+        except EmbeddedUnavailable as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
     database_url, redis_url = _urls(settings)
     upgrade(database_url)
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
@@ -262,28 +315,28 @@ def run(
     # Links in mail (confirm, unsubscribe) point at this API unless LOOM_PUBLIC_URL says otherwise.
     env.setdefault("LOOM_PUBLIC_URL", f"http://{shown}:{port}")
     catcher = None
-    if settings.smtp_url is None and settings.env is not Environment.production:
-        from services.core.mail.catcher import Catcher, mail_dir
+    if catch_mail:
+        from services.core.mail.catcher import Catcher, mail_dir  # development only
 
         catcher = Catcher(mail_dir(settings.data_dir))
         env["LOOM_SMTP_URL"] = catcher.start()
     loom = [sys.executable, "-m", "services.cli"]
-    # Own sessions, so the terminal's Ctrl-C reaches only this process, which then stops each child
-    # once, with SIGTERM (a second SIGINT would make uvicorn abandon its graceful shutdown).
-    children = [
-        subprocess.Popen(  # noqa: S603
-            [*loom, "serve", "--host", host, "--port", str(port)], env=env, start_new_session=True
-        ),
-        subprocess.Popen([*loom, "worker"], env=env, start_new_session=True),  # noqa: S603
-    ]
+
+    def start(*command: str) -> subprocess.Popen[bytes]:
+        # Own sessions, so the terminal's Ctrl-C reaches only this process, which then stops each child
+        # once, with SIGTERM (a second SIGINT would make uvicorn abandon its graceful shutdown).
+        return subprocess.Popen([*loom, *command], env=env, start_new_session=True)  # noqa: S603
+
+    api = start("serve", "--host", host, "--port", str(port))
+    worker = start("worker")
     typer.echo(
         "\n".join(
             [
                 "",
                 f"  Loom API:          http://{shown}:{port}",
                 f"  Interactive docs:  http://{shown}:{port}/docs",
-                f"  Database:          {_describe(database_url, settings.database_url)}",
-                f"  Redis:             {_describe(redis_url, settings.redis_url)}",
+                f"  Database:          {_describe('PostgreSQL', database_url, settings.database_url)}",
+                f"  Redis:             {_describe('Redis', redis_url, settings.redis_url)}",
                 (
                     f"  Mail:              caught in {catcher.directory} by {catcher.url.split('?')[0]}"
                     " (read it: loom mail show)"
@@ -303,25 +356,57 @@ def run(
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    delay = WORKER_RESTART_SECONDS
+    worker_started = time.monotonic()
+    restart_at: float | None = None
     try:
-        while not stopping and all(child.poll() is None for child in children):
-            time.sleep(0.2)
+        while not stopping and api.poll() is None:
+            now = time.monotonic()
+            if restart_at is None and worker.poll() is not None:
+                if now - worker_started > WORKER_RESTART_MAX_SECONDS:
+                    delay = WORKER_RESTART_SECONDS  # it had been running a while: a new failure
+                log.warning(
+                    "worker exited (%s); starting it again in %.0f s", _exit_status(worker.returncode), delay
+                )
+                restart_at = now + delay
+                delay = min(delay * 2, WORKER_RESTART_MAX_SECONDS)
+            elif restart_at is not None and now >= restart_at:
+                worker = start("worker")
+                worker_started, restart_at = now, None
+            time.sleep(0.1)
+        if not stopping:
+            log.error("API exited (%s); stopping", _exit_status(api.returncode))
     finally:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for child in children:
-            try:
-                child.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.kill()
+        log.info("stopping the API and the worker")
+        _stop_children({"API": api, "worker": worker})
         if catcher is not None:
             catcher.stop()
+        from services.core.embedded import stop_started
+
         stop_started()
-    failed = [child.returncode for child in children if child.returncode not in (0, -15, 143)]
-    if failed and not stopping:
+    if not stopping:
         raise typer.Exit(1)
+
+
+def _exit_status(returncode: int | None) -> str:
+    if returncode is not None and returncode < 0:
+        return f"signal {-returncode}"
+    return f"exit status {returncode}"
+
+
+def _stop_children(children: dict[str, subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to each child still running; those not gone after ``CHILD_STOP_SECONDS`` are killed."""
+    for child in children.values():
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + CHILD_STOP_SECONDS
+    for name, child in children.items():
+        try:
+            child.wait(timeout=max(0.05, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop in %.1f s: killed", name, CHILD_STOP_SECONDS)
+            child.kill()
+            child.wait()
 
 
 mail_app = typer.Typer(
@@ -353,10 +438,10 @@ def mail_list(
 def mail_show(
     number: Annotated[int, typer.Argument(help="1 is the latest message, 2 the one before...")] = 1,
     html: Annotated[bool, typer.Option("--html", help="Print the HTML part instead of the text.")] = False,
-    raw: Annotated[bool, typer.Option("--raw", help="Print the whole message as received.")] = False,
+    as_received: Annotated[bool, typer.Option("--raw", help="Print the whole message as received.")] = False,
 ) -> None:
     """Print a caught message: its headers and text (the latest by default)."""
-    from services.core.mail.catcher import body, caught, mail_dir, read
+    from services.core.mail.catcher import body, caught, mail_dir, raw, read
 
     directory = mail_dir(get_settings().data_dir)
     files = caught(directory)
@@ -364,8 +449,8 @@ def mail_show(
         typer.echo(f"no message {number} in {directory} ({len(files)} caught)", err=True)
         raise typer.Exit(1)
     path = files[number - 1]
-    if raw:
-        typer.echo(path.read_bytes().decode("utf-8", errors="replace"))
+    if as_received:
+        typer.echo(raw(path), nl=False)
         return
     message = read(path)
     for name in ("From", "To", "Subject", "Date", "Message-ID", "List-Unsubscribe"):
@@ -376,19 +461,14 @@ def mail_show(
     typer.echo(body(message, html=html))
 
 
-def _describe(url: str, configured: str | None) -> str:
-    """A URL without its password, for display; embedded servers by where their data is."""
-    from sqlalchemy.engine import make_url
+def _describe(kind: str, url: str, configured: str | None) -> str:
+    """Where a server is, for the banner: the socket or host the URL points at, never a password."""
+    from services.core.addresses import database_address, redis_address
 
+    where = database_address(url) if kind == "PostgreSQL" else redis_address(url)
     if configured is None:
-        kind = "PostgreSQL" if url.startswith("postgres") else "Redis"
-        return f"embedded {kind}, data in {get_settings().data_dir}"
-    if url.startswith("unix://"):
-        return url
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("@")[-1]
+        return f"embedded {kind} at {where} (data in {get_settings().data_dir})"
+    return f"{kind} at {where}"
 
 
 def main() -> None:

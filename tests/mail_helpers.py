@@ -1,17 +1,23 @@
 """Helpers for tests that send mail for real: committed sessions on a clean email queue, queueing
-messages, and reading rows back."""
+messages, and reading rows back; the ``mail_sessions`` and ``mail_settings`` fixtures (re-exported by the
+conftests of tests/core/mail and tests/worker/mail)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import pytest
+from pydantic import SecretStr
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.core.config import Settings
+from services.core.db.engine import create_sessionmaker
 from services.core.mail.models import EmailMessage, MessageCategory
 from services.core.mail.queue import NewMessage, queue_many
+from tests.smtp_server import SmtpServer
 
 
 async def clear_mail(sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -64,3 +70,28 @@ async def make_due(sessions: async_sessionmaker[AsyncSession]) -> None:
         await session.execute(
             text("UPDATE email_messages SET next_attempt_at = now() WHERE state = 'pending'")
         )
+
+
+@pytest.fixture
+async def mail_sessions(engine: AsyncEngine) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions that really commit (the sender uses its own connections), on an empty mail queue."""
+    sessions = create_sessionmaker(engine)
+    await clear_mail(sessions)
+    yield sessions
+    await clear_mail(sessions)
+
+
+@pytest.fixture
+def mail_settings(settings: Settings, smtp_server: SmtpServer) -> Settings:
+    return settings.model_copy(
+        update={
+            "smtp_url": SecretStr(smtp_server.url),
+            "smtp_timeout_seconds": 10.0,
+            "mail_batch_size": 50,
+            "mail_retry_base_seconds": 60.0,
+            "mail_retry_max_seconds": 600.0,
+            "mail_rate_per_second": 0,
+            "mail_rate_per_domain_per_minute": 0,
+            "mail_server_backoff_max_seconds": 60.0,
+        }
+    )

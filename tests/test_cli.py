@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+import signal
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import delete, text
+from sqlalchemy.engine import make_url
 
+from services.core.addresses import database_address, redis_address
 from services.core.config import PROJECT_ROOT, Settings
 from services.core.db.engine import create_engine
 from services.core.users.models import User
 from tests.conftest import _create_database, _drop_database
+from tests.test_run import free_port
 
 LOOM = str(PROJECT_ROOT / ".venv" / "bin" / "loom")
 
@@ -120,3 +127,77 @@ def test_help_lists_the_ops_commands() -> None:
     assert result.returncode == 0
     for command in ("create-admin", "migrate", "serve", "worker", "run", "openapi"):
         assert command in result.stdout
+
+
+def with_password(url: str, password: str) -> str:
+    """The URL with a password (the test servers trust local connections and ignore it)."""
+    return make_url(url).set(password=password).render_as_string(hide_password=False)
+
+
+def wait_for_text(path: Path, pattern: str, process: subprocess.Popen[bytes], seconds: float) -> str:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        text = path.read_text()
+        if re.search(pattern, text):
+            return text
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    pytest.fail(f"{pattern!r} not logged within {seconds} s:\n{path.read_text()[-3000:]}")
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_without_redis_names_the_socket_it_tries_and_waits_longer_each_time(
+    database_url: str, tmp_path: Path
+) -> None:
+    """An outage is reported with the address really used (here a Unix socket; arq's own messages
+    said localhost:6379 whatever the URL), never with a password, and retried after 1 s, 2 s, 4 s …"""
+    socket_path = tmp_path / "redis.sock"  # nothing listens there
+    env = {
+        **os.environ,
+        "DATABASE_URL": with_password(database_url, "hunter2-db-password"),
+        "REDIS_URL": f"unix://{socket_path}",
+        "LOOM_LOG_JSON": "false",
+    }
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen([LOOM, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_text(log_path, r"lost Redis at .*starting again in 2 s", worker, 60)
+    finally:
+        worker.send_signal(signal.SIGTERM)  # during the wait: a clean exit
+        returncode = worker.wait(timeout=30)
+    output = log_path.read_text()
+    assert returncode == 0, output
+    assert f"worker lost Redis at {socket_path}, db 0 (ConnectionError); starting again in 1 s" in output
+    assert f"worker using PostgreSQL at {database_address(database_url)} and Redis at {socket_path}" in output
+    assert "localhost" not in output
+    assert "6379" not in output
+    assert "hunter2" not in output
+    assert "Traceback" not in output
+
+
+@pytest.mark.timeout(120)
+def test_the_api_logs_where_it_connects_without_the_password(
+    database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": with_password(database_url, "hunter2-db-password"),
+        "REDIS_URL": redis_url,
+        "LOOM_LOG_JSON": "false",
+        "LOOM_API_PORT": str(port),
+    }
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        serve = subprocess.Popen([LOOM, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_text(log_path, "Uvicorn running", serve, 60)
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(timeout=30)
+    output = log_path.read_text()
+    where = f"PostgreSQL at {database_address(database_url)} and Redis at {redis_address(redis_url)}"
+    assert f"API using {where}" in output
+    assert "hunter2" not in output

@@ -37,9 +37,9 @@ from services.api.updates.endpoints import router as updates_router
 from services.api.users.endpoints import router as users_router
 from services.api.webhook_endpoints.endpoints import router as webhook_endpoints_router
 from services.core import jsonbody
+from services.core.addresses import database_address, redis_address
 from services.core.config import Settings, get_settings
 from services.core.db.engine import create_engine, create_sessionmaker
-from services.core.embedded import resolve_urls
 from services.core.jobs import JobQueue
 from services.core.logging import configure_logging
 from services.core.signatures.counts import CountMemo
@@ -136,11 +136,15 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings)  # here too, so every uvicorn worker process has it
-        db_url, r_url = database_url, redis_url
-        if db_url is None or r_url is None:
+        db_url = database_url or settings.database_url
+        r_url = redis_url or settings.redis_url
+        if db_url is None or r_url is None:  # development: the embedded servers (not in production)
+            from services.core.embedded import resolve_urls
+
             resolved_db, resolved_redis = resolve_urls(settings)
             db_url = db_url or resolved_db
             r_url = r_url or resolved_redis
+        log.info("API using PostgreSQL at %s and Redis at %s", database_address(db_url), redis_address(r_url))
         engine = create_engine(settings, db_url)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)

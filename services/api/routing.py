@@ -14,6 +14,7 @@ by being a ``LoomRoute``.
 
 from __future__ import annotations
 
+import logging
 import re
 import types
 from collections import Counter
@@ -25,6 +26,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
@@ -32,6 +34,9 @@ from starlette.routing import BaseRoute
 from services.api.deps import request_session
 from services.api.headers import declared_headers
 from services.core import jsonbody, outbox
+from services.core.jobs import JobQueue
+
+log = logging.getLogger(__name__)
 
 # Ignored wherever it appears: the usual name of a cache-busting parameter (jQuery's ``cache: false``).
 CACHE_BUSTER = "_"
@@ -100,6 +105,23 @@ def _refuse_nul(request: Request, query_names: frozenset[str]) -> None:
         raise RequestValidationError(errors)
 
 
+async def _publish_after_commit(session: AsyncSession, queue: JobQueue | None) -> None:
+    """Publish the jobs the committed request enqueued and mark them published (a second, small
+    transaction). Never raises: what could not be published or marked is left to the worker's relay."""
+    published = await outbox.publish_pending(session, queue)
+    if not published:
+        return
+    try:
+        await outbox.mark_published(session, published)
+        await session.commit()
+    except Exception as exc:
+        await session.rollback()
+        log.warning(
+            "could not mark outbox jobs published; the relay will re-publish them",
+            extra={"error": type(exc).__name__, "jobs": len(published)},
+        )
+
+
 class LoomRoute(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
@@ -130,7 +152,7 @@ class LoomRoute(APIRoute):
             session = request_session(request)
             if session is not None:
                 await session.commit()
-                await outbox.publish_after_commit(session, request.app.state.queue)
+                await _publish_after_commit(session, request.app.state.queue)
             return response
 
         return handle

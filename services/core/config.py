@@ -1,14 +1,18 @@
 """Loom's settings, read from the environment (``LOOM_`` prefix, plus ``DATABASE_URL``/``REDIS_URL``).
 
 Every setting is listed, with its default, in the README. Placeholder secrets are refused when
-``LOOM_ENV=production``.
+``LOOM_ENV=production``; elsewhere an unset ``LOOM_SECRET_KEY`` is the data directory's own secret,
+made once (:func:`development_secret`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import ipaddress
+import os
+import secrets
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +23,34 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRET = "change-me-in-production"  # noqa: S105 - a known placeholder, refused in production
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SECRET_FILE = "secret_key"  # noqa: S105 - the name of the file under LOOM_DATA_DIR, not a secret
+MIN_SECRET_LENGTH = 32  # HS256 wants a key of at least 32 bytes (RFC 7518 §3.2)
+
+
+def development_secret(data_dir: Path) -> str:
+    """The secret of a development data directory: 48 random bytes (URL-safe text) made on first use and
+    kept in ``<data_dir>/secret_key`` (mode 0600), so tokens and links outlive a restart and every Loom
+    process using the directory signs alike. Processes starting together agree on one: each writes its
+    candidate to a file of its own and hard-links it into place, and only the first link succeeds."""
+    path = data_dir / SECRET_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        candidate = data_dir / f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, (secrets.token_urlsafe(48) + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            with contextlib.suppress(FileExistsError):
+                os.link(candidate, path)
+        finally:
+            candidate.unlink()
+    secret = path.read_text().strip()
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise ValueError(f"{path} holds no usable secret: delete it and Loom makes a new one")
+    return secret
 
 
 class Environment(StrEnum):
@@ -218,9 +250,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:
+        secret = self.secret_key.get_secret_value()
+        if self.env is not Environment.production and secret == PLACEHOLDER_SECRET:
+            self.secret_key = SecretStr(development_secret(self.data_dir))
         if self.env is Environment.production:
-            secret = self.secret_key.get_secret_value()
-            if secret == PLACEHOLDER_SECRET or len(secret) < 32:
+            if secret == PLACEHOLDER_SECRET or len(secret) < MIN_SECRET_LENGTH:
                 raise ValueError(
                     "LOOM_SECRET_KEY must be set to a random value of at least 32 characters "
                     "when LOOM_ENV=production"

@@ -10,6 +10,9 @@ Loom must not log or would log twice:
 - Alembic's two lines per migration context (one per readiness probe) are dropped;
 - ``httpx``/``httpcore`` log full URLs (query strings may hold tokens) at INFO: raised to WARNING.
 
+Python warnings (a library's deprecation or security notice) become records of ``py.warnings``, so they
+too are lines in the configured format instead of raw text on stderr.
+
 No personal data (emails, names) and no secrets go in logs: log ids, never request bodies, query
 strings or headers.
 """
@@ -133,6 +136,7 @@ def configure_logging(settings: Settings, *, stream: IO[str] | None = None) -> l
         logger.disabled = True
     for name, level in _QUIETENED.items():
         logging.getLogger(name).setLevel(level)
+    logging.captureWarnings(True)
     return handler
 
 

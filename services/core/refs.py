@@ -11,19 +11,14 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from pydantic import GetCoreSchemaHandler
 from pydantic_core import core_schema
 from sqlalchemy import ColumnElement, false
 
+from services.core.db.base import Base
 from services.core.db.unique import is_uuid
-
-if TYPE_CHECKING:
-    from services.core.campaigns.models import Campaign, Petition
-    from services.core.network.models import Coalition, Organisation
-
-    Named = type[Organisation] | type[Coalition] | type[Campaign] | type[Petition]
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 SLUG_MAX_LENGTH = 100
@@ -80,12 +75,14 @@ class Ref:
         """The id (in its canonical spelling) or the slug; for a ref naming nothing, its text."""
         return str(self.id) if self.id is not None else self.slug if self.slug is not None else self.text
 
-    def where(self, model: Named) -> ColumnElement[bool]:
-        """The condition matching the record this names in ``model``'s table (nothing, if it names none)."""
+    def where(self, model: type[Base]) -> ColumnElement[bool]:
+        """The condition matching the record this names in ``model``'s table, whose columns ``id`` and
+        ``slug`` it reads (nothing, if it names none)."""
+        columns = model.__table__.c
         if self.id is not None:
-            return model.id == self.id
+            return columns.id == self.id
         if self.slug is not None:
-            return model.slug == self.slug
+            return columns.slug == self.slug
         return false()
 
     def __str__(self) -> str:

@@ -16,6 +16,7 @@ from services.core import jobs
 from services.core.config import Settings
 from services.core.db.engine import create_sessionmaker
 from services.core.outbox.models import OutboxJob
+from services.worker import runtime
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +79,7 @@ async def queue(redis_url: str, job_queue_name: str) -> AsyncIterator[jobs.JobQu
 def worker(job_settings: Settings, database_url: str, redis_url: str, job_queue_name: str) -> dict[str, Any]:
     """Options for a worker on the test's queue, without the background relay (tests call it) and
     periodic loops."""
-    return jobs.worker_options(
+    return runtime.worker_options(
         job_settings,
         database_url=database_url,
         redis_url=redis_url,

@@ -13,7 +13,7 @@ from collections import defaultdict
 from sqlalchemy import text
 
 from services.core import outbox
-from services.core.jobs import JobContext, Retry, task
+from services.core.outbox.registry import JobContext, Retry, task
 
 # key -> [(attempt, monotonic time)] for every call, committed or not
 CALLS: defaultdict[str, list[tuple[int, float]]] = defaultdict(list)

@@ -27,6 +27,7 @@ from services.core.outbox import enqueue
 from services.core.outbox.models import OutboxJob
 from services.core.signatures.models import PetitionSigner, Signature
 from services.core.signatures.pipeline import CONFIRMATION_TASK
+from services.worker import runtime
 from tests.factories import make_petition, make_signature
 from tests.smtp_server import SmtpServer
 from tests.test_run import LOOM
@@ -68,7 +69,7 @@ async def test_the_worker_survives_a_redis_outage_and_runs_what_was_written_mean
     try:
 
         async def healthy() -> bool:
-            return await jobs.check_health(redis_url, jobs.QUEUE_NAME)
+            return await runtime.check_health(redis_url, jobs.QUEUE_NAME)
 
         await wait_for(healthy, 30, "the worker to start")
 

@@ -11,14 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core import jobs, outbox
 from services.core.config import Settings
 from services.core.embedded import EmbeddedRedis
-from services.core.outbox.dispatch import run_job
 from services.core.outbox.models import OutboxJob
-from services.core.outbox.relay import relay_once
+from services.core.outbox.registry import REGISTRY
+from services.worker import runtime
+from services.worker.outbox.dispatch import run_job
+from services.worker.outbox.publish import publish_after_commit
+from services.worker.outbox.relay import relay_once
 from tests.worker.fixtures import effects, job_row, key
 from tests.worker.tasks import CALLS
 
@@ -30,7 +34,7 @@ async def _commit_job(factory: Factory, queue: jobs.JobQueue | None, task: str, 
     async with factory() as session:
         job_id = outbox.enqueue(session, task, **ids)
         await session.commit()
-        await outbox.publish_after_commit(session, queue)
+        await publish_after_commit(session, queue)
     return job_id
 
 
@@ -45,7 +49,7 @@ async def test_a_committed_job_runs_once_and_is_marked_completed(
 ) -> None:
     k = key()
     job_id = await _commit_job(factory, queue, "test.record", key=k)
-    stats = await jobs.drain(worker)
+    stats = await runtime.drain(worker)
     assert stats.completed == 1
     assert await effects(factory, k) == 1
     row = await _row(factory, job_id)
@@ -62,10 +66,10 @@ async def test_a_job_published_without_marking_is_marked_by_the_worker(
     async with factory() as session:
         job_id = outbox.enqueue(session, "test.record", key=k)
         await session.commit()
-        await outbox.publish_after_commit(session, queue, mark_published=False)
+    await queue.publish(job_id, "test.record", {"key": k})  # published, not marked: as a relay might
     assert (await _row(factory, job_id)).published_at is None
     assert await queue.depth() == 1
-    await jobs.drain(worker)
+    await runtime.drain(worker)
     row = await _row(factory, job_id)
     assert row.published_at is not None
     assert row.completed_at is not None
@@ -79,11 +83,11 @@ async def test_a_job_enqueued_in_a_rolled_back_transaction_never_runs(
         job_id = outbox.enqueue(session, "test.record", key=k)
         await session.flush()
         await session.rollback()
-        await outbox.publish_after_commit(session, queue)
+        await publish_after_commit(session, queue)
     assert await queue.depth() == 0
     # even if the job reached the queue some other way, it has no row, so it does nothing
     assert await queue.publish(job_id, "test.record", {"key": k})
-    await jobs.drain(worker)
+    await runtime.drain(worker)
     assert CALLS[k] == []
     assert await effects(factory, k) == 0
     assert await job_row(factory, job_id) is None
@@ -94,10 +98,10 @@ async def test_a_job_delivered_twice_has_one_effect(
 ) -> None:
     k = key()
     job_id = await _commit_job(factory, queue, "test.record", key=k)
-    await jobs.drain(worker)
+    await runtime.drain(worker)
     # a second delivery after it ran: the queue accepts the id again (no result kept) ...
     assert await queue.publish(job_id, "test.record", {"key": k}) is True
-    await jobs.drain(worker)
+    await runtime.drain(worker)
     # ... and the dispatcher sees completed_at and does nothing
     assert len(CALLS[k]) == 1
     assert await effects(factory, k) == 1
@@ -121,7 +125,7 @@ async def test_a_transient_failure_is_retried_with_backoff_then_succeeds(
 ) -> None:
     k = key()
     job_id = await _commit_job(factory, queue, "test.flaky", key=k, failures=2)
-    stats = await jobs.drain(worker)
+    stats = await runtime.drain(worker)
     assert stats.retried == 2
     assert [attempt for attempt, _ in CALLS[k]] == [1, 2, 3]
     times = [at for _, at in CALLS[k]]
@@ -140,7 +144,7 @@ async def test_a_task_can_ask_to_be_retried_later(
 ) -> None:
     k = key()
     await _commit_job(factory, queue, "test.asks_retry", key=k)
-    await jobs.drain(worker)
+    await runtime.drain(worker)
     (_, first), (_, second) = CALLS[k]
     assert second - first >= 0.2
     assert await effects(factory, k) == 1
@@ -151,7 +155,7 @@ async def test_transient_failures_give_up_after_max_tries(
 ) -> None:
     k = key()
     job_id = await _commit_job(factory, queue, "test.flaky", key=k, failures=99)  # max_tries=4
-    await jobs.drain(worker)
+    await runtime.drain(worker)
     assert len(CALLS[k]) == 4
     row = await _row(factory, job_id)
     assert row.failed_at is not None
@@ -165,7 +169,7 @@ async def test_a_permanent_failure_is_recorded_and_not_retried(
 ) -> None:
     k = key()
     job_id = await _commit_job(factory, queue, "test.broken", key=k)
-    stats = await jobs.drain(worker)
+    stats = await runtime.drain(worker)
     assert stats.retried == 0
     assert len(CALLS[k]) == 1
     assert await effects(factory, k) == 0  # its effect rolled back with it
@@ -177,7 +181,8 @@ async def test_a_permanent_failure_is_recorded_and_not_retried(
     assert "job failed permanently" in caplog.text
     # the relay does not bring a failed job back
     async with factory() as session:
-        assert (await outbox.backlog(session)).failed == 1
+        failed = select(func.count()).select_from(OutboxJob).where(OutboxJob.failed_at.is_not(None))
+        assert await session.scalar(failed) == 1
 
 
 async def test_a_task_that_overruns_its_timeout_is_retried(
@@ -186,7 +191,7 @@ async def test_a_task_that_overruns_its_timeout_is_retried(
     k = key()
     job_id = await _commit_job(factory, queue, "test.hangs_once", key=k)  # timeout=0.3
     started = time.monotonic()
-    await jobs.drain(worker)
+    await runtime.drain(worker)
     assert time.monotonic() - started < 4
     assert [attempt for attempt, _ in CALLS[k]] == [1, 2]
     assert await effects(factory, k) == 1
@@ -203,7 +208,7 @@ async def test_an_unknown_task_is_retried_then_failed(
     redis_url: str,
     job_queue_name: str,
 ) -> None:
-    options = jobs.worker_options(
+    options = runtime.worker_options(
         job_settings.model_copy(update={"worker_max_tries": 2}),
         database_url=database_url,
         redis_url=redis_url,
@@ -211,7 +216,7 @@ async def test_an_unknown_task_is_retried_then_failed(
         relay=False,
     )
     job_id = await _commit_job(factory, queue, "test.not_deployed_yet", thing_id=1)
-    stats = await jobs.drain(options)
+    stats = await runtime.drain(options)
     assert stats.retried == 1
     row = await _row(factory, job_id)
     assert row.failed_at is not None
@@ -224,7 +229,7 @@ async def test_jobs_a_task_enqueues_run_after_its_commit(
 ) -> None:
     k = key()
     await _commit_job(factory, queue, "test.chain", key=k)
-    await jobs.drain(worker)
+    await runtime.drain(worker)
     assert await effects(factory, k) == 1
     assert await effects(factory, f"{k}:next") == 1
 
@@ -234,7 +239,7 @@ async def test_ids_arrive_with_their_types(
 ) -> None:
     organisation_id = uuid.uuid4()
     await _commit_job(factory, queue, "test.typed", organisation_id=organisation_id, signature_ids=[1, 2])
-    await jobs.drain(worker)
+    await runtime.drain(worker)
     assert await effects(factory, f"{organisation_id}:3") == 1
 
 
@@ -261,14 +266,14 @@ async def test_a_job_enqueued_while_redis_is_down_runs_once_redis_is_back(
         await asyncio.sleep(queue.unavailable_for)
         result = await relay_once(factory, queue, job_settings)
         assert (result.published, result.queue_down) == (1, False)
-        options = jobs.worker_options(
+        options = runtime.worker_options(
             job_settings,
             database_url=database_url,
             redis_url=redis_url,
             queue_name=job_queue_name,
             relay=False,
         )
-        await jobs.drain(options)
+        await runtime.drain(options)
         assert await effects(factory, k) == 1
         assert (await _row(factory, job_id)).completed_at is not None
     finally:
@@ -284,21 +289,21 @@ async def test_a_running_worker_relays_reports_health_and_stops_cleanly(
     redis_url: str,
     job_queue_name: str,
 ) -> None:
-    options = jobs.worker_options(
+    options = runtime.worker_options(
         job_settings.model_copy(update={"outbox_relay_seconds": 1}),
         database_url=database_url,
         redis_url=redis_url,
         queue_name=job_queue_name,
     )
-    assert not await jobs.check_health(redis_url, job_queue_name)
+    assert not await runtime.check_health(redis_url, job_queue_name)
     k = key()
     job_id = await _commit_job(factory, None, "test.record", key=k)  # left to the relay
-    async with jobs.running_worker(options):
+    async with runtime.running_worker(options):
         for _ in range(100):
-            if await effects(factory, k) and await jobs.check_health(redis_url, job_queue_name):
+            if await effects(factory, k) and await runtime.check_health(redis_url, job_queue_name):
                 break
             await asyncio.sleep(0.05)
-        assert await jobs.check_health(redis_url, job_queue_name)
+        assert await runtime.check_health(redis_url, job_queue_name)
         assert await effects(factory, k) == 1
         slow = key()
         await _commit_job(factory, queue, "test.slow_record", key=slow, seconds=0.5)
@@ -309,7 +314,7 @@ async def test_a_running_worker_relays_reports_health_and_stops_cleanly(
     # a job running at shutdown was allowed to finish
     assert await effects(factory, slow) == 1
     assert (await _row(factory, job_id)).completed_at is not None
-    assert not await jobs.check_health(redis_url, job_queue_name)
+    assert not await runtime.check_health(redis_url, job_queue_name)
 
 
 def test_worker_settings_for_the_arq_cli(
@@ -341,4 +346,4 @@ def test_the_worker_imports_every_domains_task_module() -> None:
     from services.worker.settings import load_tasks
 
     assert load_tasks("tests.worker.discovery") == ["tests.worker.discovery.sample.tasks"]
-    assert "test.discovered" in jobs.REGISTRY
+    assert "test.discovered" in REGISTRY

@@ -65,7 +65,7 @@ from services.core.campaigns.window import signing_refusal
 from services.core.db.unique import free_slug, save_unique
 from services.core.network import repository as network_repository
 from services.core.refs import SLUG_MAX_LENGTH, Ref
-from services.core.signatures.pipeline import mark_for_recount
+from services.core.signatures.recount import mark_for_recount
 from services.core.users.security import Principal
 from services.core.webhooks.events import emit
 from services.core.webhooks.models import EventType

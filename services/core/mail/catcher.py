@@ -3,7 +3,7 @@
 
 ``loom run`` starts one in its own process when ``LOOM_SMTP_URL`` is unset (outside production) and
 points the worker at it; ``loom mail list`` / ``loom mail show`` read the files. Only file names are
-logged, never addresses.
+logged, never addresses. aiosmtpd is a development dependency: it is imported only when a catcher starts.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiosmtpd.controller import Controller
+if TYPE_CHECKING:
+    from aiosmtpd.controller import Controller
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ class Catcher:
         return f"smtp://{self.host}:{self.port}?starttls=off"
 
     def start(self) -> str:
+        from aiosmtpd.controller import Controller
+
         # aiosmtpd logs every envelope (addresses included) at INFO on "mail.log": keep only its warnings.
         logging.getLogger("mail.log").setLevel(logging.WARNING)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -93,8 +96,16 @@ def caught(directory: Path) -> list[Path]:
     return sorted(directory.glob("*.eml"), key=lambda p: p.name, reverse=True)
 
 
+def raw(path: Path) -> str:
+    """A caught message as received, with plain ``\n`` line ends: SMTP's CRLF would put a ``\r`` at the
+    end of every line printed on a terminal (and of every link copied from it)."""
+    return path.read_bytes().replace(b"\r\n", b"\n").decode("utf-8", errors="replace")
+
+
 def read(path: Path) -> EmailMessage:
-    message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+    """A caught message, parsed; its parts' text has plain ``\n`` line ends."""
+    data = path.read_bytes().replace(b"\r\n", b"\n")
+    message = BytesParser(policy=policy.default).parsebytes(data)
     assert isinstance(message, EmailMessage)
     return message
 

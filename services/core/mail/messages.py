@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,9 +30,7 @@ from services.core.mail.queue import NewMessage, queue_many
 from services.core.mail.rendering import TEMPLATES, Rendered, render
 from services.core.signatures import tokens
 from services.core.signatures.names import name_for_mail
-
-if TYPE_CHECKING:
-    from services.core.signatures.confirmation import ConfirmationRequest
+from services.core.signatures.tokens import ConfirmationRequest
 
 CONFIRMATION = "confirmation"
 THANK_YOU = "thank_you"

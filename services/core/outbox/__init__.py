@@ -2,20 +2,19 @@
 
 - ``enqueue(session, "domain.task", some_id=…)`` adds an ``outbox_jobs`` row to the session. If the
   transaction rolls back, the job never existed.
-- ``publish_after_commit(session, queue)`` (called by the API's route class after the request's commit,
-  and by the worker after a task's commit) puts those jobs on the queue with job id = outbox id and marks
-  them published. If the queue is unreachable it gives up quietly: the relay
-  (``services.core.outbox.relay``) publishes whatever is left unpublished.
-- ``backlog(session)`` counts jobs by state, for metrics.
+- After the commit, whoever committed (the API's route class; the worker after a task or a pipeline
+  batch) calls ``publish_pending(session, queue)``, which puts those jobs on the queue with job id = outbox
+  id, then ``mark_published(session, ids)`` in a small transaction of its own. If the queue is
+  unreachable the jobs wait: the worker's relay (``services.worker.outbox.relay``) publishes whatever is
+  left unpublished.
 
-The queue itself (arq) is known only to ``services.core.jobs``.
+The queue itself (arq) is known only to ``services.core.jobs`` and the worker's runtime.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic_core import to_jsonable_python
@@ -51,15 +50,6 @@ def enqueue(session: AsyncSession, task: str, **ids: Any) -> uuid.UUID:
     return job.id
 
 
-def pending(session: AsyncSession) -> list[uuid.UUID]:
-    """Ids of the jobs enqueued in this session and not yet handed to ``publish_after_commit``."""
-    return [job_id for job_id, _, _ in session.info.get(_PENDING_KEY, [])]
-
-
-def discard_pending(session: AsyncSession) -> None:
-    session.info.pop(_PENDING_KEY, None)
-
-
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_rolled_back_jobs(session: Session, previous_transaction: SessionTransaction) -> None:
     """A rolled-back unit of work takes its jobs with it (a savepoint rollback does not)."""
@@ -67,22 +57,16 @@ def _forget_rolled_back_jobs(session: Session, previous_transaction: SessionTran
         session.info.pop(_PENDING_KEY, None)
 
 
-async def publish_after_commit(
-    session: AsyncSession, queue: JobQueue | None, *, mark_published: bool = True
-) -> None:
-    """Publish the jobs this (now committed) session enqueued, then mark them published.
+async def publish_pending(session: AsyncSession, queue: JobQueue | None) -> list[uuid.UUID]:
+    """Publish the jobs this session enqueued, once its transaction has committed; returns the ids
+    published, for :func:`mark_published`.
 
-    Never raises: a job that could not be published or marked is left to the relay, and publishing
-    twice is harmless. Marking skips rows a worker has already locked (it marks them itself), so a
-    request never waits for a running task.
-
-    Marking costs a second, small transaction. A hot path may skip it (``mark_published=False``): the
-    worker marks a job published when it claims it, and the relay re-publishes (a no-op on the queue)
-    and marks the few still waiting after ``outbox_publish_grace_seconds``.
+    Never raises: a job that could not be published is left to the relay (with the ones after it), and
+    publishing twice is harmless.
     """
     jobs: list[tuple[uuid.UUID, str, dict[str, Any]]] = session.info.pop(_PENDING_KEY, [])
     if not jobs or queue is None:
-        return
+        return []
     published: list[uuid.UUID] = []
     for job_id, task, payload in jobs:
         try:
@@ -94,61 +78,23 @@ async def publish_after_commit(
             )
             break
         published.append(job_id)
-    if not published or not mark_published:
+    return published
+
+
+async def mark_published(session: AsyncSession, job_ids: list[uuid.UUID]) -> None:
+    """Mark these jobs published, in the caller's transaction (a second, small one after the commit that
+    wrote them), so the relay leaves them alone. Skips rows a worker has already locked (it marks them
+    itself when it claims them), so a request never waits for a running task."""
+    if not job_ids:
         return
-    try:
-        lockable = (
-            select(OutboxJob.id)
-            .where(OutboxJob.id.in_(published), OutboxJob.published_at.is_(None))
-            .with_for_update(skip_locked=True)
-        )
-        await session.execute(
-            update(OutboxJob)
-            .where(OutboxJob.id.in_(lockable))
-            .values(published_at=func.now())
-            .execution_options(synchronize_session=False)
-        )
-        await session.commit()
-    except Exception as exc:
-        await session.rollback()
-        log.warning(
-            "could not mark outbox jobs published; the relay will re-publish them",
-            extra={"error": type(exc).__name__, "jobs": len(published)},
-        )
-
-
-@dataclass(frozen=True)
-class Backlog:
-    """Outbox jobs by state, for metrics and alerts."""
-
-    unpublished: int  # written, not yet on the queue
-    open: int  # on the queue (or retrying), not yet completed
-    failed: int  # gave up; kept for inspection
-    oldest_unpublished_seconds: float  # 0 when none
-
-    @property
-    def uncompleted(self) -> int:
-        return self.unpublished + self.open
-
-
-async def backlog(session: AsyncSession) -> Backlog:
-    """Count outbox jobs that are not completed. Uses the partial indexes, so it stays cheap while
-    completed jobs pile up."""
-    unpublished = (
-        select(
-            func.count(),
-            func.coalesce(func.extract("epoch", func.now() - func.min(OutboxJob.created_at)), 0),
-        )
-        .where(OutboxJob.published_at.is_(None), OutboxJob.completed_at.is_(None))
-        .where(OutboxJob.failed_at.is_(None))
+    lockable = (
+        select(OutboxJob.id)
+        .where(OutboxJob.id.in_(job_ids), OutboxJob.published_at.is_(None))
+        .with_for_update(skip_locked=True)
     )
-    open_ = select(func.count()).where(
-        OutboxJob.published_at.is_not(None),
-        OutboxJob.completed_at.is_(None),
-        OutboxJob.failed_at.is_(None),
+    await session.execute(
+        update(OutboxJob)
+        .where(OutboxJob.id.in_(lockable))
+        .values(published_at=func.now())
+        .execution_options(synchronize_session=False)
     )
-    failed = select(func.count()).where(OutboxJob.failed_at.is_not(None))
-    (count_unpublished, oldest) = (await session.execute(unpublished)).one()
-    count_open = await session.scalar(open_) or 0
-    count_failed = await session.scalar(failed) or 0
-    return Backlog(int(count_unpublished), int(count_open), int(count_failed), float(oldest))

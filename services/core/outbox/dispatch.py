@@ -1,44 +1,40 @@
-"""Running one outbox job: exactly-once *effects* on top of the queue's at-least-once delivery.
+"""Running one outbox job: exactly-once *effects* on top of the queue's at-least-once delivery. The steps
+and the retry policy are here; the worker (``services.worker.outbox.dispatch``) owns the transactions.
 
-One ``UPDATE … SET completed_at = now() … WHERE completed_at IS NULL … RETURNING`` claims the job and
-locks its row; no row back (the enqueuing transaction rolled back, the row was purged, the job is
-completed or failed) means there is nothing to do. The registered task then runs in the same transaction,
-which commits: the task's database effects and the completion mark land together (or not at all), and a
-second delivery, waiting on the row lock, finds the job completed. One statement instead of
-``SELECT … FOR UPDATE`` + ``UPDATE`` saves a round trip per job.
+:func:`claim` — one ``UPDATE … SET completed_at = now() … WHERE completed_at IS NULL … RETURNING`` —
+marks the job completed and locks its row; no row back (the enqueuing transaction rolled back, the row
+was purged, the job is completed or failed) means there is nothing to do. :func:`run` then runs the
+registered task in the same transaction, which the worker commits: the task's database effects and the
+completion mark land together (or not at all), and a second delivery, waiting on the row lock, finds the
+job completed. One statement instead of ``SELECT … FOR UPDATE`` + ``UPDATE`` saves a round trip per job.
 
-A failure rolls that transaction back and is recorded (``attempts``, ``last_error``) in a separate one.
-Transient failures (connection errors, timeouts, deadlocks, serialization failures, :class:`Retry`) are
-tried again after a jittered exponential backoff, up to ``max_tries``; anything else fails the job for good
-(``failed_at``). The queue adapter turns the returned :class:`Outcome` into its own retry mechanism.
+A failure rolls that transaction back and is recorded (:func:`record_failure`: ``attempts``,
+``last_error``) in a separate one. Transient failures (connection errors, timeouts, deadlocks,
+serialization failures, :class:`Retry`) are tried again after a jittered exponential backoff, up to
+``max_tries``; anything else fails the job for good (``failed_at``) — :func:`judge` decides.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 import smtplib
 import socket
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any
 
 import redis.exceptions
 import sqlalchemy.exc
 from sqlalchemy import Integer, String, Uuid, bindparam, func, text, update
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.core.outbox import publish_after_commit
 from services.core.outbox.models import OutboxJob
-from services.core.outbox.registry import REGISTRY, JobContext, Retry, Task
+from services.core.outbox.registry import REGISTRY, JobContext, Retry
 
 if TYPE_CHECKING:
     from services.core.config import Settings
-    from services.core.jobs import JobQueue
-
-log = logging.getLogger(__name__)
 
 # PostgreSQL SQLSTATE classes / codes worth retrying: connection exceptions, transaction rollbacks
 # (serialization failures, deadlocks), insufficient resources, operator intervention (shutdown),
@@ -76,17 +72,6 @@ _CLAIM = (
 
 class UnknownTask(Exception):
     """The worker has no task of that name (yet): probably an API deployed ahead of its workers."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status: Literal["completed", "skipped", "retry", "failed"]
-    retry_in: float | None = None  # seconds, for "retry"
-
-
-COMPLETED = Outcome("completed")
-SKIPPED = Outcome("skipped")
-FAILED = Outcome("failed")
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -134,93 +119,70 @@ def _sqlstate(exc: BaseException) -> str | None:
     return value if isinstance(value, str) else None
 
 
-async def run_job(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    job_id: uuid.UUID,
-    *,
-    settings: Settings,
-    queue: JobQueue,
-    delivery: int = 1,
-) -> Outcome:
-    """Run outbox job ``job_id`` once. ``delivery`` is the queue's try counter for this job, used to
-    count attempts that died without recording anything (a worker killed mid-job)."""
-    attempt = delivery
-    task_name: str | None = None
-    registered: Task | None = None
-    try:
-        async with sessionmaker() as session:
-            # Claim: mark the job completed and lock its row in one statement. The task runs in this
-            # transaction, so if it fails the mark rolls back with its effects; a concurrent delivery
-            # waits on the lock, then finds the job completed (or, after a rollback, runs it itself).
-            claimed = (await session.execute(_CLAIM, {"job_id": job_id, "delivery": delivery})).one_or_none()
-            if claimed is None:  # rolled back (never existed), purged, completed or failed
-                await session.rollback()
-                return SKIPPED
-            attempt = claimed.attempts
-            task_name = claimed.task
-            registered = REGISTRY.get(task_name)
-            if registered is None:
-                raise UnknownTask(f"no task named {claimed.task!r} in this worker")
-            arguments = registered.arguments(claimed.payload)
-            ctx = JobContext(session, settings, queue, job_id, attempt)
-            timeout = registered.timeout or settings.worker_job_timeout
-            async with asyncio.timeout(timeout):
-                await registered.fn(ctx, **arguments)
-            await session.commit()
-            # follow-up jobs the task enqueued
-            await publish_after_commit(session, queue)
-        return COMPLETED
-    except Exception as exc:
-        return await _failed(sessionmaker, job_id, exc, attempt, task_name, registered, settings)
+@dataclass(frozen=True)
+class Claimed:
+    task: str
+    payload: dict[str, Any]
+    attempt: int  # this attempt's number (1 for the first)
 
 
-async def _failed(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    job_id: uuid.UUID,
-    exc: Exception,
-    attempt: int,
-    task_name: str | None,
-    registered: Task | None,
-    settings: Settings,
-) -> Outcome:
+async def claim(session: AsyncSession, job_id: uuid.UUID, delivery: int) -> Claimed | None:
+    """Mark job ``job_id`` completed and lock its row, in the caller's transaction; None when there is
+    nothing to run. ``delivery`` is the queue's try counter for this job, used to count attempts that
+    died without recording anything (a worker killed mid-job)."""
+    row = (await session.execute(_CLAIM, {"job_id": job_id, "delivery": delivery})).one_or_none()
+    return None if row is None else Claimed(row.task, row.payload, row.attempts)
+
+
+async def run(session: AsyncSession, settings: Settings, job_id: uuid.UUID, claimed: Claimed) -> None:
+    """Run the claimed job's task in the caller's transaction, within the task's timeout."""
+    registered = REGISTRY.get(claimed.task)
+    if registered is None:
+        raise UnknownTask(f"no task named {claimed.task!r} in this worker")
+    arguments = registered.arguments(claimed.payload)
+    ctx = JobContext(session, settings, job_id, claimed.attempt)
+    async with asyncio.timeout(registered.timeout or settings.worker_job_timeout):
+        await registered.fn(ctx, **arguments)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What a failed attempt means: its description (for ``last_error`` and logs), whether it was
+    transient, whether the job is given up, and when to try again if not."""
+
+    error: str
+    transient: bool
+    give_up: bool
+    retry_in: float | None
+
+
+def judge(exc: BaseException, *, attempt: int, task: str | None, settings: Settings) -> Failure:
+    """Decide what failed ``attempt`` of a job of ``task`` (None: not known yet) means."""
     transient = is_transient(exc)
+    registered = REGISTRY.get(task) if task is not None else None
     max_tries = (registered.max_tries if registered else None) or settings.worker_max_tries
     give_up = not transient or attempt >= max_tries
-    error = describe_error(exc)
-    extra = {"job_id": str(job_id), "task": task_name, "attempt": attempt, "error": error}
-    try:
-        async with sessionmaker() as session:
-            await session.execute(
-                update(OutboxJob)
-                .where(OutboxJob.id == job_id, OutboxJob.completed_at.is_(None))
-                .values(
-                    attempts=func.greatest(OutboxJob.attempts + 1, attempt),
-                    last_error=error,
-                    failed_at=func.now() if give_up else None,
-                    published_at=func.coalesce(OutboxJob.published_at, func.now()),
-                )
-                .execution_options(synchronize_session=False)
-            )
-            await session.commit()
-    except Exception as record_exc:
-        # The database is probably down: let the queue try again; the attempt is counted by its delivery
-        # counter next time.
-        log.warning(
-            "could not record a job failure; retrying",
-            extra={**extra, "record_error": describe_error(record_exc)},
-        )
-        return Outcome("retry", backoff(attempt, base=settings.worker_retry_base_seconds, cap=60.0))
-    if give_up:
-        if transient:
-            log.error("job failed %d times; giving up", attempt, extra=extra)
+    retry_in: float | None = None
+    if not give_up:
+        if isinstance(exc, Retry) and exc.defer is not None:
+            retry_in = exc.defer
         else:
-            log.error("job failed permanently", extra=extra, exc_info=exc)
-        return FAILED
-    if isinstance(exc, Retry) and exc.defer is not None:
-        delay = exc.defer
-    else:
-        delay = backoff(
-            attempt, base=settings.worker_retry_base_seconds, cap=settings.worker_retry_max_seconds
+            retry_in = backoff(
+                attempt, base=settings.worker_retry_base_seconds, cap=settings.worker_retry_max_seconds
+            )
+    return Failure(describe_error(exc), transient, give_up, retry_in)
+
+
+async def record_failure(session: AsyncSession, job_id: uuid.UUID, failure: Failure, attempt: int) -> None:
+    """Record a failed attempt (and, when given up, the failure) in the caller's transaction."""
+    await session.execute(
+        update(OutboxJob)
+        .where(OutboxJob.id == job_id, OutboxJob.completed_at.is_(None))
+        .values(
+            attempts=func.greatest(OutboxJob.attempts + 1, attempt),
+            last_error=failure.error,
+            failed_at=func.now() if failure.give_up else None,
+            published_at=func.coalesce(OutboxJob.published_at, func.now()),
         )
-    log.warning("job failed; retrying in %.1fs", delay, extra=extra)
-    return Outcome("retry", delay)
+        .execution_options(synchronize_session=False)
+    )

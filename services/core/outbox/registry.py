@@ -6,8 +6,9 @@ Tasks are idempotent coroutines that take a :class:`JobContext` and *ids* (never
     async def dedup_signatures(ctx: JobContext, petition_id: uuid.UUID, batch: list[int]) -> None: ...
 
 The arguments are stored as JSON in the outbox and validated against the function's annotations when the
-job runs (so ``petition_id`` arrives as a ``uuid.UUID`` again). ``services.core.jobs`` re-exports these
-names; task modules import them from there.
+job runs (so ``petition_id`` arrives as a ``uuid.UUID`` again). Task modules
+(``services/worker/<domain>/tasks.py``) import ``task``, ``JobContext`` and ``Retry`` from here; the worker's
+runtime (``services.worker.runtime``) runs them.
 """
 
 from __future__ import annotations
@@ -23,23 +24,21 @@ from pydantic import BaseModel, ConfigDict, create_model
 if TYPE_CHECKING:
     import uuid
 
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+    from sqlalchemy.ext.asyncio import AsyncSession
 
     from services.core.config import Settings
-    from services.core.jobs import JobQueue
 
 TaskFn = Callable[..., Awaitable[Any]]
 
 
 @dataclass(frozen=True)
 class JobContext:
-    """What a running task gets: the job's session (committed with the job's completion), the settings,
-    the queue (for follow-up jobs, though ``outbox.enqueue(ctx.session, …)`` is usually what you want),
-    the outbox job id and the attempt number (1 for the first try)."""
+    """What a running task gets: the job's session (committed with the job's completion; follow-up jobs
+    go through ``outbox.enqueue(ctx.session, …)``), the settings, the outbox job id and the attempt number
+    (1 for the first try)."""
 
     session: AsyncSession
     settings: Settings
-    queue: JobQueue
     job_id: uuid.UUID
     attempt: int
 
@@ -107,41 +106,3 @@ def _params_model(name: str, fn: TaskFn) -> type[BaseModel]:
         f"TaskParams[{name}]", __config__=ConfigDict(extra="forbid"), **fields
     )
     return model
-
-
-@dataclass(frozen=True)
-class LoopContext:
-    """What a periodic loop gets: a session factory (it manages its own transactions), the settings and
-    the queue (whose Redis connection it may also use)."""
-
-    sessionmaker: async_sessionmaker[AsyncSession]
-    settings: Settings
-    queue: JobQueue
-
-
-LoopFn = Callable[[LoopContext], Awaitable[Any]]
-
-
-@dataclass(frozen=True)
-class Periodic:
-    name: str
-    fn: LoopFn
-    every: Callable[[Settings], float]  # seconds between the end of one run and the start of the next
-
-
-PERIODIC: dict[str, Periodic] = {}
-
-
-def periodic(name: str, *, every: Callable[[Settings], float]) -> Callable[[LoopFn], LoopFn]:
-    """Register ``fn(ctx: LoopContext)`` to run in every worker, over and over, ``every(settings)`` seconds
-    apart. For work the queue would carry badly — many small items better taken in batches. ``fn`` must be
-    safe to run in several workers at once (take a lock, or ``SKIP LOCKED``)."""
-
-    def register(fn: LoopFn) -> LoopFn:
-        existing = PERIODIC.get(name)
-        if existing is not None and existing.fn is not fn:
-            raise ValueError(f"periodic task {name!r} registered twice")
-        PERIODIC[name] = Periodic(name, fn, every)
-        return fn
-
-    return register

@@ -1,62 +1,43 @@
-"""The relay: publishes what the request path left behind, and what the queue lost.
+"""What the relay claims and deletes: the statements of the worker's relay (``services.worker.outbox.relay``),
+run in its transactions.
 
-Every ``outbox_relay_seconds`` each worker runs :func:`relay_once`:
+- :func:`claim_unpublished`: jobs never published (a crash between commit and publish, Redis down) and
+  older than ``outbox_publish_grace_seconds`` (younger ones are still being published by their request);
+- :func:`claim_stale`: jobs published more than ``outbox_republish_after_seconds`` ago and still neither
+  completed nor failed (Redis restarted without persistence, a queue flushed, a job expired);
+- :func:`mark_relayed`: what was published, marked so;
+- :func:`purge_completed`: completed jobs older than ``outbox_retention_days``.
 
-1. jobs never published (a crash between commit and publish, Redis down) and older than
-   ``outbox_publish_grace_seconds`` (younger ones are still being published by their request) are
-   published and marked;
-2. jobs published more than ``outbox_republish_after_seconds`` ago and still neither completed nor failed
-   are published again (Redis restarted without persistence, a queue flushed, a job expired). While a
-   job is still on the queue this is a no-op there, and a job that did run is skipped by the dispatcher
-   (``completed_at``), so re-publishing is always harmless.
-
-Rows are claimed with ``FOR UPDATE SKIP LOCKED``: several workers relay without publishing the same job
-concurrently, and without waiting for rows a worker is running. Once an hour it also deletes completed
-jobs older than ``outbox_retention_days``.
+Rows are locked with ``FOR UPDATE SKIP LOCKED``: several workers relay without publishing the same job
+concurrently, and without waiting for rows a worker is running.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Select, delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.core.config import Settings
 from services.core.outbox.models import OutboxJob
 
-if TYPE_CHECKING:
-    from services.core.config import Settings
-    from services.core.jobs import JobQueue
-
-log = logging.getLogger(__name__)
-
-PURGE_EVERY_SECONDS = 3600
 PURGE_BATCH = 5000
 
-
-@dataclass(frozen=True)
-class RelayResult:
-    published: int  # never published before
-    republished: int  # published long ago, still open
-    lost: int  # of the republished, how many the queue no longer had
-    queue_down: bool  # stopped early because the queue was unreachable
+ClaimedJob = tuple[uuid.UUID, str, dict[str, Any]]  # id, task, payload
 
 
-async def relay_once(
-    sessionmaker: async_sessionmaker[AsyncSession], queue: JobQueue, settings: Settings
-) -> RelayResult:
-    """One relay pass: at most ``outbox_relay_batch`` jobs of each kind."""
-    batch = settings.outbox_relay_batch
+async def _claim(session: AsyncSession, claim: Select[Any]) -> list[ClaimedJob]:
+    return [(row.id, row.task, row.payload) for row in await session.execute(claim)]
+
+
+async def claim_unpublished(session: AsyncSession, settings: Settings) -> list[ClaimedJob]:
+    """Lock up to ``outbox_relay_batch`` jobs never published, oldest first, past the publish grace."""
     grace = timedelta(seconds=settings.outbox_publish_grace_seconds)
-    stale = timedelta(seconds=settings.outbox_republish_after_seconds)
-
-    unpublished = (
+    return await _claim(
+        session,
         select(OutboxJob.id, OutboxJob.task, OutboxJob.payload)
         .where(
             OutboxJob.published_at.is_(None),
@@ -65,14 +46,16 @@ async def relay_once(
             OutboxJob.created_at < func.now() - grace,
         )
         .order_by(OutboxJob.created_at)
-        .limit(batch)
-        .with_for_update(skip_locked=True)
+        .limit(settings.outbox_relay_batch)
+        .with_for_update(skip_locked=True),
     )
-    published, _, down = await _publish_claimed(sessionmaker, queue, unpublished)
-    if down:
-        return RelayResult(len(published), 0, 0, True)
 
-    open_too_long = (
+
+async def claim_stale(session: AsyncSession, settings: Settings) -> list[ClaimedJob]:
+    """Lock up to ``outbox_relay_batch`` jobs published long ago and still open, oldest first."""
+    stale = timedelta(seconds=settings.outbox_republish_after_seconds)
+    return await _claim(
+        session,
         select(OutboxJob.id, OutboxJob.task, OutboxJob.payload)
         .where(
             OutboxJob.completed_at.is_(None),
@@ -80,47 +63,20 @@ async def relay_once(
             OutboxJob.published_at < func.now() - stale,
         )
         .order_by(OutboxJob.published_at)
-        .limit(batch)
-        .with_for_update(skip_locked=True)
+        .limit(settings.outbox_relay_batch)
+        .with_for_update(skip_locked=True),
     )
-    republished, lost, down = await _publish_claimed(sessionmaker, queue, open_too_long)
-    if lost:
-        log.warning("re-published outbox jobs the queue had lost", extra={"jobs": lost})
-    if published:
-        log.info("relay published outbox jobs", extra={"jobs": len(published)})
-    return RelayResult(len(published), len(republished), lost, down)
 
 
-async def _publish_claimed(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    queue: JobQueue,
-    claim: Select[Any],
-) -> tuple[list[uuid.UUID], int, bool]:
-    """Lock the rows ``claim`` selects, publish them, mark them published, commit. Returns the ids
-    published, how many were new to the queue, and whether the queue was unreachable."""
-    done: list[uuid.UUID] = []
-    new = 0
-    down = False
-    async with sessionmaker() as session:
-        rows = (await session.execute(claim)).all()
-        for job_id, task, payload in rows:
-            try:
-                if await queue.publish(job_id, task, payload):
-                    new += 1
-            except Exception as exc:
-                log.warning("relay could not reach the queue", extra={"error": type(exc).__name__})
-                down = True
-                break
-            done.append(job_id)
-        if done:
-            await session.execute(
-                update(OutboxJob)
-                .where(OutboxJob.id.in_(done))
-                .values(published_at=func.now())
-                .execution_options(synchronize_session=False)
-            )
-        await session.commit()
-    return done, new, down
+async def mark_relayed(session: AsyncSession, job_ids: list[uuid.UUID]) -> None:
+    """Mark claimed jobs published now (again, for stale ones: the next re-publish is a full period away)."""
+    if job_ids:
+        await session.execute(
+            update(OutboxJob)
+            .where(OutboxJob.id.in_(job_ids))
+            .values(published_at=func.now())
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def purge_completed(session: AsyncSession, older_than: timedelta, limit: int = PURGE_BATCH) -> int:
@@ -135,31 +91,3 @@ async def purge_completed(session: AsyncSession, older_than: timedelta, limit: i
         delete(OutboxJob).where(OutboxJob.id.in_(old)).execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def relay_forever(
-    sessionmaker: async_sessionmaker[AsyncSession], queue: JobQueue, settings: Settings
-) -> None:
-    """The worker's background loop. Errors are logged and the loop goes on; a full batch means more
-    may be waiting, so it goes again at once."""
-    last_purge = 0.0
-    while True:
-        full = False
-        try:
-            result = await relay_once(sessionmaker, queue, settings)
-            full = not result.queue_down and max(result.published, result.republished) >= (
-                settings.outbox_relay_batch
-            )
-        except Exception as exc:
-            log.warning("outbox relay pass failed", extra={"error": type(exc).__name__})
-        if time.monotonic() - last_purge > PURGE_EVERY_SECONDS:
-            try:
-                async with sessionmaker() as session:
-                    purged = await purge_completed(session, timedelta(days=settings.outbox_retention_days))
-                    await session.commit()
-                last_purge = time.monotonic()
-                if purged:
-                    log.info("purged completed outbox jobs", extra={"jobs": purged})
-            except Exception as exc:
-                log.warning("outbox purge failed", extra={"error": type(exc).__name__})
-        await asyncio.sleep(0 if full else settings.outbox_relay_seconds)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,19 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.core.config import Settings
 from services.core.mail import messages
 from services.core.signatures import tokens
-from services.core.signatures.pipeline import mark_for_recount
+from services.core.signatures.recount import mark_for_recount
 from services.core.signatures.schemas import ConfirmationStatus, Confirmed
+from services.core.signatures.tokens import ConfirmationRequest
 from services.core.webhooks.events import emit
 from services.core.webhooks.models import EventType
-
-
-@dataclass(frozen=True)
-class ConfirmationRequest:
-    signature_id: uuid.UUID
-    petition_id: uuid.UUID
-    token: str
-    nonce_hash: str  # names this token in the confirmation mail's dedup key
-
 
 # The signatures among :ids that may get a link: unconfirmed, none issued yet (so a retried job issues
 # nothing twice), the latest of each person's; and the person's allowance on this petition, taken in the

@@ -9,7 +9,7 @@
 - ``signature_invalidations``: bulk invalidations (a filter, a reason), reversible.
 - ``petition_count_refresh``: requests to recompute a petition's public count (a confirmation, an
   invalidation, a review decision, an erasure), one row per request; the pipeline takes the rows it can
-  see and counts after taking them (see ``pipeline.run_once``).
+  see and counts after taking them (see ``services.core.signatures.recount``).
 """
 
 from __future__ import annotations

@@ -1,59 +1,38 @@
-"""The worker's signature pipeline: deduplicate new signatures in batches, then refresh public counts.
+"""The signature pipeline's batch: deduplicate new signatures, in the caller's transaction.
 
-Every ``signature_pipeline_seconds`` a worker runs :func:`run_once`:
+The worker (``services.worker.signatures.pipeline``) runs :func:`process_batch` repeatedly, each batch in
+its own transaction, until no signature is left in ``state = 'new'`` or its time budget is spent, then
+recounts the petitions the batches touched (``services.core.signatures.recount``). A transaction-scoped
+advisory lock lets one worker at a time take batches (the others skip the tick), so batches never race
+each other; set-based SQL makes one batch of thousands cost a few statements.
 
-1. :func:`process_batch` repeatedly, each batch in its own transaction, until no signature is left in
-   ``state = 'new'`` or the tick's time budget is spent. A transaction-scoped advisory lock lets one
-   worker at a time do this (the others skip the tick), so batches never race each other; set-based SQL
-   makes one batch of thousands cost a few statements.
-
-   - With an email: ``petition_signers`` gets the earliest signature of each (petition, canonical email)
-     not already there (``ON CONFLICT DO NOTHING``); every signature of the batch then becomes ``unique``
-     (it is the one in ``petition_signers``) or a ``duplicate`` of it. A duplicate that opts in to
-     updates passes its consent on to the counted signature, and lifts an earlier ``unsubscribed``
-     suppression of that person (a new explicit opt-in is the only thing that does).
-   - Without an email (paper): compared by normalised name within the same petition, country and postal
-     code (:func:`identity.match_paper_signature`); auto-merged as a duplicate, put in the review queue,
-     or unique.
-   - An attested duplicate (from an import or an integration) makes the person's counted signature
-     attested: the person counts, as when a duplicate's confirmation confirms it.
-   - One outbox job per batch asks for the confirmation emails of the batch's signatures that need one
-     (web signatures; imported and delivered ones only when their import or integration asks).
-
-2. The recount, under an advisory lock of its own (so two workers' counts reach the cache in the order
-   they were taken), of every petition a batch touched or with a request in ``petition_count_refresh``
-   (confirmations, invalidations, review decisions, erasures): one ``count(*)`` each over the partial
-   index of counted signatures, written to the cache (:mod:`services.core.signatures.counts`). No counter
-   row is updated per signature.
-
-   Why no recount request is lost: each request is a row of its own, inserted by the transaction that
-   changed the count, so it becomes visible exactly when that change commits. The recount deletes the
-   requests its statement can see and only *then* counts, in a later statement whose READ COMMITTED
-   snapshot sees every change whose request it took. A request committed after that delete stays for the
-   next tick. (Merging requests into one row per petition, ``ON CONFLICT DO NOTHING``, lost them: a
-   confirmation whose insert found the earlier row did nothing, the worker took that row and counted
-   before the confirmation committed, and nothing asked again.)
+- With an email: ``petition_signers`` gets the earliest signature of each (petition, canonical email) not
+  already there (``ON CONFLICT DO NOTHING``); every signature of the batch then becomes ``unique`` (it is
+  the one in ``petition_signers``) or a ``duplicate`` of it. A duplicate that opts in to updates passes
+  its consent on to the counted signature, and lifts an earlier ``unsubscribed`` suppression of that
+  person (a new explicit opt-in is the only thing that does).
+- Without an email (paper): compared by normalised name within the same petition, country and postal code
+  (:func:`identity.match_paper_signature`); auto-merged as a duplicate, put in the review queue, or
+  unique.
+- An attested duplicate (from an import or an integration) makes the person's counted signature attested:
+  the person counts, as when a duplicate's confirmation confirms it.
+- One outbox job per batch asks for the confirmation emails of the batch's signatures that need one (web
+  signatures; imported and delivered ones only when their import or integration asks).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Row, text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.core.config import Settings
-from services.core.db.engine import session_scope
 from services.core.mail import unsubscribe
-from services.core.milestones import service as milestones
-from services.core.milestones.service import Milestone
-from services.core.outbox import enqueue, publish_after_commit
-from services.core.signatures import counts
+from services.core.outbox import enqueue
 from services.core.signatures.identity import (
     AUTO_MERGE_THRESHOLD,
     REVIEW_THRESHOLD,
@@ -62,15 +41,10 @@ from services.core.signatures.identity import (
     match_paper_signature,
 )
 
-if TYPE_CHECKING:
-    from services.core.jobs import JobQueue
-
 log = logging.getLogger(__name__)
 
 # pg_advisory_xact_lock key: "loom signature pipeline"
 PIPELINE_LOCK = 0x6C6F6F6D_7369676E
-# pg_advisory_xact_lock key of the recount: "loom count"
-COUNT_LOCK = 0x6C6F6F6D_636F756E
 CONFIRMATION_TASK = "signatures.request_confirmations"
 
 
@@ -369,73 +343,3 @@ async def _request_confirmations(session: AsyncSession, ids: list[uuid.UUID]) ->
     ).all()
     if needing:
         enqueue(session, CONFIRMATION_TASK, signature_ids=list(needing))
-
-
-@dataclass
-class TickResult:
-    processed: int = 0
-    duplicates: int = 0
-    reviews: int = 0
-    batches: int = 0
-    backlog: bool = False  # stopped by the time budget with new signatures still waiting
-    refreshed: set[uuid.UUID] = field(default_factory=set)
-    milestones: list[Milestone] = field(default_factory=list)  # reached for the first time this tick
-
-
-async def run_once(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    queue: JobQueue,
-    settings: Settings,
-    *,
-    budget_seconds: float | None = None,
-) -> TickResult:
-    """One tick: batches until nothing is new (or the budget is spent), then the counts they changed."""
-    tick = TickResult()
-    budget = settings.signature_pipeline_budget_seconds if budget_seconds is None else budget_seconds
-    started = time.monotonic()
-    touched: set[uuid.UUID] = set()
-    while True:
-        async with sessionmaker() as session:
-            batch = await process_batch(session, limit=settings.signature_batch_size)
-            await session.commit()
-            await publish_after_commit(session, queue)
-        if batch.locked_out:
-            return tick
-        tick.batches += 1 if batch.processed else 0
-        tick.processed += batch.processed
-        tick.duplicates += batch.duplicates
-        tick.reviews += batch.reviews
-        touched |= batch.petitions
-        if batch.processed < settings.signature_batch_size:
-            break
-        if time.monotonic() - started > budget:
-            tick.backlog = True  # more is waiting: the caller runs the next tick at once
-            break
-    async with session_scope(sessionmaker) as session:
-        # Held until this transaction ends, after the counts are cached: a recount that starts later
-        # counts later and caches later.
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": COUNT_LOCK})
-        # The requests this statement sees; the counts below are taken by later statements, whose
-        # snapshots see the changes that made these requests (see the module's docstring).
-        flagged = (
-            await session.scalars(text("DELETE FROM petition_count_refresh RETURNING petition_id"))
-        ).all()
-        touched |= set(flagged)
-        if touched:
-            fresh = await counts.compute(session, touched)
-            # Milestones first crossed by these counts: recorded once, ever, with the coordinators' mail
-            # and the `petition.milestone_reached` webhook event, in this transaction.
-            tick.milestones = await milestones.detect(session, settings, fresh)
-            await counts.store(queue.redis, fresh, settings)
-    tick.refreshed = touched
-    return tick
-
-
-async def mark_for_recount(session: AsyncSession, petition_ids: set[uuid.UUID] | list[uuid.UUID]) -> None:
-    """Ask the pipeline to recount these petitions once the caller's transaction commits. Always a new
-    row, never merged into a pending request, which a recount may be taking right now."""
-    if petition_ids:
-        await session.execute(
-            text("INSERT INTO petition_count_refresh (petition_id) SELECT unnest(CAST(:ids AS uuid[]))"),
-            {"ids": list(set(petition_ids))},
-        )

@@ -24,7 +24,7 @@ from services.core.schemas import EMAIL_PATTERN
 from services.core.signatures.errors import InvalidSignature
 from services.core.signatures.identity import InvalidEmail, canonical_email
 from services.core.signatures.models import Channel, SignatureState
-from services.core.signatures.pipeline import mark_for_recount
+from services.core.signatures.recount import mark_for_recount
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,8 @@ from services.core.refs import Ref
 from services.core.schemas import Page
 from services.core.signatures.errors import ReviewNotFound
 from services.core.signatures.models import ReviewResolution
-from services.core.signatures.pipeline import mark_for_recount, pass_attestation
+from services.core.signatures.pipeline import pass_attestation
+from services.core.signatures.recount import mark_for_recount
 
 
 class ReviewAlreadyResolved(Conflict):

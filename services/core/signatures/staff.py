@@ -33,7 +33,7 @@ from services.core.refs import Ref
 from services.core.signatures import policy
 from services.core.signatures.identity import InvalidEmail, canonical_email, email_domain
 from services.core.signatures.models import Channel, Signature, SignatureInvalidation, SignatureState
-from services.core.signatures.pipeline import mark_for_recount
+from services.core.signatures.recount import mark_for_recount
 from services.core.signatures.schemas import (
     InvalidationIn,
     InvalidationPage,

@@ -64,6 +64,16 @@ class IssuedToken:
     expires_at: datetime
 
 
+@dataclass(frozen=True)
+class ConfirmationRequest:
+    """A token issued for a signature, for its confirmation mail."""
+
+    signature_id: uuid.UUID
+    petition_id: uuid.UUID
+    token: str
+    nonce_hash: str  # names this token in the confirmation mail's dedup key
+
+
 def _key(settings: Settings) -> bytes:
     return settings.derived_key(PURPOSE)
 

@@ -1,4 +1,5 @@
-"""Delivering webhook events: the worker's loop over due deliveries.
+"""Delivering webhook events: the steps of the worker's loop over due deliveries (the loop, which owns
+the transactions, is ``services.worker.webhooks.delivery``).
 
 Why a loop over the delivery table rather than an outbox job per delivery: a delivery is retried on its
 own schedule for a day (``webhook_retry_hours``), far beyond the outbox's few quick retries, and its HTTP
@@ -17,9 +18,6 @@ their own queue, like ``email_messages``:
    the answer), the delivery delivered, failed (past its retry window) or due again after a jittered
    exponential backoff; the endpoint's ``failing_since`` cleared on success or set on the first failure;
    an endpoint failing for ``webhook_disable_after_hours`` is disabled and its owner emailed.
-
-The loop polls every ``webhook_poll_seconds`` (0.5 s by default: a cheap index look-up), so an event is
-sent within about half a second of its transaction's commit.
 """
 
 from __future__ import annotations
@@ -36,7 +34,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import Webhook
 
 from services.core.config import Settings
@@ -319,51 +317,13 @@ def make_client(settings: Settings) -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False, trust_env=False)
 
 
-async def deliver_due(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    *,
-    client: httpx.AsyncClient | None = None,
-    now: datetime | None = None,
-) -> int:
-    """One batch: claim, attempt, record. Returns how many deliveries were attempted. ``now`` (for
-    tests) decides what is due and when the next attempts are; the signatures' timestamps are always the
-    real clock's."""
-    async with sessionmaker() as session:
-        claimed = await claim(session, settings, now or datetime.now(UTC))
-        await session.commit()
-    if not claimed:
-        return 0
-    own_client = client is None
-    http = client or make_client(settings)
-    limit = asyncio.Semaphore(settings.webhook_concurrency)
-
-    async def one(item: Claimed) -> AttemptResult:
-        async with limit:
-            return await attempt(http, item, settings)
-
-    try:
-        results = await asyncio.gather(*(one(item) for item in claimed))
-    finally:
-        if own_client:
-            await http.aclose()
-    recorded_at = now or datetime.now(UTC)
-    async with sessionmaker() as session:
-        for item, result in zip(claimed, results, strict=True):
-            await record(session, settings, item, result, recorded_at)
-        await session.commit()
-    return len(claimed)
-
-
 _PURGE = text(
     "DELETE FROM webhook_events WHERE id IN ("
     "SELECT ev.id FROM webhook_events ev WHERE ev.created_at < :before "
     "AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = ev.id AND d.state = 'pending') "
     "ORDER BY ev.created_at LIMIT :limit FOR UPDATE SKIP LOCKED)"
 )
-PURGE_EVERY_SECONDS = 3600.0
 PURGE_BATCH = 5000
-_last_purge = {"at": -PURGE_EVERY_SECONDS}
 
 
 async def purge_old(session: AsyncSession, before: datetime, limit: int = PURGE_BATCH) -> int:
@@ -372,30 +332,3 @@ async def purge_old(session: AsyncSession, before: datetime, limit: int = PURGE_
     was purged makes a new event: keys come from things that happen once (a confirmation, a publication)."""
     result = await session.execute(_PURGE, {"before": before, "limit": limit})
     return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def run_once(
-    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, *, budget_seconds: float = 5.0
-) -> int:
-    """The worker loop's tick: batches while they come full, for up to ``budget_seconds``; once an hour,
-    a purge of old events (``webhook_retention_days``)."""
-    started = time.monotonic()
-    if started - _last_purge["at"] > PURGE_EVERY_SECONDS:
-        _last_purge["at"] = started
-        async with sessionmaker() as session:
-            before = datetime.now(UTC) - timedelta(days=settings.webhook_retention_days)
-            purged = await purge_old(session, before)
-            await session.commit()
-        if purged:
-            log.info("purged old webhook events", extra={"events": purged})
-    # The first batch makes its own client only if something is due: building one (an SSL context that
-    # loads the CA certificates) every poll cost an idle worker ~15 % of a core.
-    total = await deliver_due(sessionmaker, settings)
-    if total < settings.webhook_batch_size or time.monotonic() - started > budget_seconds:
-        return total
-    async with make_client(settings) as client:
-        while True:
-            done = await deliver_due(sessionmaker, settings, client=client)
-            total += done
-            if done < settings.webhook_batch_size or time.monotonic() - started > budget_seconds:
-                return total

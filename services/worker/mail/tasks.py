@@ -1,4 +1,4 @@
-"""Email in the worker: the sender loop (services/core/mail/sender.py), one per worker process.
+"""Email in the worker: the sender loop (services/worker/mail/sender.py), one per worker process.
 
 It runs as a periodic loop that does not return: it sends what is due, then waits for ``NOTIFY loom_mail``
 (sent by ``queue()`` on commit) or the poll. If it fails it is started again after ``mail_poll_seconds``.
@@ -13,10 +13,10 @@ import os
 from redis.asyncio import Redis
 
 from services.core.config import Environment
-from services.core.jobs import LoopContext, periodic
 from services.core.mail.limits import SendLimits
-from services.core.mail.sender import Listener, Sender
 from services.core.mail.smtp import SmtpConfig
+from services.worker.mail.sender import Listener, Sender
+from services.worker.periodic import LoopContext, periodic
 
 log = logging.getLogger(__name__)
 

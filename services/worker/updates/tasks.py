@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from services.core.jobs import JobContext, task
+from services.core.outbox.registry import JobContext, task
 from services.core.updates import service
 
 

@@ -3,8 +3,8 @@ loop over the delivery table, not an outbox job per delivery)."""
 
 from __future__ import annotations
 
-from services.core.jobs import LoopContext, periodic
-from services.core.webhooks import delivery
+from services.worker.periodic import LoopContext, periodic
+from services.worker.webhooks import delivery
 
 
 @periodic("webhooks.deliver", every=lambda settings: settings.webhook_poll_seconds)

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,14 +23,13 @@ Job = Callable[..., JobContext]
 
 
 @pytest.fixture
-def job(app: FastAPI, db: AsyncSession, settings: Settings) -> Job:
+def job(db: AsyncSession, settings: Settings) -> Job:
     """``job()``: the context a task gets, on the test's session (``job(settings=…)`` to change them)."""
 
     def make(**changes: Any) -> JobContext:
         values: dict[str, Any] = {
             "session": db,
             "settings": settings,
-            "queue": app.state.queue,
             "job_id": uuid.uuid4(),
             "attempt": 1,
         }

@@ -8,7 +8,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.core.signatures import pipeline
+from services.worker.signatures import pipeline
 from tests.api.network.conftest import api_key_for, headers_for
 
 __all__ = ["api_key_for", "headers_for", "run_pipeline"]

@@ -7,7 +7,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from fastapi import FastAPI
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -179,7 +178,6 @@ async def test_the_worker_task_issues_tokens_once(
     client: httpx.AsyncClient,
     db: AsyncSession,
     settings: Settings,
-    app: FastAPI,
     run_pipeline: RunPipeline,
 ) -> None:
     petition = await make_petition(db)
@@ -194,9 +192,7 @@ async def test_the_worker_task_issues_tokens_once(
         return {row.id: row.confirmation_nonce_hash for row in rows}
 
     def context() -> JobContext:
-        return JobContext(
-            session=db, settings=settings, queue=app.state.queue, job_id=uuid.uuid4(), attempt=1
-        )
+        return JobContext(session=db, settings=settings, job_id=uuid.uuid4(), attempt=1)
 
     await tasks.request_confirmations(context(), signature_ids=ids)
     await db.commit()

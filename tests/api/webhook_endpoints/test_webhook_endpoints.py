@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.config import Settings
 from services.core.users.models import Role
-from services.core.webhooks import delivery
+from services.worker.webhooks.delivery import deliver_due
 from tests.api.network.helpers import HeadersFor, assert_problem
 from tests.core.webhooks.helpers import emit_sample
 from tests.core.webhooks.receiver import running_receiver
@@ -185,7 +185,7 @@ async def test_the_delivery_log_and_manual_redelivery_of_a_failed_delivery(
         events = {str(await emit_sample(db)), str(await emit_sample(db))}
         # sent at once (either gets the 500), an hour late: past the retry window, a failure is final
         late = datetime.now(UTC) + timedelta(hours=1)
-        assert await delivery.deliver_due(sessionmaker, quick, now=late) == 2
+        assert await deliver_due(sessionmaker, quick, now=late) == 2
 
         failed = (await client.get(f"{endpoint}/deliveries?state=failed", headers=admin)).json()
         assert failed["total"] == 1
@@ -209,7 +209,7 @@ async def test_the_delivery_log_and_manual_redelivery_of_a_failed_delivery(
         assert again.status_code == 200, again.text
         assert again.json()["state"] == "pending"
         assert again.json()["next_attempt_at"] is not None
-        assert await delivery.deliver_due(sessionmaker, quick) == 1
+        assert await deliver_due(sessionmaker, quick) == 1
 
     first, second, redelivered = receiver.received
     assert redelivered.status == 200
@@ -236,9 +236,9 @@ async def test_an_endpoint_disabled_for_failing_is_enabled_again_and_redelivers(
         endpoint = f"{BASE}/{created['id']}"
         await emit_sample(db)
         t0 = datetime.now(UTC)
-        await delivery.deliver_due(sessionmaker, quick, now=t0)
+        await deliver_due(sessionmaker, quick, now=t0)
         [row] = (await client.get(f"{endpoint}/deliveries", headers=admin)).json()["items"]
-        await delivery.deliver_due(sessionmaker, quick, now=t0 + timedelta(hours=2))
+        await deliver_due(sessionmaker, quick, now=t0 + timedelta(hours=2))
 
         shown = (await client.get(endpoint, headers=admin)).json()
         assert shown["enabled"] is False
@@ -256,9 +256,7 @@ async def test_an_endpoint_disabled_for_failing_is_enabled_again_and_redelivers(
         )
         again = await client.post(f"{endpoint}/deliveries/{row['id']}/redeliver", headers=admin)
         assert again.status_code == 200, again.text
-        assert (
-            await delivery.deliver_due(sessionmaker, quick, now=datetime.now(UTC) + timedelta(hours=3)) == 1
-        )
+        assert await deliver_due(sessionmaker, quick, now=datetime.now(UTC) + timedelta(hours=3)) == 1
     assert [r.status for r in receiver.received] == [500, 500, 204]
     assert len({r.webhook_id for r in receiver.received}) == 1
 

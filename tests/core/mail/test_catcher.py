@@ -13,17 +13,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.config import PROJECT_ROOT, Settings
 from services.core.mail.catcher import Catcher, caught, mail_dir
-from services.core.mail.sender import Sender
 from services.core.mail.smtp import SmtpConfig
+from services.worker.mail.sender import Sender
 from tests.mail_helpers import enqueue, new_message
 
 LOOM = str(PROJECT_ROOT / ".venv" / "bin" / "loom")
 
 
 def loom_mail(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """`loom mail …`; its output decoded as is (no newline translation, so a stray ``\r`` shows)."""
     env = {**os.environ, "LOOM_DATA_DIR": str(data_dir)}
-    return subprocess.run(
-        [LOOM, "mail", *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    result = subprocess.run([LOOM, "mail", *args], env=env, capture_output=True, timeout=60, check=False)
+    return subprocess.CompletedProcess(
+        result.args, result.returncode, result.stdout.decode(), result.stderr.decode()
     )
 
 
@@ -82,6 +84,12 @@ async def test_caught_mail_is_written_to_files_and_loom_mail_shows_it(
     assert "Confirm: https://example.org/confirm/abc" in shown.stdout
     as_html = loom_mail("show", number, "--html", data_dir=tmp_path)
     assert "<a href='https://example.org/confirm/abc'>" in as_html.stdout
+    as_received = loom_mail("show", number, "--raw", data_dir=tmp_path)
+    assert "Subject: Confirm your signature" in as_received.stdout
+    # SMTP carries CRLF line ends; on a terminal they are plain newlines (a link copied from the text
+    # must not end in a carriage return).
+    for output in (shown, as_html, as_received):
+        assert "\r" not in output.stdout
 
     missing = loom_mail("show", "9", data_dir=tmp_path)
     assert missing.returncode == 1

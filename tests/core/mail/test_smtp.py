@@ -10,8 +10,8 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.config import Settings
-from services.core.mail.sender import Sender, Step
 from services.core.mail.smtp import InvalidSmtpUrl, SmtpConfig, StartTls
+from services.worker.mail.sender import Sender, Step
 from tests.mail_helpers import enqueue, new_message
 from tests.smtp_server import SmtpServer
 

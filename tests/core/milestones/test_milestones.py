@@ -16,9 +16,11 @@ from services.core.config import Settings
 from services.core.mail.models import EmailMessage, MessageCategory
 from services.core.milestones import service as milestones
 from services.core.milestones.models import PetitionMilestone
-from services.core.signatures import counts, pipeline
+from services.core.signatures import counts
+from services.core.signatures.recount import mark_for_recount
 from services.core.users.models import Role
 from services.core.webhooks.models import WebhookEvent
+from services.worker.signatures import pipeline
 from tests.factories import make_organisation, make_petition, make_signature, make_user
 
 Tick = Callable[..., Awaitable[pipeline.TickResult]]
@@ -96,7 +98,7 @@ async def test_each_milestone_once_to_the_campaigns_coordinators(
     await _sign(db, petition, 3)  # past 100 %
     assert [m.percent for m in (await tick()).milestones] == [100]
     # recounting never repeats one, nor does detecting the same counts again
-    await pipeline.mark_for_recount(db, {petition.id})
+    await mark_for_recount(db, {petition.id})
     await db.commit()
     assert (await tick()).milestones == []
     fresh = await counts.compute(db, [petition.id])
@@ -140,7 +142,7 @@ async def test_a_falling_and_rising_count_does_not_repeat_a_milestone(db: AsyncS
         ),
         {"p": petition.id},
     )
-    await pipeline.mark_for_recount(db, {petition.id})
+    await mark_for_recount(db, {petition.id})
     await db.commit()
     assert (await tick()).milestones == []
     await _sign(db, petition, 1)

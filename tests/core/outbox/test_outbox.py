@@ -1,5 +1,5 @@
-"""The outbox without a worker: enqueue in the caller's transaction, publish after commit, the relay,
-backlog counts, and the pieces of the dispatcher's retry policy. Real PostgreSQL and Redis."""
+"""The outbox without a worker: enqueue in the caller's transaction, publish after commit, the relay's
+purge, and the pieces of the dispatcher's retry policy. Real PostgreSQL and Redis."""
 
 from __future__ import annotations
 
@@ -15,11 +15,10 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core import jobs, outbox
-from services.core.config import Settings
 from services.core.outbox.dispatch import backoff, describe_error, is_transient
 from services.core.outbox.models import OutboxJob
-from services.core.outbox.registry import REGISTRY, JobContext, task
-from services.core.outbox.relay import purge_completed, relay_once
+from services.core.outbox.registry import REGISTRY, JobContext, Retry, task
+from services.core.outbox.relay import purge_completed
 from tests.worker.fixtures import job_row
 
 Factory = async_sessionmaker[AsyncSession]
@@ -47,21 +46,22 @@ async def test_a_rolled_back_job_is_neither_stored_nor_published(
     async with factory() as session:
         job_id = outbox.enqueue(session, "test.record", key="k")
         await session.flush()
-        assert outbox.pending(session) == [job_id]
         await session.rollback()
-        assert outbox.pending(session) == []
-        await outbox.publish_after_commit(session, queue)
+        assert await outbox.publish_pending(session, queue) == []
     assert await job_row(factory, job_id) is None
     assert await queue.depth() == 0
 
 
-async def test_a_savepoint_rollback_keeps_the_jobs_enqueued_before_it(factory: Factory) -> None:
+async def test_a_savepoint_rollback_keeps_the_jobs_enqueued_before_it(
+    factory: Factory, queue: jobs.JobQueue
+) -> None:
     async with factory() as session:
         kept = outbox.enqueue(session, "test.record", key="kept")
         savepoint = await session.begin_nested()
         outbox.enqueue(session, "test.record", key="dropped")
         await savepoint.rollback()
-        assert kept in outbox.pending(session)
+        await session.commit()
+        assert kept in await outbox.publish_pending(session, queue)
 
 
 async def test_publish_after_commit_publishes_and_marks_published(
@@ -71,8 +71,10 @@ async def test_publish_after_commit_publishes_and_marks_published(
         first = outbox.enqueue(session, "test.record", key="a")
         second = outbox.enqueue(session, "test.record", key="b")
         await session.commit()
-        await outbox.publish_after_commit(session, queue)
-        assert outbox.pending(session) == []
+        assert await outbox.publish_pending(session, queue) == [first, second]
+        assert await outbox.publish_pending(session, queue) == []  # handed over once
+        await outbox.mark_published(session, [first, second])
+        await session.commit()
     for job_id in (first, second):
         row = await job_row(factory, job_id)
         assert row is not None
@@ -96,117 +98,12 @@ async def test_marking_published_does_not_wait_for_a_worker_holding_the_row(
         async with factory() as worker_session:  # a worker running the job holds the row lock
             await worker_session.execute(select(OutboxJob).where(OutboxJob.id == job_id).with_for_update())
             started = time.monotonic()
-            await asyncio.wait_for(outbox.publish_after_commit(session, queue), timeout=5)
+            published = await outbox.publish_pending(session, queue)
+            await asyncio.wait_for(outbox.mark_published(session, published), timeout=5)
+            await session.commit()
             assert time.monotonic() - started < 1
             await worker_session.rollback()
     assert await queue.depth() == 1
-
-
-async def test_publish_with_redis_unreachable_leaves_the_job_to_the_relay(
-    factory: Factory, queue: jobs.JobQueue, job_settings: Settings, job_queue_name: str
-) -> None:
-    down = jobs.JobQueue.lazy("redis://127.0.0.1:1/0", job_queue_name)  # nothing listens on port 1
-    try:
-        async with factory() as session:
-            job_id = outbox.enqueue(session, "test.record", key="k")
-            await session.commit()
-            await outbox.publish_after_commit(session, down)  # does not raise
-        row = await job_row(factory, job_id)
-        assert row is not None
-        assert row.published_at is None
-        # while Redis is known to be down, publishing fails fast instead of waiting for a timeout
-        assert not down.available
-        started = time.monotonic()
-        with pytest.raises(jobs.QueueUnavailable):
-            await down.publish(job_id, "test.record", {})
-        assert time.monotonic() - started < 0.1
-        assert await down.ping() is False
-    finally:
-        await down.close()
-
-    result = await relay_once(factory, queue, job_settings)
-    assert (result.published, result.queue_down) == (1, False)
-    row = await job_row(factory, job_id)
-    assert row is not None
-    assert row.published_at is not None
-    assert await queue.depth() == 1
-    # nothing left to relay
-    assert (await relay_once(factory, queue, job_settings)).published == 0
-
-
-async def test_the_relay_leaves_young_jobs_to_their_request(
-    factory: Factory, queue: jobs.JobQueue, job_settings: Settings
-) -> None:
-    async with factory() as session:
-        outbox.enqueue(session, "test.record", key="k")
-        await session.commit()
-    patient = job_settings.model_copy(update={"outbox_publish_grace_seconds": 60.0})
-    assert (await relay_once(factory, queue, patient)).published == 0
-    assert (await relay_once(factory, queue, job_settings)).published == 1
-
-
-async def test_the_relay_republishes_jobs_the_queue_lost(
-    factory: Factory, queue: jobs.JobQueue, job_settings: Settings
-) -> None:
-    async with factory() as session:
-        lost = outbox.enqueue(session, "test.record", key="lost")
-        done = outbox.enqueue(session, "test.record", key="done")
-        failed = outbox.enqueue(session, "test.record", key="failed")
-        await session.flush()
-        long_ago = timedelta(hours=1)
-        await session.execute(
-            update(OutboxJob)
-            .where(OutboxJob.id.in_([lost, done, failed]))
-            .values(published_at=OutboxJob.created_at - long_ago)
-        )
-        await session.execute(
-            update(OutboxJob).where(OutboxJob.id == done).values(completed_at=OutboxJob.created_at)
-        )
-        await session.execute(
-            update(OutboxJob).where(OutboxJob.id == failed).values(failed_at=OutboxJob.created_at)
-        )
-        await session.commit()
-    eager = job_settings.model_copy(update={"outbox_republish_after_seconds": 60.0})
-    result = await relay_once(factory, queue, eager)
-    assert (result.published, result.republished, result.lost) == (0, 1, 1)
-    assert await queue.depth() == 1
-    row = await job_row(factory, lost)
-    assert row is not None
-    assert row.published_at is not None
-    assert row.published_at > row.created_at  # marked again, so it is not re-published every pass
-    assert (await relay_once(factory, queue, eager)).republished == 0
-
-    immediate = job_settings.model_copy(update={"outbox_republish_after_seconds": 0.0})
-    again = await relay_once(factory, queue, immediate)
-    assert (again.republished, again.lost) == (1, 0)  # still queued: the queue keeps one copy
-    assert await queue.depth() == 1
-
-
-async def test_backlog_counts_jobs_by_state(factory: Factory) -> None:
-    async with factory() as session:
-        assert await outbox.backlog(session) == outbox.Backlog(0, 0, 0, 0.0)
-        ids = [outbox.enqueue(session, "test.record", key=str(i)) for i in range(5)]
-        await session.flush()
-        await session.execute(
-            update(OutboxJob)
-            .where(OutboxJob.id.in_(ids[1:]))
-            .values(published_at=OutboxJob.created_at, created_at=OutboxJob.created_at - timedelta(0))
-        )
-        await session.execute(
-            update(OutboxJob).where(OutboxJob.id == ids[2]).values(completed_at=OutboxJob.created_at)
-        )
-        await session.execute(
-            update(OutboxJob).where(OutboxJob.id == ids[3]).values(failed_at=OutboxJob.created_at)
-        )
-        await session.execute(
-            update(OutboxJob)
-            .where(OutboxJob.id == ids[0])
-            .values(created_at=OutboxJob.created_at - timedelta(minutes=2))
-        )
-        await session.commit()
-        counts = await outbox.backlog(session)
-    assert (counts.unpublished, counts.open, counts.failed, counts.uncompleted) == (1, 2, 1, 3)
-    assert 119 < counts.oldest_unpublished_seconds < 300
 
 
 async def test_purge_deletes_only_old_completed_jobs(factory: Factory) -> None:
@@ -296,7 +193,7 @@ def _db_error(sqlstate: str) -> sqlalchemy.exc.DBAPIError:
 @pytest.mark.parametrize(
     ("error", "transient"),
     [
-        (jobs.Retry(), True),
+        (Retry(), True),
         (ConnectionRefusedError(), True),
         (TimeoutError(), True),
         (_db_error("40001"), True),  # serialization failure

@@ -14,10 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.campaigns.errors import CampaignArchived, PartnerOrganisationNotFound, PetitionNotFound
 from services.core.campaigns.models import CampaignStatus
-from services.core.signatures import pipeline
 from services.core.signatures.errors import InvalidImportFile
 from services.core.signatures.imports import ImportProgress, import_csv, parse_opt_in
 from services.core.signatures.models import Channel, Signature, SignatureState
+from services.worker.signatures import pipeline
 from tests.factories import make_organisation, make_petition, spelled
 
 HEADER = "name,email,country,postal_code,language,opt_in,source\n"

@@ -16,8 +16,9 @@ from services.core.campaigns.models import CountPolicy, Petition
 from services.core.config import Settings
 from services.core.db.engine import create_sessionmaker
 from services.core.refs import Ref
-from services.core.signatures import confirmation, counts, pipeline, tokens
+from services.core.signatures import confirmation, counts, tokens
 from services.core.signatures.models import SignatureState
+from services.worker.signatures import pipeline
 from tests.factories import drop_petition, make_petition, make_signature
 from tests.worker.fixtures import job_queue_name, queue
 

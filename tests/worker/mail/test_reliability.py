@@ -4,7 +4,7 @@ and drains once the server is back.
 
 The kill lands while the server is holding a message before accepting it (the server keeps nothing
 from a client that went away), so it falls outside the documented crash window — the moment between the
-server's acceptance and the worker recording it (see services/core/mail/sender.py) — which no SMTP client
+server's acceptance and the worker recording it (see services/worker/mail/sender.py) — which no SMTP client
 can close.
 """
 

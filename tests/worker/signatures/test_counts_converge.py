@@ -16,7 +16,6 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.core import jobs
 from services.core.campaigns.models import CountPolicy, Petition
 from services.core.config import Settings
 from services.core.signatures import tokens
@@ -24,6 +23,7 @@ from services.core.signatures.counts import COUNTED
 from services.core.signatures.identity import canonical_email
 from services.core.signatures.models import SignatureState
 from services.core.users.models import Role, User
+from services.worker import runtime
 from services.worker.settings import load_tasks
 from tests.factories import auth_headers, drop_petition, make_petition, make_signature, make_user
 
@@ -103,7 +103,7 @@ async def test_the_public_count_converges_after_any_interleaving(
     job_queue_name: str,
 ) -> None:
     load_tasks()
-    options: dict[str, Any] = jobs.worker_options(
+    options: dict[str, Any] = runtime.worker_options(
         job_settings.model_copy(update={"signature_pipeline_seconds": 0.02}),
         database_url=database_url,
         redis_url=redis_url,
@@ -115,7 +115,7 @@ async def test_the_public_count_converges_after_any_interleaving(
     lagging: list[str] = []
     invalidation: str | None = None
     erasable: list[str] = []
-    async with jobs.running_worker(options):
+    async with runtime.running_worker(options):
 
         async def confirm(token: str) -> int:
             response = await committing_client.post("/v1/signatures/confirm", json={"token": token})

@@ -15,9 +15,9 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.core import jobs
 from services.core.campaigns.models import CountPolicy, Petition
 from services.core.config import Settings
+from services.worker import runtime
 from services.worker.settings import load_tasks
 from tests.factories import drop_petition, make_petition
 from tests.smtp_server import SmtpServer
@@ -61,7 +61,7 @@ async def test_fifty_signatures_with_one_address_send_it_one_confirmation_mail(
             "mail_poll_seconds": 0.2,
         }
     )
-    options: dict[str, Any] = jobs.worker_options(
+    options: dict[str, Any] = runtime.worker_options(
         settings, database_url=database_url, redis_url=redis_url, queue_name=job_queue_name, relay=True
     )
 
@@ -92,7 +92,7 @@ async def test_fifty_signatures_with_one_address_send_it_one_confirmation_mail(
         """Messages the SMTP server took for the victim, however the address was spelled."""
         return sum(any("victim" in r.lower() for r in m.recipients) for m in smtp_server.messages)
 
-    async with jobs.running_worker(options):
+    async with runtime.running_worker(options):
         for n in range(50):  # one at a time: the pipeline takes them in many batches
             await sign(n)
             await asyncio.sleep(0.02)

@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.core import jobs
 from services.core.campaigns.models import CountPolicy, Petition
 from services.core.config import Settings
+from services.worker import runtime
 from services.worker.settings import load_tasks
 from tests.factories import make_petition
 
@@ -49,7 +49,7 @@ async def test_the_worker_deduplicates_counts_and_requests_confirmations(
     job_queue_name: str,
 ) -> None:
     load_tasks()
-    options: dict[str, Any] = jobs.worker_options(
+    options: dict[str, Any] = runtime.worker_options(
         job_settings.model_copy(update={"signature_pipeline_seconds": 0.2}),
         database_url=database_url,
         redis_url=redis_url,
@@ -57,7 +57,7 @@ async def test_the_worker_deduplicates_counts_and_requests_confirmations(
         relay=True,
     )
     emails = ["Jane.Doe+x@GMail.com", "janedoe@gmail.com", "JANEDOE@googlemail.com", "ali@example.org"]
-    async with jobs.running_worker(options):
+    async with runtime.running_worker(options):
         for email in emails:
             response = await committing_client.post(
                 f"/v1/petitions/{petition.slug}/signatures",

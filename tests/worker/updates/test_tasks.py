@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.core import jobs
 from services.core.campaigns.models import CountPolicy
 from services.core.config import Settings
 from services.core.refs import Ref
@@ -21,6 +20,7 @@ from services.core.updates.models import BodyFormat
 from services.core.updates.schemas import UpdateCreate, UpdateText
 from services.core.users.models import Role
 from services.core.users.security import Principal
+from services.worker import runtime
 from services.worker.settings import load_tasks
 from tests.factories import make_petition, make_signature
 
@@ -55,7 +55,7 @@ async def test_the_worker_sends_an_update_in_batches(
                 ),
             )
             await service.start_sending(session, principal, Ref.of_id(petition.campaign_id), str(created.id))
-        options: dict[str, Any] = jobs.worker_options(
+        options: dict[str, Any] = runtime.worker_options(
             job_settings.model_copy(update={"update_batch_size": 2}),
             database_url=database_url,
             redis_url=redis_url,
@@ -63,7 +63,7 @@ async def test_the_worker_sends_an_update_in_batches(
             relay=True,
             loops=False,
         )
-        async with jobs.running_worker(options):
+        async with runtime.running_worker(options):
             deadline = time.monotonic() + 10
             state = None
             while time.monotonic() < deadline:

@@ -9,8 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core import jobs
 from services.core.config import Settings
-from services.core.outbox.registry import PERIODIC, LoopContext
 from services.core.webhooks.models import WebhookEndpoint, WebhookEvent
+from services.worker import runtime
+from services.worker.periodic import PERIODIC, LoopContext
 from services.worker.settings import load_tasks
 from tests.core.webhooks.helpers import deliveries, emit_sample, make_endpoint
 from tests.core.webhooks.receiver import running_receiver
@@ -48,7 +49,7 @@ async def test_a_running_worker_delivers_a_committed_event(
     """The whole path, with real commits: an event emitted in a committed transaction reaches the
     receiver through a running worker's loop."""
     load_tasks()
-    options = jobs.worker_options(
+    options = runtime.worker_options(
         job_settings, database_url=database_url, redis_url=redis_url, queue_name=job_queue_name, relay=False
     )
     with running_receiver() as receiver:
@@ -57,7 +58,7 @@ async def test_a_running_worker_delivers_a_committed_event(
             receiver.secrets = [endpoint.secret]
             event_id = await emit_sample(session)
         try:
-            async with jobs.running_worker(options):
+            async with runtime.running_worker(options):
                 # a bound for a broken loop, not a speed test
                 assert await asyncio.to_thread(receiver.arrived.wait, 30)
             [got] = receiver.verified

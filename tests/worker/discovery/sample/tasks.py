@@ -1,4 +1,4 @@
-from services.core.jobs import JobContext, task
+from services.core.outbox.registry import JobContext, task
 
 
 @task("test.discovered")

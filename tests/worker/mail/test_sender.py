@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from services.core.config import Settings
 from services.core.mail.limits import SendLimits
 from services.core.mail.models import MessageCategory, MessageState, Suppression, SuppressionReason
-from services.core.mail.sender import Listener, Sender, Step
 from services.core.mail.smtp import SmtpConfig
+from services.worker.mail.sender import Listener, Sender, Step
 from tests.mail_helpers import enqueue, enqueue_many, make_due, new_message, rows
 from tests.smtp_server import SmtpServer
 
@@ -404,3 +404,29 @@ async def test_a_sender_hands_back_what_its_lease_leaves_no_time_for(
 def test_the_lease_must_outlast_a_send() -> None:
     with pytest.raises(ValueError, match="LOOM_MAIL_LEASE_SECONDS"):
         Settings(smtp_timeout_seconds=30, mail_lease_seconds=20)
+
+
+@pytest.mark.timeout(120)
+async def test_a_cancelled_sender_stops_at_once_in_the_middle_of_a_backlog(
+    mail_sessions: Sessions, mail_settings: Settings, smtp_server: SmtpServer
+) -> None:
+    """The worker's shutdown cancels the sender. aiosmtplib waits for each reply with ``asyncio.wait_for``,
+    which on Python 3.11 swallows a cancellation that lands as the reply arrives: a sender that did not
+    notice kept sending its whole backlog and held Ctrl-C up for as long."""
+    await enqueue_many(mail_sessions, 3000)
+    for _ in range(5):  # the race is a matter of timing: cancel several times in the middle of batches
+        sender = sender_for(mail_settings, mail_sessions)  # batches of 100 (a cancelled one stays leased)
+        running = asyncio.create_task(sender.run_forever())
+        target = len(smtp_server.messages) + 50
+        for _ in range(6000):  # at most 30 s
+            if len(smtp_server.messages) >= target:
+                break
+            await asyncio.sleep(0.005)
+        running.cancel()
+        cancelled_at = len(smtp_server.messages)
+        started = time.monotonic()
+        done, _ = await asyncio.wait({running}, timeout=3)
+        assert done, f"the sender went on: {len(smtp_server.messages) - cancelled_at} more messages sent"
+        assert running.cancelled()
+        assert time.monotonic() - started < 3
+        assert len(smtp_server.messages) - cancelled_at <= 2  # the one on the wire, at most

@@ -24,6 +24,7 @@ from services.core.webhooks import delivery
 from services.core.webhooks.events import emit
 from services.core.webhooks.models import DeliveryState
 from services.core.webhooks.service import rotate_secret
+from services.worker.webhooks.delivery import deliver_due
 from tests.core.webhooks.helpers import attempts, deliveries, emit_sample, endpoint_row, make_endpoint
 from tests.core.webhooks.receiver import running_receiver
 from tests.factories import make_user
@@ -37,7 +38,7 @@ async def test_an_event_is_posted_signed_to_a_real_receiver(
         receiver.secrets = [endpoint.secret]
         event_id = await emit_sample(db, country="KH")
 
-        assert await delivery.deliver_due(sessionmaker, settings) == 1
+        assert await deliver_due(sessionmaker, settings) == 1
 
     [got] = receiver.received
     assert got.verified_with == [endpoint.secret]
@@ -59,7 +60,7 @@ async def test_an_event_is_posted_signed_to_a_real_receiver(
     assert attempt.latency_ms is not None
     assert attempt.latency_ms >= 0
     assert attempt.response_snippet == '{"ok": true}'
-    assert await delivery.deliver_due(sessionmaker, settings) == 0  # nothing twice
+    assert await deliver_due(sessionmaker, settings) == 0  # nothing twice
 
 
 async def test_a_failing_receiver_that_recovers_gets_the_event_once_with_the_same_id(
@@ -71,24 +72,22 @@ async def test_a_failing_receiver_that_recovers_gets_the_event_once_with_the_sam
         event_id = await emit_sample(db)
         t0 = datetime.now(UTC)
 
-        assert await delivery.deliver_due(sessionmaker, settings, now=t0) == 1
+        assert await deliver_due(sessionmaker, settings, now=t0) == 1
         [row] = await deliveries(sessionmaker, endpoint.id)
         assert row.state == DeliveryState.pending
         first_wait = row.next_attempt_at - t0
         # jittered exponential backoff: base 5 s, jittered to 50-100 %
         assert timedelta(seconds=2.5) <= first_wait <= timedelta(seconds=5)
         assert (await endpoint_row(sessionmaker, endpoint.id)).failing_since == t0
-        assert (
-            await delivery.deliver_due(sessionmaker, settings, now=t0 + timedelta(seconds=1)) == 0
-        )  # not yet
+        assert await deliver_due(sessionmaker, settings, now=t0 + timedelta(seconds=1)) == 0  # not yet
 
-        assert await delivery.deliver_due(sessionmaker, settings, now=t0 + timedelta(minutes=1)) == 1
+        assert await deliver_due(sessionmaker, settings, now=t0 + timedelta(minutes=1)) == 1
         [row] = await deliveries(sessionmaker, endpoint.id)
         second_wait = row.next_attempt_at - (t0 + timedelta(minutes=1))
         assert timedelta(seconds=5) <= second_wait <= timedelta(seconds=10)
 
-        assert await delivery.deliver_due(sessionmaker, settings, now=t0 + timedelta(minutes=2)) == 1
-        assert await delivery.deliver_due(sessionmaker, settings, now=t0 + timedelta(hours=30)) == 0
+        assert await deliver_due(sessionmaker, settings, now=t0 + timedelta(minutes=2)) == 1
+        assert await deliver_due(sessionmaker, settings, now=t0 + timedelta(hours=30)) == 0
 
     assert [r.status for r in receiver.received] == [500, 503, 200]
     assert {r.webhook_id for r in receiver.received} == {str(event_id)}
@@ -116,7 +115,7 @@ async def test_a_delivery_fails_for_good_after_the_retry_window(
         t0 = datetime.now(UTC)
         now = t0
         for _ in range(30):  # retry whenever due, until it stops
-            await delivery.deliver_due(sessionmaker, quick, now=now)
+            await deliver_due(sessionmaker, quick, now=now)
             [row] = await deliveries(sessionmaker, endpoint.id)
             if row.state != DeliveryState.pending:
                 break
@@ -133,7 +132,7 @@ async def test_a_delivery_fails_for_good_after_the_retry_window(
     waits = [(b.attempted_at - a.attempted_at).total_seconds() for a, b in itertools.pairwise(log)]
     assert waits[0] <= 5
     assert max(waits) > 600
-    assert await delivery.deliver_due(sessionmaker, quick, now=t0 + timedelta(days=2)) == 0
+    assert await deliver_due(sessionmaker, quick, now=t0 + timedelta(days=2)) == 0
 
 
 async def test_an_endpoint_failing_for_the_configured_time_is_disabled_and_its_owner_mailed(
@@ -145,13 +144,13 @@ async def test_an_endpoint_failing_for_the_configured_time_is_disabled_and_its_o
         endpoint = await make_endpoint(db, receiver.url, owner_id=owner.id, description="Partner CRM")
         await emit_sample(db)
         t0 = datetime.now(UTC)
-        assert await delivery.deliver_due(sessionmaker, quick, now=t0) == 1
+        assert await deliver_due(sessionmaker, quick, now=t0) == 1
         assert (await endpoint_row(sessionmaker, endpoint.id)).enabled
         await emit_sample(db)  # a second event, while the first waits for its retry
-        assert await delivery.deliver_due(sessionmaker, quick, now=t0 + timedelta(hours=1)) == 2
+        assert await deliver_due(sessionmaker, quick, now=t0 + timedelta(hours=1)) == 2
         assert (await endpoint_row(sessionmaker, endpoint.id)).enabled  # failing for 1 h of 2
         disabled_at = t0 + timedelta(hours=2)
-        assert await delivery.deliver_due(sessionmaker, quick, now=disabled_at) == 2
+        assert await deliver_due(sessionmaker, quick, now=disabled_at) == 2
 
         row = await endpoint_row(sessionmaker, endpoint.id)
         assert not row.enabled
@@ -161,7 +160,7 @@ async def test_an_endpoint_failing_for_the_configured_time_is_disabled_and_its_o
         assert "2 hours" in row.disabled_reason
         assert {d.state for d in await deliveries(sessionmaker, endpoint.id)} == {DeliveryState.failed}
         # nothing more is attempted, nor recorded for new events
-        assert await delivery.deliver_due(sessionmaker, quick, now=t0 + timedelta(days=1)) == 0
+        assert await deliver_due(sessionmaker, quick, now=t0 + timedelta(days=1)) == 0
         await emit_sample(db)
         assert len(await deliveries(sessionmaker, endpoint.id)) == 2
         assert len(receiver.received) == 5
@@ -197,11 +196,11 @@ async def test_after_a_rotation_deliveries_carry_both_signatures_for_the_grace_p
         rotated = await rotate_secret(db, principal, endpoint.id, grace=timedelta(hours=1))
         receiver.secrets = [old_secret, rotated.secret]
         await emit_sample(db)
-        await delivery.deliver_due(sessionmaker, settings)
+        await deliver_due(sessionmaker, settings)
 
         later = datetime.now(UTC) + timedelta(hours=2)
         await emit_sample(db)
-        await delivery.deliver_due(sessionmaker, settings, now=later)
+        await deliver_due(sessionmaker, settings, now=later)
 
     first, second = receiver.received
     assert first.verified_with == [old_secret, rotated.secret]
@@ -218,7 +217,7 @@ async def test_connection_failures_and_redirects_are_failed_attempts(
     with running_receiver(default=302) as redirecting:
         redirects = await make_endpoint(db, redirecting.url)
         await emit_sample(db)
-        assert await delivery.deliver_due(sessionmaker, settings) == 2
+        assert await deliver_due(sessionmaker, settings) == 2
     assert len(redirecting.received) == 1  # not followed
 
     [refused_delivery] = await deliveries(sessionmaker, refused.id)
@@ -238,7 +237,7 @@ async def test_private_addresses_are_refused_again_at_delivery_time(
     with running_receiver() as receiver:
         endpoint = await make_endpoint(db, receiver.url.replace("127.0.0.1", "localhost"))
         await emit_sample(db)
-        assert await delivery.deliver_due(sessionmaker, strict) == 1
+        assert await deliver_due(sessionmaker, strict) == 1
     assert receiver.received == []
     [row] = await deliveries(sessionmaker, endpoint.id)
     [attempt] = await attempts(sessionmaker, row.id)
@@ -291,7 +290,7 @@ async def test_old_events_are_purged_once_no_delivery_is_pending(
     with running_receiver() as receiver:
         endpoint = await make_endpoint(db, receiver.url)
         await emit_sample(db)
-        await delivery.deliver_due(sessionmaker, settings)
+        await deliver_due(sessionmaker, settings)
     waiting = await make_endpoint(db, "http://127.0.0.1:9/", event_types=("campaign.published",))
     [delivered] = await deliveries(sessionmaker, endpoint.id)
     later = datetime.now(UTC) + timedelta(days=1)
@@ -357,7 +356,7 @@ async def test_https_connects_to_the_checked_address_and_still_verifies_the_name
         receiver.secrets = [by_name.secret]
         await emit_sample(db)
         async with httpx.AsyncClient(verify=trusted, follow_redirects=False, trust_env=False) as client:
-            assert await delivery.deliver_due(sessionmaker, settings, client=client) == 2
+            assert await deliver_due(sessionmaker, settings, client=client) == 2
 
     [got] = receiver.verified
     assert got.headers["host"] == receiver.url.split("/")[2]

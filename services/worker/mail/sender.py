@@ -1,5 +1,6 @@
 """The sender: takes due ``pending`` rows of ``email_messages`` in batches and sends them over one kept
-SMTP connection.
+SMTP connection. It owns the transactions, the connections and the loop; the statements and the reading
+of SMTP failures are ``services.core.mail.sending``.
 
 How a batch goes
 ----------------
@@ -44,26 +45,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
 from enum import Enum
-from typing import Any
 
 import aiosmtplib
 import asyncpg
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.core.config import Settings
 from services.core.mail import message as mime
+from services.core.mail import sending
 from services.core.mail.limits import SendLimits
 from services.core.mail.queue import NOTIFY_CHANNEL
+from services.core.mail.sending import Claimed, Verdict, classify
 from services.core.mail.smtp import SmtpConfig
 from services.core.outbox.dispatch import backoff, describe_error
 
@@ -71,119 +69,6 @@ log = logging.getLogger(__name__)
 
 _MAX_UNRECORDED = 20  # accepted messages whose "sent" is not yet committed, at most
 _NOOP_AFTER_IDLE = 1.0  # seconds: a connection unused this long is checked before a batch
-
-# Mirrors services.core.mail.queue.suppressing_reasons: bounced blocks everything, unsubscribed updates.
-_CLAIM = text(
-    "WITH due AS ("
-    " SELECT m.id, EXISTS (SELECT 1 FROM email_suppressions s WHERE s.email_canonical = m.to_canonical"
-    "  AND (s.reason = 'bounced' OR (s.reason = 'unsubscribed' AND m.category = 'updates'))) AS blocked"
-    " FROM email_messages m WHERE m.state = 'pending' AND m.next_attempt_at <= now()"
-    " ORDER BY m.next_attempt_at LIMIT :limit FOR UPDATE OF m SKIP LOCKED) "
-    "UPDATE email_messages e SET"
-    " state = CASE WHEN due.blocked THEN 'suppressed' ELSE e.state END,"
-    " next_attempt_at = CASE WHEN due.blocked THEN e.next_attempt_at"
-    "  ELSE now() + make_interval(secs => :lease) END "
-    "FROM due WHERE e.id = due.id "
-    "RETURNING e.id, e.state, e.to_address, e.to_canonical, e.subject, e.text_body, e.html_body, e.headers,"
-    " e.created_at, e.attempts"
-)
-_HAS_DUE = text(
-    "SELECT EXISTS (SELECT 1 FROM email_messages WHERE state = 'pending' AND next_attempt_at <= now())"
-)
-_NEXT_DUE = text(
-    "SELECT extract(epoch FROM min(next_attempt_at) - now()) FROM email_messages WHERE state = 'pending'"
-)
-# The Recorder's statements, for asyncpg ($n parameters): run on a connection of its own, one round trip each.
-_MARK_SENT = (
-    "UPDATE email_messages SET state = 'sent', sent_at = now(), attempts = attempts + 1, last_error = NULL "
-    "WHERE id = ANY($1::uuid[]) AND state = 'pending'"
-)
-_MARK_RETRY = (
-    "UPDATE email_messages e SET attempts = e.attempts + 1, last_error = r.error,"
-    " state = CASE WHEN e.attempts + 1 >= $2 OR e.created_at < now() - make_interval(secs => $3)"
-    "  THEN 'failed' ELSE 'pending' END,"
-    " failed_at = CASE WHEN e.attempts + 1 >= $2 OR e.created_at < now() - make_interval(secs => $3)"
-    "  THEN now() END,"
-    " next_attempt_at = now() + make_interval(secs => r.delay) "
-    "FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, delay float8, error text) "
-    "WHERE e.id = r.id AND e.state = 'pending'"
-)
-_MARK_FAILED = (
-    "UPDATE email_messages e SET state = 'failed', failed_at = now(), attempts = e.attempts + 1,"
-    " last_error = r.error "
-    "FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, error text) "
-    "WHERE e.id = r.id AND e.state = 'pending'"
-)
-_SUPPRESS = (
-    "INSERT INTO email_suppressions (email_canonical, reason, detail) "
-    "SELECT DISTINCT ON (r.canonical) r.canonical, 'bounced', r.error "
-    "FROM jsonb_to_recordset($1::jsonb) AS r(canonical text, error text) "
-    "ON CONFLICT (email_canonical) DO UPDATE SET reason = 'bounced', detail = EXCLUDED.detail "
-    "WHERE email_suppressions.reason <> 'bounced'"
-)
-_RESCHEDULE = (
-    "UPDATE email_messages e SET next_attempt_at = to_timestamp(r.at) "
-    "FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, at float8) "
-    "WHERE e.id = r.id AND e.state = 'pending'"
-)
-
-
-@dataclass(frozen=True)
-class Claimed:
-    id: uuid.UUID
-    to_address: str
-    to_canonical: str
-    subject: str
-    text_body: str
-    html_body: str | None
-    headers: dict[str, str]
-    created_at: datetime
-    attempts: int
-
-    @property
-    def domain(self) -> str:
-        return self.to_canonical.rpartition("@")[2]
-
-
-class Verdict(Enum):
-    retry = "retry"  # transient, about this message: an attempt, then backoff
-    bounce = "bounce"  # the recipient refused for good: failed, address suppressed
-    fail = "fail"  # the message refused for good: failed
-    lost = "lost"  # the connection broke during this message: an attempt for it; the sender reconnects
-    server = "server"  # about the server or Loom's account: no attempt; the sender pauses
-
-
-def classify(exc: BaseException) -> tuple[Verdict, str]:
-    """What a failed send means, and a description free of addresses."""
-    if isinstance(exc, mime.InvalidMessage):
-        return Verdict.fail, str(exc)
-    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
-        refused = exc.recipients[0] if exc.recipients else None
-        code = refused.code if refused is not None else 550
-        detail = mime.scrub(f"RCPT {code} {refused.message if refused is not None else ''}")
-        if code == 421:
-            return Verdict.server, detail
-        return (Verdict.bounce if code >= 500 else Verdict.retry), detail
-    if isinstance(exc, aiosmtplib.SMTPSenderRefused):
-        detail = mime.scrub(f"MAIL {exc.code} {exc.message}")
-        if exc.code == 552:  # message size exceeds the server's limit: about this message
-            return Verdict.fail, detail
-        return Verdict.server, detail
-    if isinstance(exc, aiosmtplib.SMTPNotSupported):  # e.g. SMTPUTF8 needed, not offered
-        return Verdict.fail, mime.scrub(str(exc))
-    if isinstance(exc, aiosmtplib.SMTPServerDisconnected | aiosmtplib.SMTPTimeoutError):
-        return Verdict.lost, type(exc).__name__
-    if isinstance(exc, aiosmtplib.SMTPResponseException):
-        stage = "DATA" if isinstance(exc, aiosmtplib.SMTPDataError) else "SMTP"
-        detail = mime.scrub(f"{stage} {exc.code} {exc.message}")
-        if exc.code == 421 or exc.code in (530, 535):  # closing down; authentication required / failed
-            return Verdict.server, detail
-        return (Verdict.fail if exc.code >= 500 else Verdict.retry), detail
-    if isinstance(exc, OSError | TimeoutError | aiosmtplib.SMTPException):
-        return Verdict.lost, type(exc).__name__
-    if isinstance(exc, ValueError):  # aiosmtplib refusing an address it can't send safely
-        return Verdict.fail, "invalid recipient address"
-    return Verdict.lost, type(exc).__name__
 
 
 def dsn_of(source: AsyncEngine | async_sessionmaker[AsyncSession]) -> str:
@@ -193,18 +78,6 @@ def dsn_of(source: AsyncEngine | async_sessionmaker[AsyncSession]) -> str:
 
 
 # --- recording outcomes -------------------------------------------------------------------------------
-
-
-@dataclass
-class _Outcomes:
-    sent: list[str] = field(default_factory=list)
-    retries: list[dict[str, Any]] = field(default_factory=list)
-    failures: list[dict[str, Any]] = field(default_factory=list)
-    bounces: list[dict[str, Any]] = field(default_factory=list)
-    reschedules: list[dict[str, Any]] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.sent or self.retries or self.failures or self.bounces or self.reschedules)
 
 
 class Recorder:
@@ -218,7 +91,7 @@ class Recorder:
         self._dsn = dsn
         self._conn: asyncpg.Connection | None = None
         self._settings = settings
-        self._waiting = _Outcomes()
+        self._waiting = sending.Outcomes()
         self._task: asyncio.Task[None] | None = None
         self.counts: dict[str, int] = defaultdict(int)
 
@@ -260,7 +133,7 @@ class Recorder:
     async def _run(self) -> None:
         failures = 0
         while self._waiting:
-            batch, self._waiting = self._waiting, _Outcomes()
+            batch, self._waiting = self._waiting, sending.Outcomes()
             while True:
                 try:
                     await self._write(batch)
@@ -275,29 +148,14 @@ class Recorder:
             self._conn = await asyncpg.connect(self._dsn, timeout=10)
         return self._conn
 
-    async def _write(self, batch: _Outcomes) -> None:
-        s = self._settings
+    async def _write(self, batch: sending.Outcomes) -> None:
         try:
             conn = await self._connection()
             if not (batch.retries or batch.failures or batch.bounces or batch.reschedules):
-                await conn.execute(_MARK_SENT, batch.sent)  # the common case: one statement, autocommit
+                await sending.mark_sent(conn, batch.sent)  # the common case: one statement, autocommit
                 return
             async with conn.transaction():
-                if batch.sent:
-                    await conn.execute(_MARK_SENT, batch.sent)
-                if batch.retries:
-                    await conn.execute(
-                        _MARK_RETRY,
-                        json.dumps(batch.retries),
-                        s.mail_max_attempts,
-                        s.mail_max_age_hours * 3600.0,
-                    )
-                if batch.failures:
-                    await conn.execute(_MARK_FAILED, json.dumps(batch.failures))
-                if batch.bounces:
-                    await conn.execute(_SUPPRESS, json.dumps(batch.bounces))
-                if batch.reschedules:
-                    await conn.execute(_RESCHEDULE, json.dumps(batch.reschedules))
+                await sending.record(conn, batch, self._settings)
         except BaseException:
             await self.close()  # a fresh connection for the retry
             raise
@@ -381,6 +239,16 @@ class Step(Enum):
     idle = "idle"  # nothing due
     limited = "limited"  # the global rate limit allows nothing more this second
     paused = "paused"  # the server is unreachable or refusing: backing off
+
+
+def _raise_if_cancelled() -> None:
+    """Raise the cancellation that something below swallowed: aiosmtplib waits for replies with
+    ``asyncio.wait_for``, which on Python 3.11 drops a cancellation that lands as the reply arrives. The
+    task still counts it as requested, so the sender stops (the worker's shutdown) instead of sending its
+    whole backlog first."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class Sender:
@@ -472,37 +340,16 @@ class Sender:
 
     async def _has_due(self) -> bool:
         async with self._sessionmaker() as session:
-            return bool(await session.scalar(_HAS_DUE))
+            return await sending.has_due(session)
 
     async def next_due_in(self) -> float | None:
         """Seconds until the earliest pending message is due (None: nothing pending)."""
         async with self._sessionmaker() as session:
-            value = await session.scalar(_NEXT_DUE)
-        return None if value is None else max(0.0, float(value))
+            return await sending.next_due_in(session)
 
     async def _claim(self, limit: int) -> tuple[list[Claimed], int]:
-        async with self._sessionmaker() as session, session.begin():
-            result = await session.execute(
-                _CLAIM, {"limit": limit, "lease": float(self.settings.mail_lease_seconds)}
-            )
-            rows = result.all()
-        claimed = [
-            Claimed(
-                r.id,
-                r.to_address,
-                r.to_canonical,
-                r.subject,
-                r.text_body,
-                r.html_body,
-                r.headers or {},
-                r.created_at,
-                r.attempts,
-            )
-            for r in rows
-            if r.state == "pending"
-        ]
-        claimed.sort(key=lambda row: row.created_at)
-        suppressed = len(rows) - len(claimed)
+        async with self._sessionmaker.begin() as session:
+            claimed, suppressed = await sending.claim(session, limit, lease=self.settings.mail_lease_seconds)
         self.recorder.counts["suppressed"] += suppressed
         return claimed, suppressed
 
@@ -586,6 +433,7 @@ class Sender:
 
     async def _send_built(self, rows: list[Claimed], deadline: float) -> None:
         for index, row in enumerate(rows):
+            _raise_if_cancelled()
             if index and time.monotonic() > deadline:
                 self.recorder.reschedule(rows[index:])  # the lease is running out: hand them back
                 return
@@ -636,6 +484,7 @@ class Sender:
         it stopped (``worked`` only when ``max_batches`` ran out)."""
         batches = 0
         while max_batches is None or batches < max_batches:
+            _raise_if_cancelled()
             step = await self.step()
             if step is not Step.worked:
                 return step

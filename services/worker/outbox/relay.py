@@ -1,0 +1,115 @@
+"""The relay: publishes what the request path left behind, and what the queue lost.
+
+Every ``outbox_relay_seconds`` each worker runs :func:`relay_once`, each kind of job in a transaction of
+its own (the statements are in ``services.core.outbox.relay``):
+
+1. jobs never published (a crash between commit and publish, Redis down) and older than
+   ``outbox_publish_grace_seconds`` (younger ones are still being published by their request) are
+   published and marked;
+2. jobs published more than ``outbox_republish_after_seconds`` ago and still neither completed nor failed
+   are published again (Redis restarted without persistence, a queue flushed, a job expired). While a
+   job is still on the queue this is a no-op there, and a job that did run is skipped by the dispatcher
+   (``completed_at``), so re-publishing is always harmless.
+
+Rows are claimed with ``FOR UPDATE SKIP LOCKED``: several workers relay without publishing the same job
+concurrently, and without waiting for rows a worker is running. Once an hour it also deletes completed
+jobs older than ``outbox_retention_days``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.core.config import Settings
+from services.core.jobs import JobQueue
+from services.core.outbox import relay
+from services.core.outbox.relay import ClaimedJob
+
+log = logging.getLogger(__name__)
+
+PURGE_EVERY_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class RelayResult:
+    published: int  # never published before
+    republished: int  # published long ago, still open
+    lost: int  # of the republished, how many the queue no longer had
+    queue_down: bool  # stopped early because the queue was unreachable
+
+
+async def relay_once(
+    sessionmaker: async_sessionmaker[AsyncSession], queue: JobQueue, settings: Settings
+) -> RelayResult:
+    """One relay pass: at most ``outbox_relay_batch`` jobs of each kind."""
+    published, _, down = await _publish_claimed(sessionmaker, queue, settings, relay.claim_unpublished)
+    if down:
+        return RelayResult(len(published), 0, 0, True)
+    republished, lost, down = await _publish_claimed(sessionmaker, queue, settings, relay.claim_stale)
+    if lost:
+        log.warning("re-published outbox jobs the queue had lost", extra={"jobs": lost})
+    if published:
+        log.info("relay published outbox jobs", extra={"jobs": len(published)})
+    return RelayResult(len(published), len(republished), lost, down)
+
+
+async def _publish_claimed(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    queue: JobQueue,
+    settings: Settings,
+    claim: Callable[[AsyncSession, Settings], Awaitable[list[ClaimedJob]]],
+) -> tuple[list[uuid.UUID], int, bool]:
+    """Lock the rows ``claim`` selects, publish them, mark them published, commit. Returns the ids
+    published, how many were new to the queue, and whether the queue was unreachable."""
+    done: list[uuid.UUID] = []
+    new = 0
+    down = False
+    async with sessionmaker.begin() as session:
+        for job_id, task, payload in await claim(session, settings):
+            try:
+                if await queue.publish(job_id, task, payload):
+                    new += 1
+            except Exception as exc:
+                log.warning("relay could not reach the queue", extra={"error": type(exc).__name__})
+                down = True
+                break
+            done.append(job_id)
+        await relay.mark_relayed(session, done)
+    return done, new, down
+
+
+async def relay_forever(
+    sessionmaker: async_sessionmaker[AsyncSession], queue: JobQueue, settings: Settings
+) -> None:
+    """The worker's background loop. Errors are logged and the loop goes on; a full batch means more
+    may be waiting, so it goes again at once."""
+    last_purge = 0.0
+    while True:
+        full = False
+        try:
+            result = await relay_once(sessionmaker, queue, settings)
+            full = not result.queue_down and max(result.published, result.republished) >= (
+                settings.outbox_relay_batch
+            )
+        except Exception as exc:
+            log.warning("outbox relay pass failed", extra={"error": type(exc).__name__})
+        if time.monotonic() - last_purge > PURGE_EVERY_SECONDS:
+            try:
+                async with sessionmaker.begin() as session:
+                    purged = await relay.purge_completed(
+                        session, timedelta(days=settings.outbox_retention_days)
+                    )
+                last_purge = time.monotonic()
+                if purged:
+                    log.info("purged completed outbox jobs", extra={"jobs": purged})
+            except Exception as exc:
+                log.warning("outbox purge failed", extra={"error": type(exc).__name__})
+        await asyncio.sleep(0 if full else settings.outbox_relay_seconds)

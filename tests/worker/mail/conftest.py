@@ -1,0 +1,3 @@
+from tests.mail_helpers import mail_sessions, mail_settings
+
+__all__ = ["mail_sessions", "mail_settings"]
