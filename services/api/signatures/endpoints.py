@@ -9,13 +9,14 @@ are read from the cache the worker refreshes.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Annotated
 
 from fastapi import Path, Query, Response, status
 from sqlalchemy.exc import DBAPIError
 
-from services.api.deps import CacheDep, PublicCountsDep, SessionDep, SettingsDep, SigningDep
+from services.api.deps import CacheDep, PublicCounts, PublicCountsDep, SessionDep, SettingsDep, SigningDep
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
 from services.core.campaigns.errors import PetitionClosed, PetitionNotFound
@@ -99,20 +100,22 @@ async def petition_count(petition: PetitionRefParam, use: PublicCountsDep) -> Re
     served from a cache the worker refreshes about every second (each API process keeps a copy for a
     second more)."""
     key = petition.key
-
-    async def fetch() -> bytes:
-        body = await counts.cached_body(use.cache, key)
-        if body == counts.HIDDEN:
-            raise PetitionNotFound(f"No petition {petition.text!r}.")
-        if body is None:
-            async with use.sessionmaker() as session:
-                body = await counts.load(session, use.cache, use.settings, petition)
-        return body
-
     body = use.memo.get(key, time.monotonic())
     if body is None:
-        body = await use.memo.refresh(key, fetch)  # one request per petition asks Redis; the others wait
+        # One request per petition asks Redis; the others wait for it.
+        body = await use.memo.refresh(key, functools.partial(_fetch_count, use, petition))
     return Response(body, media_type="application/json", headers={"Cache-Control": "public, max-age=2"})
+
+
+async def _fetch_count(use: PublicCounts, petition: Ref) -> bytes:
+    """The count's body from Redis, else from the database (cached for the next ones)."""
+    body = await counts.cached_body(use.cache, petition.key)
+    if body == counts.HIDDEN:
+        raise PetitionNotFound(f"No petition {petition.text!r}.")
+    if body is None:
+        async with use.sessionmaker() as session:
+            body = await counts.load(session, use.cache, use.settings, petition)
+    return body
 
 
 @router.get(
