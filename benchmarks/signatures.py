@@ -75,7 +75,7 @@ from services.core.jobs import QUEUE_NAME
 from services.core.signatures.counts import COUNT_KEY, COUNTED
 from services.core.signatures.identity import normalised_name, normalised_postal_code
 from services.core.signatures.schemas import SignatureFields
-from services.core.signatures.signing import PreparedSignature
+from services.core.signatures.store import PreparedSignature
 
 log = logging.getLogger("benchmarks.signatures")
 

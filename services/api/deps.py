@@ -1,4 +1,9 @@
-"""Dependency aliases used by endpoints: settings, the request's session, who is acting.
+"""Dependency aliases used by endpoints: settings, the request's session, who is acting, and what the app
+opened at start-up. Endpoints get everything through these ``Annotated`` aliases, never from
+``request.app.state`` themselves (``tests/api/test_dependencies.py``).
+
+The public hot paths take one dependency each (``SigningDep``, ``PublicCountsDep``) bundling what they
+use: every dependency costs a few microseconds per request.
 
 Authorisation in one page:
 
@@ -8,25 +13,29 @@ Authorisation in one page:
 - ``require_roles(*roles, scope=...)``: a dependency admitting only those roles; an API key also needs
   ``scope`` (one of ``services.core.users.scopes.Scope``), and without a ``scope`` no API key gets in.
   An API key bound to an organisation acts as a *partner* of it; an unbound key as a *coordinator*.
-- Partners act only for their organisation: endpoints check ``ensure_acts_for(principal, org_id)``.
+- Which roles an endpoint admits, and what a partner may do for its organisation, is each domain's
+  ``services/core/<domain>/policy.py``: endpoints build ``require_roles(*policy.…)`` from it.
 - Ready-made: ``AdminOnly`` (user and API key management), ``StaffOnly`` (admins, coordinators,
-  campaigners, case workers: no partners, no API keys), ``SignedIn`` (any signed-in user, no API keys).
+  campaigners, case workers: no partners, no API keys).
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
-from sqlalchemy.ext.asyncio import AsyncSession
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from services.core.config import Settings
 from services.core.errors import Forbidden, Unauthenticated
 from services.core.schemas import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
+from services.core.signatures.counts import CountMemo
+from services.core.signatures.signing import SigningLimits
 from services.core.users import service as users_service
 from services.core.users.models import Role
 from services.core.users.ratelimit import RateLimiter
@@ -42,22 +51,46 @@ async def get_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
+# Where get_session leaves the request's session for LoomRoute: a key of the ASGI scope, which every
+# Request object of the request shares.
+SESSION_SCOPE_KEY = "loom.session"
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's one session; ``LoomRoute`` commits it after the endpoint returns."""
+    """The request's one session. ``LoomRoute`` commits it after the endpoint returns: it finds it with
+    :func:`request_session`."""
     async with request.app.state.sessionmaker() as session:
-        request.state.session = session
+        request.scope[SESSION_SCOPE_KEY] = session
         yield session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def client_address(request: Request) -> str | None:
+def request_session(request: Request) -> AsyncSession | None:
+    """The session :func:`get_session` opened for this request, if the endpoint asked for one."""
+    session = request.scope.get(SESSION_SCOPE_KEY)
+    return session if isinstance(session, AsyncSession) else None
+
+
+async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    """For work outside the request's session: a streamed export, the count's rare database read."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    return sessionmaker
+
+
+SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
+
+
+async def client_address(request: Request) -> str | None:
     """The client's address, for per-address rate limits and the signer's address hash: the TCP peer's,
     unless the peer is one of ``LOOM_TRUSTED_PROXIES`` — then the address that proxy forwarded (the
     right-most ``X-Forwarded-For`` entry that is not itself a trusted proxy), as worked out for the whole
     app by uvicorn's proxy-headers middleware, which ``create_app`` installs for those proxies only."""
     return request.client.host if request.client else None
+
+
+ClientAddress = Annotated[str | None, Depends(client_address)]
 
 
 async def get_login_limiter(request: Request) -> RateLimiter:
@@ -66,6 +99,55 @@ async def get_login_limiter(request: Request) -> RateLimiter:
 
 
 LoginLimiterDep = Annotated[RateLimiter, Depends(get_login_limiter)]
+
+# --- the public hot paths: what the app opened at start-up, in one dependency each -------------------------
+# One dependency per endpoint, not one per resource: each dependency costs a few microseconds per request,
+# which the public count (thousands of requests a second) would feel.
+
+SigningConnect = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
+
+
+@dataclass(frozen=True, slots=True)
+class Signing:
+    """What public signing uses: the settings, the rate limits, a connection of the signing engine
+    (autocommit, its own pool: ``async with connect() as c``) and the client's address."""
+
+    settings: Settings
+    limits: SigningLimits
+    connect: SigningConnect
+    address: str | None
+
+
+async def signing(request: Request) -> Signing:
+    state = request.app.state
+    return Signing(state.settings, state.signing_limits, state.signing_connect, await client_address(request))
+
+
+@dataclass(frozen=True, slots=True)
+class PublicCounts:
+    """What the public count uses: this process's memo, the Redis cache (calls to it fail fast), and
+    the database for the rare count no cache holds."""
+
+    settings: Settings
+    memo: CountMemo
+    cache: Redis
+    sessionmaker: async_sessionmaker[AsyncSession]
+
+
+async def public_counts(request: Request) -> PublicCounts:
+    state = request.app.state
+    return PublicCounts(state.settings, state.count_memo, state.cache, state.sessionmaker)
+
+
+async def get_cache(request: Request) -> Redis:
+    """Redis for cached public figures (counts, statistics); calls to it fail fast (1 s)."""
+    cache: Redis = request.app.state.cache
+    return cache
+
+
+SigningDep = Annotated[Signing, Depends(signing)]
+PublicCountsDep = Annotated[PublicCounts, Depends(public_counts)]
+CacheDep = Annotated[Redis, Depends(get_cache)]
 
 _bearer = OAuth2PasswordBearer(
     tokenUrl="/v1/auth/token", auto_error=False, description="Staff access token (JWT)."
@@ -121,19 +203,11 @@ def require_roles(
     return check
 
 
-def ensure_acts_for(principal: Principal, organisation_id: uuid.UUID) -> None:
-    """Partners (users and organisation-bound API keys) act only for their own organisation."""
-    principal.ensure_may_act_for(organisation_id)
-
-
-# Every role (partners included); kept for endpoints open to any signed-in user.
-StaffRoles = (Role.admin, Role.coordinator, Role.campaigner, Role.case_worker, Role.partner)
 # The network's own staff: everyone but partners.
 InternalStaffRoles = (Role.admin, Role.coordinator, Role.campaigner, Role.case_worker)
 
 AdminOnly = Annotated[Principal, Depends(require_roles(Role.admin))]
 StaffOnly = Annotated[Principal, Depends(require_roles(*InternalStaffRoles))]
-SignedIn = Annotated[Principal, Depends(require_roles(*StaffRoles))]
 
 
 @dataclass(frozen=True)

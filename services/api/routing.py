@@ -31,6 +31,7 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
 
+from services.api.deps import request_session
 from services.api.headers import declared_headers
 from services.core import jsonbody, outbox
 from services.core.jobs import JobQueue
@@ -144,12 +145,12 @@ class LoomRoute(APIRoute):
             try:
                 response = await handler(request)
             except BaseException:
-                session = request.state._state.get("session")
-                if isinstance(session, AsyncSession):
+                session = request_session(request)
+                if session is not None:
                     await session.rollback()
                 raise
-            session = request.state._state.get("session")
-            if isinstance(session, AsyncSession):
+            session = request_session(request)
+            if session is not None:
                 await session.commit()
                 await _publish_after_commit(session, request.app.state.queue)
             return response

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import Form, Request
+from fastapi import Form
 from pydantic import BaseModel, Field
 
-from services.api.deps import CurrentPrincipal, LoginLimiterDep, SessionDep, SettingsDep, client_address
+from services.api.deps import ClientAddress, CurrentPrincipal, LoginLimiterDep, SessionDep, SettingsDep
 from services.api.headers import NoStore
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
@@ -28,10 +28,6 @@ class TokenRequest(BaseModel):
     grant_type: Literal["password"] | None = None
 
 
-def _client_address(request: Request) -> str:
-    return client_address(request) or "unknown"
-
-
 @router.post(
     "/auth/token",
     summary="Sign in with email and password (OAuth2 password flow)",
@@ -39,7 +35,7 @@ def _client_address(request: Request) -> str:
     responses=problem_responses(InvalidCredentials, RateLimited),
 )
 async def create_token(
-    request: Request,
+    address: ClientAddress,
     session: SessionDep,
     settings: SettingsDep,
     limiter: LoginLimiterDep,
@@ -49,7 +45,7 @@ async def create_token(
     token for `POST /v1/auth/refresh`. Wrong email, wrong password and deactivated account all give the
     same `invalid-credentials` problem. Attempts are limited per email and client address
     (`LOOM_LOGIN_RATE_LIMIT`); over the limit the answer is a `rate-limited` problem with `Retry-After`."""
-    await limiter.hit("login", form.username.strip().lower(), _client_address(request))
+    await limiter.hit("login", form.username.strip().lower(), address or "unknown")
     user = await users_service.authenticate(session, form.username, form.password)
     return users_service.issue_tokens(settings, user)
 
@@ -88,7 +84,7 @@ async def get_me(principal: CurrentPrincipal, session: SessionDep) -> UserRead:
 )
 async def change_my_password(
     body: PasswordChange,
-    request: Request,
+    address: ClientAddress,
     principal: CurrentPrincipal,
     session: SessionDep,
     settings: SettingsDep,
@@ -97,6 +93,6 @@ async def change_my_password(
     """Needs the current password. Signs you out everywhere else: every earlier access and refresh
     token stops working, and the response holds new ones for this client."""
     user_id = users_service.signed_in_user_id(principal)
-    await limiter.hit("password", str(user_id), _client_address(request))
+    await limiter.hit("password", str(user_id), address or "unknown")
     user = await users_service.change_own_password(session, user_id, body.current_password, body.new_password)
     return users_service.issue_tokens(settings, user)

@@ -15,7 +15,7 @@ from fastapi import Depends, Header, Path, Query, Response, status
 from services.api.deps import OptionalPrincipal, PaginationDep, SessionDep, require_roles
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
-from services.core.campaigns import service
+from services.core.campaigns import policy, service
 from services.core.campaigns.errors import (
     CampaignArchived,
     CampaignNotFound,
@@ -47,18 +47,17 @@ from services.core.campaigns.schemas import (
 )
 from services.core.errors import Forbidden, InvalidToken, Unauthenticated
 from services.core.network.errors import StaffOnly
+from services.core.refs import Ref, RefQuery
 from services.core.schemas import SearchText
-from services.core.users.models import Role
 from services.core.users.scopes import Scope
 from services.core.users.security import Principal
 
 router = make_router()
 
-_EDITOR_ROLES = (Role.admin, Role.coordinator, Role.campaigner)
-CampaignEditor = Annotated[Principal, Depends(require_roles(*_EDITOR_ROLES, scope=Scope.campaigns_write))]
-PetitionEditor = Annotated[Principal, Depends(require_roles(*_EDITOR_ROLES, scope=Scope.petitions_write))]
-CampaignRefParam = Annotated[str, Path(description="The campaign's id or slug.")]
-PetitionRefParam = Annotated[str, Path(description="The petition's id or slug.")]
+CampaignEditor = Annotated[Principal, Depends(require_roles(*policy.EDITORS, scope=Scope.campaigns_write))]
+PetitionEditor = Annotated[Principal, Depends(require_roles(*policy.EDITORS, scope=Scope.petitions_write))]
+CampaignRefParam = Annotated[Ref, Path(description="The campaign's id or slug.")]
+PetitionRefParam = Annotated[Ref, Path(description="The petition's id or slug.")]
 
 _AUTH = (Unauthenticated, InvalidToken, Forbidden)
 
@@ -110,8 +109,7 @@ async def list_campaigns(
         ),
     ] = None,
     organisation: Annotated[
-        str | None,
-        Query(max_length=100, description="Only campaigns this organisation (id or slug) runs."),
+        RefQuery | None, Query(description="Only campaigns this organisation (id or slug) runs.")
     ] = None,
     q: Annotated[
         SearchText | None,
@@ -277,7 +275,7 @@ async def list_petitions(
     page: PaginationDep,
     response: Response,
     campaign: Annotated[
-        str | None, Query(max_length=100, description="Only this campaign's petitions (id or slug).")
+        RefQuery | None, Query(description="Only this campaign's petitions (id or slug).")
     ] = None,
     q: Annotated[
         SearchText | None, Query(description="Case-insensitive text searched in slugs and titles.")

@@ -10,15 +10,15 @@ import uuid
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import Path, Query, Response, status
+from fastapi import Depends, Path, Query, Response, status
 
-from services.api.deps import AdminOnly, PaginationDep, SessionDep, SettingsDep
+from services.api.deps import PaginationDep, SessionDep, SettingsDep, require_roles
 from services.api.headers import NoStore
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
 from services.core.campaigns.errors import PartnerOrganisationNotFound, PetitionNotFound
 from services.core.errors import Forbidden, InvalidToken, Unauthenticated
-from services.core.integrations import service
+from services.core.integrations import policy, service
 from services.core.integrations.errors import AdminsOnly, IntegrationNotFound
 from services.core.integrations.schemas import (
     IntegrationCreate,
@@ -27,8 +27,11 @@ from services.core.integrations.schemas import (
     IntegrationUpdate,
     IntegrationWithSecret,
 )
+from services.core.users.security import Principal
 
 router = make_router()
+
+IntegrationManager = Annotated[Principal, Depends(require_roles(*policy.MANAGERS))]
 
 IntegrationId = Annotated[uuid.UUID, Path(description="The integration's id.")]
 
@@ -44,7 +47,7 @@ _AUTH = (Unauthenticated, InvalidToken, Forbidden, AdminsOnly)
 )
 async def list_integrations(
     session: SessionDep,
-    principal: AdminOnly,
+    principal: IntegrationManager,
     page: PaginationDep,
     active: Annotated[bool | None, Query(description="Only active (or only inactive) ones.")] = None,
 ) -> IntegrationPage:
@@ -64,7 +67,7 @@ async def list_integrations(
     dependencies=[NoStore],
 )
 async def create_integration(
-    session: SessionDep, principal: AdminOnly, body: IntegrationCreate, response: Response
+    session: SessionDep, principal: IntegrationManager, body: IntegrationCreate, response: Response
 ) -> IntegrationWithSecret:
     """Generates the integration's signing secret (`whsec_…`) and shows it in this answer only: give it
     to the integrator now. An unknown default petition or organisation is a 404."""
@@ -81,7 +84,7 @@ async def create_integration(
     responses=problem_responses(*_AUTH, IntegrationNotFound),
 )
 async def get_integration(
-    session: SessionDep, principal: AdminOnly, integration_id: IntegrationId
+    session: SessionDep, principal: IntegrationManager, integration_id: IntegrationId
 ) -> IntegrationRead:
     """Without its secret."""
     return await service.get_integration(session, principal, integration_id)
@@ -95,7 +98,7 @@ async def get_integration(
     responses=problem_responses(*_AUTH, IntegrationNotFound, PetitionNotFound, PartnerOrganisationNotFound),
 )
 async def update_integration(
-    session: SessionDep, principal: AdminOnly, integration_id: IntegrationId, body: IntegrationUpdate
+    session: SessionDep, principal: IntegrationManager, integration_id: IntegrationId, body: IntegrationUpdate
 ) -> IntegrationRead:
     """Only the fields sent change (`name`, `default_petition_id`, `organisation_id`, `active`); `null`
     clears the default petition or the organisation. An unknown petition or organisation is a 404."""
@@ -110,7 +113,7 @@ async def update_integration(
     responses=problem_responses(*_AUTH, IntegrationNotFound),
 )
 async def deactivate_integration(
-    session: SessionDep, principal: AdminOnly, integration_id: IntegrationId
+    session: SessionDep, principal: IntegrationManager, integration_id: IntegrationId
 ) -> IntegrationRead:
     """Its deliveries are refused from now on; `PATCH` with `{"active": true}` turns it back on."""
     return await service.deactivate_integration(session, principal, integration_id)
@@ -125,7 +128,7 @@ async def deactivate_integration(
     dependencies=[NoStore],
 )
 async def rotate_secret(
-    session: SessionDep, principal: AdminOnly, settings: SettingsDep, integration_id: IntegrationId
+    session: SessionDep, principal: IntegrationManager, settings: SettingsDep, integration_id: IntegrationId
 ) -> IntegrationWithSecret:
     """A new secret, shown in this answer only. The previous one is still accepted for
     `LOOM_WEBHOOK_SECRET_GRACE_HOURS` (see `previous_secret_expires_at`), so the integrator can switch

@@ -18,6 +18,7 @@ from services.core.errors import Forbidden, InvalidToken, Unauthenticated
 from services.core.mail import preview as previews
 from services.core.mail import unsubscribe
 from services.core.mail.unsubscribe import UnsubscribeTokenInvalid, UnsubscribeTokenMissing
+from services.core.refs import RefQuery
 
 router = make_router()
 
@@ -58,7 +59,7 @@ async def preview_template(
     principal: StaffOnly,
     language: Annotated[LanguageTag | None, Query(description="The signer's language.")] = None,
     petition: Annotated[
-        str | None, Query(max_length=100, description="A petition (id or slug) to render it for.")
+        RefQuery | None, Query(description="A petition (id or slug) to render it for.")
     ] = None,
     format_: Annotated[
         Literal["json", "html"],

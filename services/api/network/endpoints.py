@@ -18,7 +18,7 @@ from services.api.deps import OptionalPrincipal, PaginationDep, SessionDep, requ
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
 from services.core.errors import Forbidden, InvalidToken, Unauthenticated
-from services.core.network import service
+from services.core.network import policy, service
 from services.core.network.errors import (
     CoalitionNameTaken,
     CoalitionNotFound,
@@ -46,21 +46,20 @@ from services.core.network.schemas import (
     OrganisationRead,
     OrganisationUpdate,
 )
+from services.core.refs import Ref, RefQuery
 from services.core.schemas import SearchText
-from services.core.users.models import Role
 from services.core.users.security import Principal
 
 router = make_router()
 
 DirectoryEditor = Annotated[
-    Principal, Depends(require_roles(Role.admin, Role.coordinator, scope=service.WRITE_SCOPE))
+    Principal, Depends(require_roles(*policy.DIRECTORY_EDITORS, scope=policy.WRITE_SCOPE))
 ]
 OrganisationWriter = Annotated[
-    Principal,
-    Depends(require_roles(Role.admin, Role.coordinator, Role.partner, scope=service.WRITE_SCOPE)),
+    Principal, Depends(require_roles(*policy.ORGANISATION_WRITERS, scope=policy.WRITE_SCOPE))
 ]
-OrganisationRef = Annotated[str, Path(description="The organisation's id or slug.")]
-CoalitionRefParam = Annotated[str, Path(description="The coalition's id or slug.")]
+OrganisationRef = Annotated[Ref, Path(description="The organisation's id or slug.")]
+CoalitionRefParam = Annotated[Ref, Path(description="The coalition's id or slug.")]
 
 _AUTH = (Unauthenticated, InvalidToken, Forbidden)
 
@@ -106,7 +105,7 @@ async def list_organisations(
     filters: MemberFilters,
     page: PaginationDep,
     coalition: Annotated[
-        str | None, Query(max_length=100, description="Only members of this coalition (id or slug).")
+        RefQuery | None, Query(description="Only members of this coalition (id or slug).")
     ] = None,
 ) -> OrganisationPage:
     """Organisations ordered by name (then id), so pages never overlap or skip. Anonymous callers and

@@ -122,17 +122,3 @@ async def outbox_backlog(session: AsyncSession) -> tuple[int, float]:
         )
     ).one()
     return int(row[0]), float(row[1])
-
-
-async def mail_backlog(session: AsyncSession) -> tuple[int, float]:
-    """Email messages pending and due now, and how long (seconds) the longest-waiting one has been due
-    (a stuck sender or an unreachable server shows as a growing age). Reads the sender's partial index."""
-    row = (
-        await session.execute(
-            text(
-                "SELECT count(*), coalesce(extract(epoch FROM clock_timestamp() - min(next_attempt_at)), 0) "
-                "FROM email_messages WHERE state = 'pending' AND next_attempt_at <= clock_timestamp()"
-            )
-        )
-    ).one()
-    return int(row[0]), float(row[1])

@@ -23,7 +23,8 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import choose_encoder
 
-from services.api.ops.checks import bounded, mail_backlog, outbox_backlog
+from services.api.ops.checks import bounded, outbox_backlog
+from services.core.mail import queue as mail_queue
 
 # Request methods outside this set are counted as "OTHER", so clients cannot create label values.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -96,7 +97,7 @@ class Metrics:
         async def database() -> tuple[tuple[int, float], tuple[int, float]]:
             # One session, read in turn (a session's connection runs one statement at a time).
             async with state.sessionmaker() as session:
-                return await outbox_backlog(session), await mail_backlog(session)
+                return await outbox_backlog(session), await mail_queue.backlog(session)
 
         async def queue() -> int:
             depth: int = await state.queue.depth()

@@ -1,24 +1,27 @@
 """Public signature endpoints: signing, confirming, counts and statistics.
 
 Signing is the hot path: rate limits in Redis, then one ``INSERT … SELECT`` in autocommit on the signing
-engine — no session, no principal, no transaction block. The answer is the same whether or not the
-person signed before (deduplication happens later, in the worker). Counts are read from the cache the
-worker refreshes.
+engine — no session, no principal, no transaction block. What it uses (the signing connection, limits,
+count cache and memo) comes as one dependency per endpoint (``services.api.deps``). The answer is
+the same whether or not the person signed before (deduplication happens later, in the worker). Counts
+are read from the cache the worker refreshes.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Annotated
 
-from fastapi import Path, Query, Request, Response, status
+from fastapi import Path, Query, Response, status
 from sqlalchemy.exc import DBAPIError
 
-from services.api.deps import SessionDep, SettingsDep, client_address
+from services.api.deps import CacheDep, PublicCounts, PublicCountsDep, SessionDep, SettingsDep, SigningDep
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
 from services.core.campaigns.errors import PetitionClosed, PetitionNotFound
 from services.core.errors import RateLimited
+from services.core.refs import Ref
 from services.core.signatures import confirmation, counts, signing
 from services.core.signatures.errors import InvalidSignature
 from services.core.signatures.identity import email_domain
@@ -31,6 +34,7 @@ from services.core.signatures.schemas import (
     SignatureAccepted,
     SignatureIn,
 )
+from services.core.signatures.store import PreparedSignature
 from services.core.signatures.tokens import (
     ConfirmationTokenExpired,
     ConfirmationTokenInvalid,
@@ -39,7 +43,7 @@ from services.core.signatures.tokens import (
 
 router = make_router()
 
-PetitionRefParam = Annotated[str, Path(description="The petition's id or slug.")]
+PetitionRefParam = Annotated[Ref, Path(description="The petition's id or slug.")]
 
 _PENDING = SignatureAccepted(status="pending_confirmation").model_dump_json().encode()
 _RECEIVED = SignatureAccepted(status="received").model_dump_json().encode()
@@ -53,27 +57,28 @@ _RECEIVED = SignatureAccepted(status="received").model_dump_json().encode()
     responses=problem_responses(PetitionNotFound, PetitionClosed, InvalidSignature, RateLimited),
     summary="Sign a petition",
 )
-async def sign_petition(petition: PetitionRefParam, body: SignatureIn, request: Request) -> Response:
+async def sign_petition(
+    petition: PetitionRefParam,
+    body: SignatureIn,
+    use: SigningDep,
+) -> Response:
     """Record a signature. Answers 202 with the same body whether or not this person had signed before;
     with an email, a confirmation email follows (double opt-in). The client's address is never stored,
     only a keyed hash of it. Too many signatures from one address, one email domain or on one petition in
     a short time get 429 with `Retry-After`."""
-    state = request.app.state
-    settings = state.settings
-    address = client_address(request)
+    settings, limits, address = use.settings, use.limits, use.address
     address_hash = signing.ip_hash(settings, address)
-    limits = state.signing_limits
     if address_hash is not None:
         await limits.ip.hit(address_hash)
-    row = signing.PreparedSignature.of(body)
+    row = PreparedSignature.of(body)
     if row.email_canonical:
         await limits.email_domain.hit(email_domain(row.email_canonical))
-    await limits.petition.hit(petition)
+    await limits.petition.hit(petition.text)
     answer = _PENDING if body.email else _RECEIVED
     if not body.website:  # a filled-in honeypot is a bot: answer as usual, store nothing
         for attempt in (1, 2):
             try:
-                async with state.signing_connect() as connection:
+                async with use.connect() as connection:
                     await signing.sign(connection, settings, petition, row, ip_address=address)
                 break
             except DBAPIError as exc:
@@ -90,26 +95,27 @@ async def sign_petition(petition: PetitionRefParam, body: SignatureIn, request: 
     responses=problem_responses(PetitionNotFound),
     summary="A petition's public count",
 )
-async def petition_count(petition: PetitionRefParam, request: Request) -> Response:
+async def petition_count(petition: PetitionRefParam, use: PublicCountsDep) -> Response:
     """Counted signatures (one per person; confirmed ones only under the `confirmed` count policy),
     served from a cache the worker refreshes about every second (each API process keeps a copy for a
     second more)."""
-    state = request.app.state
-    memo: counts.CountMemo = state.count_memo
-
-    async def fetch() -> bytes:
-        body = await counts.cached_body(state.cache, petition)
-        if body == counts.HIDDEN:
-            raise PetitionNotFound(f"No petition {petition!r}.")
-        if body is None:
-            async with state.sessionmaker() as session:
-                body = await counts.load(session, state.cache, state.settings, petition)
-        return body
-
-    body = memo.get(petition, time.monotonic())
+    key = petition.key
+    body = use.memo.get(key, time.monotonic())
     if body is None:
-        body = await memo.refresh(petition, fetch)  # one request per petition asks Redis; the others wait
+        # One request per petition asks Redis; the others wait for it.
+        body = await use.memo.refresh(key, functools.partial(_fetch_count, use, petition))
     return Response(body, media_type="application/json", headers={"Cache-Control": "public, max-age=2"})
+
+
+async def _fetch_count(use: PublicCounts, petition: Ref) -> bytes:
+    """The count's body from Redis, else from the database (cached for the next ones)."""
+    body = await counts.cached_body(use.cache, petition.key)
+    if body == counts.HIDDEN:
+        raise PetitionNotFound(f"No petition {petition.text!r}.")
+    if body is None:
+        async with use.sessionmaker() as session:
+            body = await counts.load(session, use.cache, use.settings, petition)
+    return body
 
 
 @router.get(
@@ -120,10 +126,10 @@ async def petition_count(petition: PetitionRefParam, request: Request) -> Respon
     summary="A petition's counted signatures per country, partner and day",
 )
 async def petition_stats(
-    petition: PetitionRefParam, session: SessionDep, settings: SettingsDep, request: Request
+    petition: PetitionRefParam, session: SessionDep, settings: SettingsDep, cache: CacheDep
 ) -> PetitionStats:
     """Counted signatures per country, per partner organisation (null: none) and per day (UTC)."""
-    return await counts.stats(session, request.app.state.cache, settings, petition)
+    return await counts.stats(session, cache, settings, petition)
 
 
 @router.get(

@@ -17,22 +17,15 @@ from services.api.problems import problem_responses
 from services.api.routing import router as make_router
 from services.core.campaigns.errors import CampaignArchived, PartnerOrganisationNotFound, PetitionNotFound
 from services.core.errors import Forbidden, InvalidToken, Unauthenticated
-from services.core.signatures import imports
+from services.core.refs import Ref, RefText
+from services.core.signatures import imports, policy
 from services.core.signatures.errors import InvalidImportFile, UnsupportedImportType
-from services.core.users.models import Role
 from services.core.users.scopes import Scope
 from services.core.users.security import Principal
 
 router = make_router()
 
-Importer = Annotated[
-    Principal,
-    Depends(
-        require_roles(
-            Role.admin, Role.coordinator, Role.campaigner, Role.partner, scope=Scope.signatures_write
-        )
-    ),
-]
+Importer = Annotated[Principal, Depends(require_roles(*policy.IMPORTERS, scope=Scope.signatures_write))]
 _CSV_TYPES = frozenset({"text/csv", "application/csv", "text/plain"})
 
 
@@ -61,14 +54,13 @@ _CSV_TYPES = frozenset({"text/csv", "application/csv", "text/plain"})
     summary="Import signatures from a CSV file",
 )
 async def import_signatures(
-    petition: Annotated[str, Path(description="The petition's id or slug.")],
+    petition: Annotated[Ref, Path(description="The petition's id or slug.")],
     request: Request,
     session: SessionDep,
     principal: Importer,
     partner: Annotated[
-        str | None,
+        Annotated[Ref, RefText(max_length=200)] | None,
         Query(
-            max_length=200,
             description="The member organisation (id or slug) that collected the signatures. Partners "
             "import for their own organisation only, which is the default for them.",
         ),
@@ -93,13 +85,7 @@ async def import_signatures(
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in _CSV_TYPES:
         raise UnsupportedImportType("Send the CSV file as the request body with Content-Type: text/csv.")
-    if partner is None and principal.is_partner and principal.organisation_id is not None:
-        partner = str(principal.organisation_id)
-    target = await imports.resolve_target(session, petition, partner)
-    if principal.is_partner:
-        if target.organisation_id is None:
-            raise Forbidden("You can import only for your own organisation.")
-        principal.ensure_may_act_for(target.organisation_id)
+    target = await imports.resolve_target_for(session, principal, petition, partner)
     return await imports.import_csv(
         session, petition, request.stream(), target=target, send_confirmation_mail=send_confirmation_mail
     )

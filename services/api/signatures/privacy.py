@@ -3,15 +3,22 @@
 
 from __future__ import annotations
 
-from services.api.deps import AdminOnly, SessionDep
+from typing import Annotated
+
+from fastapi import Depends
+
+from services.api.deps import SessionDep, require_roles
 from services.api.headers import NoStore
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
 from services.core.errors import Forbidden, InvalidToken, Unauthenticated
-from services.core.signatures import privacy
+from services.core.signatures import policy, privacy
 from services.core.signatures.errors import InvalidSignature
+from services.core.users.security import Principal
 
 router = make_router(dependencies=[NoStore])  # a person's data
+
+PrivacyOfficer = Annotated[Principal, Depends(require_roles(*policy.PRIVACY_OFFICERS))]
 
 _AUTH = (Unauthenticated, InvalidToken, Forbidden)
 
@@ -24,7 +31,7 @@ _AUTH = (Unauthenticated, InvalidToken, Forbidden)
     responses=problem_responses(*_AUTH, InvalidSignature),
 )
 async def erase_signer(
-    body: privacy.PrivacyRequest, session: SessionDep, principal: AdminOnly
+    body: privacy.PrivacyRequest, session: SessionDep, principal: PrivacyOfficer
 ) -> privacy.Erased:
     """Every signature whose canonical email is this one's, on every petition, loses its name, email,
     postal code, matching keys, address hash, source and confirmation nonce, and gets `erased_at`. The
@@ -44,7 +51,7 @@ async def erase_signer(
     responses=problem_responses(*_AUTH, InvalidSignature),
 )
 async def export_signer(
-    body: privacy.PrivacyRequest, session: SessionDep, principal: AdminOnly
+    body: privacy.PrivacyRequest, session: SessionDep, principal: PrivacyOfficer
 ) -> privacy.Export:
     """Every signature stored with this (canonical) email, with its petition's slug: all its columns but
     the internal matching keys and the confirmation nonce; the email Loom sent or queued to the address

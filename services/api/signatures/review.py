@@ -15,15 +15,15 @@ from services.api.problems import problem_responses
 from services.api.routing import router as make_router
 from services.core.campaigns.errors import PetitionNotFound
 from services.core.errors import Forbidden, InvalidToken, Unauthenticated
-from services.core.signatures import review
+from services.core.refs import RefQuery
+from services.core.signatures import policy, review
 from services.core.signatures.errors import ReviewNotFound
 from services.core.signatures.models import ReviewResolution
-from services.core.users.models import Role
 from services.core.users.security import Principal
 
 router = make_router(dependencies=[NoStore])  # signers' names and postal codes
 
-Reviewer = Annotated[Principal, Depends(require_roles(Role.admin, Role.coordinator, Role.campaigner))]
+Reviewer = Annotated[Principal, Depends(require_roles(*policy.REVIEWERS))]
 
 _AUTH = (Unauthenticated, InvalidToken, Forbidden)
 
@@ -39,7 +39,7 @@ async def list_signature_reviews(
     session: SessionDep,
     principal: Reviewer,
     page: PaginationDep,
-    petition: Annotated[str | None, Query(max_length=100, description="A petition's id or slug.")] = None,
+    petition: Annotated[RefQuery | None, Query(description="A petition's id or slug.")] = None,
     resolved: Annotated[
         bool | None,
         Query(description="Only open (`false`) or only decided (`true`) reviews; both if absent."),

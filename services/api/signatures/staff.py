@@ -9,18 +9,19 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Path, Query, Request, status
+from fastapi import Depends, Path, Query, status
 from fastapi.responses import StreamingResponse
 
-from services.api.deps import PaginationDep, SessionDep, require_roles
+from services.api.deps import PaginationDep, SessionDep, SessionmakerDep, require_roles
 from services.api.headers import NoStore
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
 from services.core.campaigns.errors import PetitionNotFound
 from services.core.errors import Forbidden, Unauthenticated
 from services.core.network.schemas import CountryCode, Slug
+from services.core.refs import Ref
 from services.core.schemas import Instant, SearchText
-from services.core.signatures import staff
+from services.core.signatures import policy, staff
 from services.core.signatures.models import Channel, SignatureState
 from services.core.signatures.schemas import (
     EmailDomain,
@@ -29,23 +30,15 @@ from services.core.signatures.schemas import (
     InvalidationRead,
     StaffSignaturePage,
 )
-from services.core.users.models import Role
 from services.core.users.scopes import Scope
 from services.core.users.security import Principal
 
 router = make_router(dependencies=[NoStore])  # signers' data, and filters by address hash
 
-PetitionRefParam = Annotated[str, Path(description="The petition's id or slug.")]
+PetitionRefParam = Annotated[Ref, Path(description="The petition's id or slug.")]
 
-SignatureReaders = Annotated[
-    Principal,
-    Depends(
-        require_roles(
-            Role.admin, Role.coordinator, Role.campaigner, Role.partner, scope=Scope.signatures_read
-        )
-    ),
-]
-Invalidators = Annotated[Principal, Depends(require_roles(Role.admin, Role.coordinator))]
+SignatureReaders = Annotated[Principal, Depends(require_roles(*policy.READERS, scope=Scope.signatures_read))]
+Invalidators = Annotated[Principal, Depends(require_roles(*policy.INVALIDATORS))]
 
 
 async def signature_filters(
@@ -116,14 +109,14 @@ async def export_signatures(
     session: SessionDep,
     principal: SignatureReaders,
     filters: Filters,
-    request: Request,
+    sessionmaker: SessionmakerDep,
 ) -> StreamingResponse:
     """The same signatures and filters as the list, as a CSV file streamed from the database (UTF-8,
     header row first). Partners export only their own signatures. Cells that a spreadsheet would take
     for a formula start with `'`."""
     found, conditions = await staff.prepare_export(session, principal, petition, filters)
     return StreamingResponse(
-        staff.export_csv(request.app.state.sessionmaker, conditions),
+        staff.export_csv(sessionmaker, conditions),
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="signatures-{found.slug}.csv"',

@@ -21,13 +21,13 @@ from services.api.deps import SessionDep
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
 from services.core.campaigns.errors import PetitionClosed
+from services.core.integrations import repository as integrations
 from services.core.integrations.errors import (
     WebhookHeadersMalformed,
     WebhookHeadersMissing,
     WebhookSignatureInvalid,
     WebhookTimestampOutOfTolerance,
 )
-from services.core.integrations.models import Integration
 from services.core.integrations.webhooks import remember_webhook_id, valid_secrets, verify_webhook
 from services.core.signatures import ingest
 from services.core.signatures.ingest import (
@@ -126,7 +126,7 @@ async def deliver_signatures(
     `invalid` (with `errors`; the valid items are kept) or `ignored`."""
     body = await request.body()  # at most MAX_BODY_BYTES: the route's body allowance
     now = datetime.now(UTC)
-    found = await session.get(Integration, integration)
+    found = await integrations.get_integration(session, integration)
     usable = found is not None and found.active
     try:
         webhook_id = verify_webhook(

@@ -14,7 +14,8 @@ from services.api.routing import router as make_router
 from services.core.campaigns.errors import CampaignNotFound
 from services.core.campaigns.schemas import LanguageTag
 from services.core.errors import Forbidden, InvalidToken, Unauthenticated
-from services.core.updates import service
+from services.core.refs import Ref
+from services.core.updates import policy, service
 from services.core.updates.errors import (
     NoOwnEmail,
     UpdateAlreadySent,
@@ -22,13 +23,12 @@ from services.core.updates.errors import (
     UpdateNotFound,
 )
 from services.core.updates.schemas import TestSent, UpdateChange, UpdateCreate, UpdateRead
-from services.core.users.models import Role
 from services.core.users.security import Principal
 
 router = make_router()
 
-UpdateEditor = Annotated[Principal, Depends(require_roles(Role.admin, Role.coordinator, Role.campaigner))]
-CampaignRefParam = Annotated[str, Path(description="The campaign's id or slug.")]
+UpdateEditor = Annotated[Principal, Depends(require_roles(*policy.EDITORS))]
+CampaignRefParam = Annotated[Ref, Path(description="The campaign's id or slug.")]
 UpdateParam = Annotated[str, Path(description="The update's id.")]
 
 _AUTH = (Unauthenticated, InvalidToken, Forbidden)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Query, Request, status
+from fastapi import Query, status
 
-from services.api.deps import AdminOnly, Limit, LoginLimiterDep, Offset, SessionDep, client_address
+from services.api.deps import AdminOnly, ClientAddress, Limit, LoginLimiterDep, Offset, SessionDep
 from services.api.headers import NoStore
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
@@ -47,11 +47,11 @@ _REAUTH_ERRORS = (CurrentPasswordRequired, IncorrectPassword, RateLimited)
 
 
 async def _count_password_attempt(
-    body: UserCreate | UserUpdate, admin: AdminOnly, request: Request, limiter: LoginLimiterDep
+    body: UserCreate | UserUpdate, admin: AdminOnly, address: str | None, limiter: LoginLimiterDep
 ) -> None:
     """A sent current password is a guess like any other: limited as on `POST /v1/me/password`."""
     if body.current_password is not None:
-        await limiter.hit("password", str(admin.id), client_address(request) or "unknown")
+        await limiter.hit("password", str(admin.id), address or "unknown")
 
 
 @users_router.get(
@@ -95,12 +95,12 @@ async def list_users(
     ),
 )
 async def create_user(
-    body: UserCreate, admin: AdminOnly, session: SessionDep, request: Request, limiter: LoginLimiterDep
+    body: UserCreate, admin: AdminOnly, session: SessionDep, address: ClientAddress, limiter: LoginLimiterDep
 ) -> UserRead:
     """Emails are unique regardless of case (`email-taken`). A partner must have an `organisation_id`;
     other roles must not (`invalid-user`). Creating an admin needs your `current_password`
     (`current-password-required`, `incorrect-password`)."""
-    await _count_password_attempt(body, admin, request, limiter)
+    await _count_password_attempt(body, admin, address, limiter)
     return UserRead.model_validate(await users_service.create_user(session, admin.id, body))
 
 
@@ -133,7 +133,7 @@ async def update_user(
     body: UserUpdate,
     admin: AdminOnly,
     session: SessionDep,
-    request: Request,
+    address: ClientAddress,
     limiter: LoginLimiterDep,
 ) -> UserRead:
     """Changes only the fields sent. Changing the role or organisation, resetting the password or
@@ -142,7 +142,7 @@ async def update_user(
     an admin need your `current_password` (`current-password-required`, `incorrect-password`): a stolen
     access token alone cannot take an admin account over for good. Other users' email and password stay
     an admin's to reset without it."""
-    await _count_password_attempt(body, admin, request, limiter)
+    await _count_password_attempt(body, admin, address, limiter)
     return UserRead.model_validate(await users_service.update_user(session, admin.id, user_id, body))
 
 

@@ -11,14 +11,15 @@ import uuid
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import Path, Query, Response, status
+from fastapi import Depends, Path, Query, Response, status
 
-from services.api.deps import AdminOnly, PaginationDep, SessionDep, SettingsDep
+from services.api.deps import PaginationDep, SessionDep, SettingsDep, require_roles
 from services.api.headers import NoStore
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
 from services.core.errors import Forbidden, InvalidToken, Unauthenticated
-from services.core.webhooks import service
+from services.core.users.security import Principal
+from services.core.webhooks import policy, service
 from services.core.webhooks.errors import (
     WebhookDeliveryNotFound,
     WebhookEndpointDisabled,
@@ -38,6 +39,8 @@ from services.core.webhooks.schemas import (
 
 router = make_router()
 
+WebhookManager = Annotated[Principal, Depends(require_roles(*policy.MANAGERS))]
+
 EndpointId = Annotated[uuid.UUID, Path(description="The webhook endpoint's id.")]
 DeliveryId = Annotated[uuid.UUID, Path(description="The delivery's id.")]
 
@@ -54,7 +57,7 @@ BASE = "/v1/webhook-endpoints"
 )
 async def list_endpoints(
     session: SessionDep,
-    principal: AdminOnly,
+    principal: WebhookManager,
     page: PaginationDep,
     enabled: Annotated[bool | None, Query(description="Only enabled (or only disabled) ones.")] = None,
 ) -> WebhookEndpointPage:
@@ -75,7 +78,7 @@ async def list_endpoints(
 )
 async def create_endpoint(
     session: SessionDep,
-    principal: AdminOnly,
+    principal: WebhookManager,
     settings: SettingsDep,
     body: WebhookEndpointCreate,
     response: Response,
@@ -99,7 +102,7 @@ async def create_endpoint(
     responses=problem_responses(*_AUTH, WebhookEndpointNotFound),
 )
 async def get_endpoint(
-    session: SessionDep, principal: AdminOnly, endpoint_id: EndpointId
+    session: SessionDep, principal: WebhookManager, endpoint_id: EndpointId
 ) -> WebhookEndpointRead:
     """Without its secret."""
     return await service.get_endpoint(session, principal, endpoint_id)
@@ -114,7 +117,7 @@ async def get_endpoint(
 )
 async def update_endpoint(
     session: SessionDep,
-    principal: AdminOnly,
+    principal: WebhookManager,
     settings: SettingsDep,
     endpoint_id: EndpointId,
     body: WebhookEndpointUpdate,
@@ -135,7 +138,7 @@ async def update_endpoint(
     response_class=Response,
     responses=problem_responses(*_AUTH, WebhookEndpointNotFound),
 )
-async def delete_endpoint(session: SessionDep, principal: AdminOnly, endpoint_id: EndpointId) -> None:
+async def delete_endpoint(session: SessionDep, principal: WebhookManager, endpoint_id: EndpointId) -> None:
     """With its delivery log."""
     await service.delete_endpoint(session, principal, endpoint_id)
 
@@ -149,7 +152,7 @@ async def delete_endpoint(session: SessionDep, principal: AdminOnly, endpoint_id
     dependencies=[NoStore],
 )
 async def rotate_secret(
-    session: SessionDep, principal: AdminOnly, settings: SettingsDep, endpoint_id: EndpointId
+    session: SessionDep, principal: WebhookManager, settings: SettingsDep, endpoint_id: EndpointId
 ) -> WebhookEndpointWithSecret:
     """A new secret, shown in this answer only. For `LOOM_WEBHOOK_SECRET_GRACE_HOURS` deliveries carry
     two signatures, one with the new secret and one with the previous, so the receiver can switch at any
@@ -168,7 +171,7 @@ async def rotate_secret(
 )
 async def list_deliveries(
     session: SessionDep,
-    principal: AdminOnly,
+    principal: WebhookManager,
     page: PaginationDep,
     endpoint_id: EndpointId,
     state: Annotated[DeliveryState | None, Query(description="Only deliveries in this state.")] = None,
@@ -190,7 +193,7 @@ async def list_deliveries(
     ),
 )
 async def redeliver(
-    session: SessionDep, principal: AdminOnly, endpoint_id: EndpointId, delivery_id: DeliveryId
+    session: SessionDep, principal: WebhookManager, endpoint_id: EndpointId, delivery_id: DeliveryId
 ) -> WebhookDeliveryRead:
     """The worker sends it again within a second, with the same `webhook-id`, whatever its state (a
     failed one gets a fresh retry window). 409 while the endpoint is disabled."""

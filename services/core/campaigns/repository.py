@@ -6,31 +6,21 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, cast, delete, exists, false, func, or_, select, true
+from sqlalchemy import ColumnElement, String, and_, cast, delete, exists, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from services.core.campaigns.models import (
     Campaign,
     CampaignPartner,
-    CampaignStatus,
     Petition,
     PetitionConsentVersion,
 )
+from services.core.campaigns.policy import PUBLIC_STATUSES
 from services.core.campaigns.schemas import CampaignFilters, PetitionFilters
-from services.core.db.unique import escape_like, is_uuid
+from services.core.db.unique import escape_like
 from services.core.network.models import Organisation
-from services.core.network.schemas import is_slug
-
-PUBLIC_STATUSES = (CampaignStatus.published, CampaignStatus.closed)
-
-
-def _by_ref(model: type[Campaign] | type[Petition], ref: str) -> ColumnElement[bool] | None:
-    if is_uuid(ref):
-        return model.id == uuid.UUID(ref)
-    if is_slug(ref):
-        return model.slug == ref
-    return None
+from services.core.refs import Ref
 
 
 def campaign_visibility(all_statuses: bool) -> ColumnElement[bool]:
@@ -45,26 +35,23 @@ def _text_matches(column: ColumnElement[Any] | InstrumentedAttribute[Any], q: st
 # --- campaigns --------------------------------------------------------------------------------------
 
 
-async def get_campaign(session: AsyncSession, ref: str, *, for_update: bool = False) -> Campaign | None:
-    condition = _by_ref(Campaign, ref)
-    if condition is None:
+async def get_campaign(session: AsyncSession, ref: Ref, *, for_update: bool = False) -> Campaign | None:
+    if ref.names_nothing:
         return None
-    query = select(Campaign).where(condition)
+    query = select(Campaign).where(ref.where(Campaign))
     if for_update:
         query = query.with_for_update()
     return await session.scalar(query)
 
 
-def _partner_condition(ref: str) -> ColumnElement[bool]:
+def _partner_condition(ref: Ref) -> ColumnElement[bool]:
     partner = select(CampaignPartner.campaign_id).where(CampaignPartner.campaign_id == Campaign.id)
-    if is_uuid(ref):
-        partner = partner.where(CampaignPartner.organisation_id == uuid.UUID(ref))
-    elif is_slug(ref):
-        partner = partner.join(Organisation, Organisation.id == CampaignPartner.organisation_id).where(
-            Organisation.slug == ref
-        )
+    if ref.id is not None:
+        partner = partner.where(CampaignPartner.organisation_id == ref.id)
     else:
-        return false()
+        partner = partner.join(Organisation, Organisation.id == CampaignPartner.organisation_id).where(
+            ref.where(Organisation)
+        )
     return exists(partner)
 
 
@@ -134,16 +121,25 @@ async def replace_partners(
 
 
 async def get_petition(
-    session: AsyncSession, ref: str, *, for_update: bool = False
+    session: AsyncSession, ref: Ref, *, for_update: bool = False
 ) -> tuple[Petition, Campaign] | None:
-    condition = _by_ref(Petition, ref)
-    if condition is None:
+    if ref.names_nothing:
         return None
-    query = select(Petition, Campaign).join(Campaign, Campaign.id == Petition.campaign_id).where(condition)
+    query = (
+        select(Petition, Campaign)
+        .join(Campaign, Campaign.id == Petition.campaign_id)
+        .where(ref.where(Petition))
+    )
     if for_update:
         query = query.with_for_update(of=Petition)
     row = (await session.execute(query)).first()
     return None if row is None else (row[0], row[1])
+
+
+async def petition_id(session: AsyncSession, ref: Ref) -> uuid.UUID | None:
+    if ref.names_nothing:
+        return None
+    return await session.scalar(select(Petition.id).where(ref.where(Petition)))
 
 
 async def list_petitions(
@@ -156,8 +152,7 @@ async def list_petitions(
 ) -> tuple[Sequence[tuple[Petition, Campaign]], int]:
     conditions: list[ColumnElement[bool]] = [seen_by]
     if filters.campaign is not None:
-        campaign = _by_ref(Campaign, filters.campaign)
-        conditions.append(false() if campaign is None else campaign)
+        conditions.append(filters.campaign.where(Campaign))
     if filters.q:
         conditions.append(
             or_(

@@ -13,6 +13,7 @@ from typing_extensions import TypeAliasType
 from services.core.campaigns.languages import MAX_TAG_LENGTH, TAG_PATTERN, normalise_tag
 from services.core.campaigns.models import CampaignStatus, CountPolicy, PartnerRole
 from services.core.network.schemas import Slug
+from services.core.refs import Ref, RefText
 from services.core.schemas import NOT_BLANK, Instant, Page, Patch, no_nul
 
 LanguageTag = TypeAliasType(
@@ -53,8 +54,8 @@ ConsentText = Annotated[
     AfterValidator(no_nul),
 ]
 OrganisationRefText = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NOT_BLANK),
+    Ref,
+    RefText(strip_whitespace=True, min_length=1, max_length=100, pattern=NOT_BLANK),
     Field(description="The organisation's id or slug.", examples=["sramik-awaaz"]),
 ]
 
@@ -219,7 +220,7 @@ class CampaignPage(Page[CampaignRead]):
 @dataclass(frozen=True)
 class CampaignFilters:
     statuses: tuple[CampaignStatus, ...] = ()
-    organisation: str | None = None  # id or slug of a partner organisation
+    organisation: Ref | None = None  # a partner organisation
     q: str | None = None
 
 
@@ -355,5 +356,5 @@ class PetitionPage(Page[PetitionRead]):
 
 @dataclass(frozen=True)
 class PetitionFilters:
-    campaign: str | None = None  # id or slug
+    campaign: Ref | None = None
     q: str | None = None

@@ -1,15 +1,8 @@
 """Campaigns and petitions: who sees and changes them, their lifecycle and their languages.
 
-Who may do what:
-
-- Anyone, signed in or not, lists and reads *published* and *closed* campaigns and their petitions.
-  Partners get this public view too.
-- Network staff (admin, coordinator, campaigner, case_worker) also see drafts and archived campaigns
-  and may filter by any ``status``. API keys see them only with a ``campaigns:*`` (campaigns) or
-  ``petitions:*`` (petitions) scope; without one they see what the public sees.
-- Admins, coordinators and campaigners create and change campaigns and petitions and move campaigns
-  through ``draft → published → closed → archived`` (a draft may also be archived directly). Archived
-  campaigns and their petitions no longer change.
+Who may do what is written in ``policy``. Campaigns move through ``draft → published → closed →
+archived`` (a draft may also be archived directly); archived campaigns and their petitions no longer
+change.
 
 Texts are stored per BCP 47 language; reads serve one language, chosen from the caller's preferences
 (``?lang=``, then ``Accept-Language``) among those available, else the default language.
@@ -27,7 +20,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.core.campaigns import repository
+from services.core.campaigns import policy, repository
 from services.core.campaigns.errors import (
     CampaignArchived,
     CampaignNotFound,
@@ -37,7 +30,6 @@ from services.core.campaigns.errors import (
     InvalidSigningWindow,
     InvalidTransition,
     PartnerOrganisationNotFound,
-    PetitionClosed,
     PetitionNotFound,
 )
 from services.core.campaigns.languages import choose_language
@@ -69,22 +61,14 @@ from services.core.campaigns.schemas import (
     PetitionTranslationsRead,
     PetitionUpdate,
 )
+from services.core.campaigns.window import signing_refusal
 from services.core.db.unique import free_slug, save_unique
-from services.core.errors import Forbidden, Unauthenticated
 from services.core.network import repository as network_repository
-from services.core.network.errors import StaffOnly
-from services.core.network.schemas import SLUG_MAX_LENGTH
+from services.core.refs import SLUG_MAX_LENGTH, Ref
 from services.core.signatures.recount import mark_for_recount
-from services.core.users.models import Role
-from services.core.users.scopes import Scope
 from services.core.users.security import Principal
 from services.core.webhooks.events import emit
 from services.core.webhooks.models import EventType
-
-STAFF = frozenset({Role.admin, Role.coordinator, Role.campaigner, Role.case_worker})
-EDITORS = frozenset({Role.admin, Role.coordinator, Role.campaigner})
-CAMPAIGN_READ_SCOPES = frozenset({Scope.campaigns_read.value, Scope.campaigns_write.value})
-PETITION_READ_SCOPES = frozenset({Scope.petitions_read.value, Scope.petitions_write.value})
 
 # Allowed moves: target status → the statuses it may be reached from, and the timestamp it sets.
 TRANSITIONS: dict[CampaignStatus, tuple[frozenset[CampaignStatus], str]] = {
@@ -99,28 +83,6 @@ _SLUG_ERRORS: dict[str, Callable[[], Exception]] = {
 }
 
 M = TypeVar("M", Campaign, Petition)
-
-
-def sees_everything(principal: Principal | None, read_scopes: frozenset[str]) -> bool:
-    """Whether the caller sees drafts and archived campaigns (network staff, or an API key with a read
-    or write scope acting as a coordinator)."""
-    if principal is None:
-        return False
-    if principal.kind == "api_key" and not principal.scopes & read_scopes:
-        return False
-    return principal.role in STAFF
-
-
-def _require_editor(principal: Principal) -> None:
-    if principal.role not in EDITORS:
-        raise Forbidden("Only admins, coordinators and campaigners may do this.")
-
-
-def _require_staff(principal: Principal | None, read_scopes: frozenset[str]) -> None:
-    if principal is None:
-        raise Unauthenticated("Sign in as network staff to see this.")
-    if not sees_everything(principal, read_scopes):
-        raise StaffOnly("Only network staff may see this.")
 
 
 async def _save(session: AsyncSession, obj: M, apply: Callable[[], None] = lambda: None) -> M:
@@ -192,11 +154,8 @@ async def list_campaigns(
     limit: int,
     offset: int,
 ) -> CampaignPage:
-    everything = sees_everything(principal, CAMPAIGN_READ_SCOPES)
-    if not everything and set(filters.statuses) - set(repository.PUBLIC_STATUSES):
-        if principal is None:
-            raise Unauthenticated("Sign in as network staff to see draft or archived campaigns.")
-        raise StaffOnly("Only network staff may list draft or archived campaigns.")
+    policy.ensure_may_list(principal, filters.statuses)
+    everything = policy.sees_everything(principal, policy.CAMPAIGN_READ_SCOPES)
     items, total = await repository.list_campaigns(
         session, filters, seen_by=repository.campaign_visibility(everything), limit=limit, offset=offset
     )
@@ -205,36 +164,34 @@ async def list_campaigns(
     )
 
 
-async def _campaign(session: AsyncSession, ref: str, *, for_update: bool = False) -> Campaign:
+async def _campaign(session: AsyncSession, ref: Ref, *, for_update: bool = False) -> Campaign:
     campaign = await repository.get_campaign(session, ref, for_update=for_update)
     if campaign is None:
-        raise CampaignNotFound(f"No campaign {ref!r}.")
+        raise CampaignNotFound(f"No campaign {ref.text!r}.")
     return campaign
 
 
 async def _visible_campaign(
-    session: AsyncSession, principal: Principal | None, ref: str, read_scopes: frozenset[str]
+    session: AsyncSession, principal: Principal | None, ref: Ref, read_scopes: frozenset[str]
 ) -> Campaign:
     campaign = await repository.get_campaign(session, ref)
-    if campaign is None or (
-        campaign.status not in repository.PUBLIC_STATUSES and not sees_everything(principal, read_scopes)
-    ):
-        raise CampaignNotFound(f"No campaign {ref!r}.")
+    if campaign is None or not policy.may_see(principal, campaign.status, read_scopes):
+        raise CampaignNotFound(f"No campaign {ref.text!r}.")
     return campaign
 
 
 async def get_campaign(
-    session: AsyncSession, principal: Principal | None, ref: str, languages: Sequence[str]
+    session: AsyncSession, principal: Principal | None, ref: Ref, languages: Sequence[str]
 ) -> CampaignRead:
     """A campaign by id or slug; drafts and archived campaigns are a 404 except to staff."""
-    campaign = await _visible_campaign(session, principal, ref, CAMPAIGN_READ_SCOPES)
+    campaign = await _visible_campaign(session, principal, ref, policy.CAMPAIGN_READ_SCOPES)
     return (await _read_campaigns(session, [campaign], languages))[0]
 
 
 async def get_campaign_translations(
-    session: AsyncSession, principal: Principal | None, ref: str
+    session: AsyncSession, principal: Principal | None, ref: Ref
 ) -> CampaignTranslationsRead:
-    _require_staff(principal, CAMPAIGN_READ_SCOPES)
+    policy.ensure_staff(principal, policy.CAMPAIGN_READ_SCOPES)
     campaign = await _campaign(session, ref)
     return CampaignTranslationsRead.model_validate(
         {"default_language": campaign.default_language, "translations": campaign.translations}
@@ -249,7 +206,7 @@ async def _partner_rows(
     for position, partner in enumerate(partners):
         organisation = await network_repository.get_organisation(session, partner.organisation)
         if organisation is None:
-            raise PartnerOrganisationNotFound(f"No organisation {partner.organisation!r}.")
+            raise PartnerOrganisationNotFound(f"No organisation {partner.organisation.text!r}.")
         if organisation.id in seen:
             raise DuplicatePartner(f"{organisation.slug} is listed twice.")
         seen.add(organisation.id)
@@ -267,7 +224,7 @@ async def _partner_rows(
 async def create_campaign(
     session: AsyncSession, principal: Principal, data: CampaignCreate, languages: Sequence[str] = ()
 ) -> CampaignRead:
-    _require_editor(principal)
+    policy.ensure_editor(principal)
     slug = data.slug or await _free_slug(
         session, Campaign, data.translations[data.default_language].title, "campaign"
     )
@@ -290,11 +247,11 @@ async def create_campaign(
 async def update_campaign(
     session: AsyncSession,
     principal: Principal,
-    ref: str,
+    ref: Ref,
     patch: CampaignUpdate,
     languages: Sequence[str] = (),
 ) -> CampaignRead:
-    _require_editor(principal)
+    policy.ensure_editor(principal)
     campaign = await _campaign(session, ref, for_update=True)
     if campaign.status is CampaignStatus.archived:
         raise CampaignArchived(f"{campaign.slug} is archived.")
@@ -323,7 +280,7 @@ async def update_campaign(
 async def transition_campaign(
     session: AsyncSession,
     principal: Principal,
-    ref: str,
+    ref: Ref,
     target: CampaignStatus,
     languages: Sequence[str] = (),
     *,
@@ -331,7 +288,7 @@ async def transition_campaign(
 ) -> CampaignRead:
     """Move a campaign along its lifecycle, recording when; a move not allowed from the current status
     is a 409 ``invalid-transition``."""
-    _require_editor(principal)
+    policy.ensure_editor(principal)
     if target not in TRANSITIONS:
         raise InvalidTransition(f"A campaign cannot be moved to {target.value!r}.")
     campaign = await _campaign(session, ref, for_update=True)
@@ -385,26 +342,6 @@ async def _emit_published(session: AsyncSession, campaign: Campaign) -> None:
 # --- petitions --------------------------------------------------------------------------------------
 
 
-def is_open_for_signing(petition: Petition, now: datetime, campaign: Campaign | None = None) -> bool:
-    if campaign is not None and campaign.status is not CampaignStatus.published:
-        return False
-    if petition.opens_at is not None and now < petition.opens_at:
-        return False
-    return petition.closes_at is None or now < petition.closes_at
-
-
-def ensure_open_for_signing(petition: Petition, now: datetime, campaign: Campaign | None = None) -> None:
-    """Raise ``PetitionClosed`` (409 ``petition-closed``) unless ``petition`` accepts signatures at
-    ``now``: after ``opens_at`` (if set), before ``closes_at`` (if set), and — when its ``campaign`` is
-    given — while the campaign is published."""
-    if campaign is not None and campaign.status is not CampaignStatus.published:
-        raise PetitionClosed(f"The campaign is {campaign.status.value}.")
-    if petition.opens_at is not None and now < petition.opens_at:
-        raise PetitionClosed("The petition is not open yet.", opens_at=petition.opens_at.isoformat())
-    if petition.closes_at is not None and now >= petition.closes_at:
-        raise PetitionClosed("The petition has closed.", closes_at=petition.closes_at.isoformat())
-
-
 def _read_petition(
     petition: Petition, campaign: Campaign, languages: Sequence[str], now: datetime
 ) -> PetitionRead:
@@ -424,14 +361,14 @@ def _read_petition(
         count_policy=petition.count_policy,
         opens_at=petition.opens_at,
         closes_at=petition.closes_at,
-        is_open=is_open_for_signing(petition, now, campaign),
+        is_open=signing_refusal(campaign.status, petition.opens_at, petition.closes_at, now) is None,
         created_at=petition.created_at,
         updated_at=petition.updated_at,
     )
 
 
 def _petition_visibility(principal: Principal | None) -> ColumnElement[bool]:
-    return repository.campaign_visibility(sees_everything(principal, PETITION_READ_SCOPES))
+    return repository.campaign_visibility(policy.sees_everything(principal, policy.PETITION_READ_SCOPES))
 
 
 async def list_petitions(
@@ -454,27 +391,25 @@ async def list_petitions(
 
 
 async def _petition(
-    session: AsyncSession, ref: str, *, for_update: bool = False
+    session: AsyncSession, ref: Ref, *, for_update: bool = False
 ) -> tuple[Petition, Campaign]:
     found = await repository.get_petition(session, ref, for_update=for_update)
     if found is None:
-        raise PetitionNotFound(f"No petition {ref!r}.")
+        raise PetitionNotFound(f"No petition {ref.text!r}.")
     return found
 
 
 async def _visible_petition(
-    session: AsyncSession, principal: Principal | None, ref: str
+    session: AsyncSession, principal: Principal | None, ref: Ref
 ) -> tuple[Petition, Campaign]:
     petition, campaign = await _petition(session, ref)
-    if campaign.status not in repository.PUBLIC_STATUSES and not sees_everything(
-        principal, PETITION_READ_SCOPES
-    ):
-        raise PetitionNotFound(f"No petition {ref!r}.")
+    if not policy.may_see(principal, campaign.status, policy.PETITION_READ_SCOPES):
+        raise PetitionNotFound(f"No petition {ref.text!r}.")
     return petition, campaign
 
 
 async def get_petition(
-    session: AsyncSession, principal: Principal | None, ref: str, languages: Sequence[str]
+    session: AsyncSession, principal: Principal | None, ref: Ref, languages: Sequence[str]
 ) -> PetitionRead:
     """A petition by id or slug; those of draft or archived campaigns are a 404 except to staff."""
     petition, campaign = await _visible_petition(session, principal, ref)
@@ -482,9 +417,9 @@ async def get_petition(
 
 
 async def get_petition_translations(
-    session: AsyncSession, principal: Principal | None, ref: str
+    session: AsyncSession, principal: Principal | None, ref: Ref
 ) -> PetitionTranslationsRead:
-    _require_staff(principal, PETITION_READ_SCOPES)
+    policy.ensure_staff(principal, policy.PETITION_READ_SCOPES)
     petition, _ = await _petition(session, ref)
     return PetitionTranslationsRead.model_validate(
         {"default_language": petition.default_language, "translations": petition.translations}
@@ -492,10 +427,10 @@ async def get_petition_translations(
 
 
 async def list_consent_versions(
-    session: AsyncSession, principal: Principal | None, ref: str
+    session: AsyncSession, principal: Principal | None, ref: Ref
 ) -> list[ConsentVersionRead]:
     """Every consent text the petition has had, newest first."""
-    _require_staff(principal, PETITION_READ_SCOPES)
+    policy.ensure_staff(principal, policy.PETITION_READ_SCOPES)
     petition, _ = await _petition(session, ref)
     return [
         ConsentVersionRead.model_validate(v) for v in await repository.consent_versions(session, petition.id)
@@ -505,7 +440,7 @@ async def list_consent_versions(
 async def create_petition(
     session: AsyncSession, principal: Principal, data: PetitionCreate, languages: Sequence[str] = ()
 ) -> PetitionRead:
-    _require_editor(principal)
+    policy.ensure_editor(principal)
     campaign = await _campaign(session, data.campaign)
     if campaign.status is CampaignStatus.archived:
         raise CampaignArchived(f"{campaign.slug} is archived.")
@@ -535,12 +470,12 @@ async def create_petition(
 async def update_petition(
     session: AsyncSession,
     principal: Principal,
-    ref: str,
+    ref: Ref,
     patch: PetitionUpdate,
     languages: Sequence[str] = (),
 ) -> PetitionRead:
     """Only the fields sent change. A changed consent text becomes the next consent version."""
-    _require_editor(principal)
+    policy.ensure_editor(principal)
     petition, campaign = await _petition(session, ref, for_update=True)
     if campaign.status is CampaignStatus.archived:
         raise CampaignArchived(f"{campaign.slug} is archived.")

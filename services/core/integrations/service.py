@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.campaigns.errors import PartnerOrganisationNotFound, PetitionNotFound
-from services.core.integrations import repository
-from services.core.integrations.errors import AdminsOnly, IntegrationNotFound
+from services.core.integrations import policy, repository
+from services.core.integrations.errors import IntegrationNotFound
 from services.core.integrations.models import Integration
 from services.core.integrations.schemas import (
     IntegrationCreate,
@@ -27,13 +27,7 @@ from services.core.integrations.schemas import (
     IntegrationWithSecret,
 )
 from services.core.integrations.webhooks import generate_secret
-from services.core.users.models import Role
 from services.core.users.security import Principal
-
-
-def _require_admin(principal: Principal) -> None:
-    if principal.kind != "user" or principal.role is not Role.admin:
-        raise AdminsOnly("Only admins may manage integrations.")
 
 
 async def _check_references(
@@ -69,7 +63,7 @@ async def create_integration(
     session: AsyncSession, principal: Principal, data: IntegrationCreate
 ) -> IntegrationWithSecret:
     """A new integration with a new secret, which the answer shows (and nothing shows again)."""
-    _require_admin(principal)
+    policy.ensure_manager(principal)
     await _check_references(session, data.default_petition_id, data.organisation_id)
     integration = await _saved(session, Integration(**data.model_dump(), secret=generate_secret()))
     return _with_secret(integration)
@@ -78,7 +72,7 @@ async def create_integration(
 async def list_integrations(
     session: AsyncSession, principal: Principal, *, active: bool | None, limit: int, offset: int
 ) -> IntegrationPage:
-    _require_admin(principal)
+    policy.ensure_manager(principal)
     items, total = await repository.list_integrations(session, active=active, limit=limit, offset=offset)
     return IntegrationPage(
         items=[IntegrationRead.model_validate(i) for i in items], total=total, limit=limit, offset=offset
@@ -88,14 +82,14 @@ async def list_integrations(
 async def get_integration(
     session: AsyncSession, principal: Principal, integration_id: uuid.UUID
 ) -> IntegrationRead:
-    _require_admin(principal)
+    policy.ensure_manager(principal)
     return IntegrationRead.model_validate(await _get(session, integration_id))
 
 
 async def update_integration(
     session: AsyncSession, principal: Principal, integration_id: uuid.UUID, data: IntegrationUpdate
 ) -> IntegrationRead:
-    _require_admin(principal)
+    policy.ensure_manager(principal)
     integration = await _get(session, integration_id, for_update=True)
     changes = data.changes()
     await _check_references(session, changes.get("default_petition_id"), changes.get("organisation_id"))
@@ -108,7 +102,7 @@ async def deactivate_integration(
     session: AsyncSession, principal: Principal, integration_id: uuid.UUID
 ) -> IntegrationRead:
     """Deliveries of an inactive integration are refused; ``PATCH {"active": true}`` turns it back on."""
-    _require_admin(principal)
+    policy.ensure_manager(principal)
     integration = await _get(session, integration_id, for_update=True)
     integration.active = False
     return IntegrationRead.model_validate(await _saved(session, integration))
@@ -123,7 +117,7 @@ async def rotate_secret(
     now: datetime | None = None,
 ) -> IntegrationWithSecret:
     """A new secret, shown once; the current one stays valid for ``grace`` after ``now``."""
-    _require_admin(principal)
+    policy.ensure_manager(principal)
     now = now or datetime.now(UTC)
     integration = await _get(session, integration_id, for_update=True)
     if grace > timedelta(0):

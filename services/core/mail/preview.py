@@ -18,6 +18,7 @@ from services.core.errors import NotFound
 from services.core.mail import messages, unsubscribe
 from services.core.mail.rendering import TEMPLATES, Rendered, TemplateMissing, render
 from services.core.milestones.service import milestone_context
+from services.core.refs import Ref
 from services.core.updates.models import BodyFormat
 
 SAMPLE_NAME = "Jane Doe"
@@ -52,7 +53,7 @@ def kinds() -> list[TemplateKind]:
 
 
 async def preview(
-    session: AsyncSession, settings: Settings, kind: str, *, language: str | None, petition: str | None
+    session: AsyncSession, settings: Settings, kind: str, *, language: str | None, petition: Ref | None
 ) -> Preview:
     """Render ``kind`` for a sample signer in ``language`` (falling back to the petition's campaign's
     default language, then English), about ``petition`` (id or slug) or a sample one."""
@@ -67,7 +68,7 @@ async def preview(
     if petition is not None:
         found = await campaigns.get_petition(session, petition)
         if found is None:
-            raise PetitionNotFound(f"No petition {petition!r}.")
+            raise PetitionNotFound(f"No petition {petition.text!r}.")
         row, campaign = found
         petition_translations, petition_language = row.translations, row.default_language
         campaign_translations, campaign_language = campaign.translations, campaign.default_language

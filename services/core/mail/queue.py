@@ -117,3 +117,17 @@ async def queue(session: AsyncSession, message: NewMessage) -> uuid.UUID | None:
     """Queue one message; returns its id, or None if its dedup key was already queued."""
     queued = await queue_many(session, [message])
     return next(iter(queued), None)
+
+
+async def backlog(session: AsyncSession) -> tuple[int, float]:
+    """Email messages pending and due now, and how long (seconds) the longest-waiting one has been due
+    (a stuck sender or an unreachable server shows as a growing age). Reads the sender's partial index."""
+    row = (
+        await session.execute(
+            text(
+                "SELECT count(*), coalesce(extract(epoch FROM clock_timestamp() - min(next_attempt_at)), 0) "
+                "FROM email_messages WHERE state = 'pending' AND next_attempt_at <= clock_timestamp()"
+            )
+        )
+    ).one()
+    return int(row[0]), float(row[1])

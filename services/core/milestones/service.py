@@ -21,7 +21,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.config import Settings
@@ -29,6 +28,7 @@ from services.core.mail.messages import title_in
 from services.core.mail.models import MessageCategory
 from services.core.mail.queue import NewMessage, queue_many
 from services.core.mail.rendering import TEMPLATES, render
+from services.core.milestones import repository
 from services.core.signatures.counts import CachedCount
 from services.core.signatures.identity import InvalidEmail, canonical_email
 from services.core.webhooks import events
@@ -78,33 +78,11 @@ def crossed(count: int, goal: int | None, percents: Iterable[int]) -> list[int]:
     return [percent for percent in percents if count * 100 >= percent * goal]
 
 
-_RECORD = text(
-    "INSERT INTO petition_milestones (petition_id, percent, count, goal) "
-    "SELECT * FROM unnest(CAST(:petitions AS uuid[]), CAST(:percents AS int[]), CAST(:counts AS int[]), "
-    "CAST(:goals AS int[])) ON CONFLICT DO NOTHING "
-    "RETURNING petition_id, percent, count AS reached_count, goal"
-)
-
-_PETITIONS = text(
-    "SELECT p.id, p.slug, p.campaign_id, p.translations AS petition_translations, "
-    "p.default_language AS petition_language, c.translations AS campaign_translations, "
-    "c.default_language AS campaign_language FROM petitions p JOIN campaigns c ON c.id = p.campaign_id "
-    "WHERE p.id = ANY(:ids)"
-)
-
-# The campaign's coordinators (see the module's docstring).
-_COORDINATORS = text(
-    "SELECT u.id, u.email FROM users u WHERE u.is_active AND (u.role = 'coordinator' OR "
-    "(u.role = 'partner' AND u.organisation_id IN (SELECT cp.organisation_id FROM campaign_partners cp "
-    "WHERE cp.campaign_id = :campaign AND cp.role = 'lead'))) ORDER BY u.id"
-)
-
-
 async def coordinators(session: AsyncSession, campaign_id: uuid.UUID) -> list[tuple[uuid.UUID, str]]:
     """Who hears of the campaign's milestones (ids and addresses); an address mail cannot go to is left
     out rather than allowed to stop the pipeline's tick."""
     found: list[tuple[uuid.UUID, str]] = []
-    for row in await session.execute(_COORDINATORS, {"campaign": campaign_id}):
+    for row in await repository.coordinators(session, campaign_id):
         try:
             canonical_email(row.email)
         except InvalidEmail:
@@ -150,16 +128,10 @@ async def detect(session: AsyncSession, settings: Settings, counts: Iterable[Cac
             goals.append(count.goal or 0)
     if not petitions:
         return []
-    recorded = (
-        await session.execute(
-            _RECORD, {"petitions": petitions, "percents": percents, "counts": values, "goals": goals}
-        )
-    ).all()
+    recorded = await repository.record(session, petitions, percents, values, goals)
     if not recorded:
         return []
-    info = {
-        row.id: row for row in await session.execute(_PETITIONS, {"ids": [r.petition_id for r in recorded]})
-    }
+    info = await repository.petitions(session, [r.petition_id for r in recorded])
     reached: list[Milestone] = []
     mail: list[NewMessage] = []
     staff: dict[uuid.UUID, list[tuple[uuid.UUID, str]]] = {}

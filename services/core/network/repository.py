@@ -6,39 +6,29 @@ import uuid
 from collections.abc import Sequence
 from datetime import date
 
-from sqlalchemy import ColumnElement, and_, delete, distinct, exists, false, func, or_, select, true
+from sqlalchemy import ColumnElement, and_, delete, distinct, exists, func, or_, select, true
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.core.db.unique import escape_like, is_uuid
+from services.core.db.unique import escape_like
 from services.core.network.models import (
     Coalition,
     CoalitionMembership,
     MembershipStatus,
     Organisation,
 )
-from services.core.network.schemas import OrganisationFilters, is_slug
-
-
-def _by_ref(model: type[Organisation] | type[Coalition], ref: str) -> ColumnElement[bool] | None:
-    """Match ``ref`` as an id or a slug; ``None`` when it can be neither (so nothing matches)."""
-    if is_uuid(ref):
-        return model.id == uuid.UUID(ref)
-    if is_slug(ref):
-        return model.slug == ref
-    return None
-
+from services.core.network.schemas import OrganisationFilters
+from services.core.refs import Ref
 
 # --- organisations ----------------------------------------------------------------------------------
 
 
 async def get_organisation(
-    session: AsyncSession, ref: str, *, for_update: bool = False
+    session: AsyncSession, ref: Ref, *, for_update: bool = False
 ) -> Organisation | None:
-    condition = _by_ref(Organisation, ref)
-    if condition is None:
+    if ref.names_nothing:
         return None
-    query = select(Organisation).where(condition)
+    query = select(Organisation).where(ref.where(Organisation))
     if for_update:
         query = query.with_for_update()
     return await session.scalar(query)
@@ -54,17 +44,15 @@ def visibility(all_statuses: bool, own_organisation: uuid.UUID | None) -> Column
     return active
 
 
-def _coalition_condition(ref: str) -> ColumnElement[bool]:
+def _coalition_condition(ref: Ref) -> ColumnElement[bool]:
     membership = select(CoalitionMembership.organisation_id).where(
         CoalitionMembership.organisation_id == Organisation.id
     )
-    if is_uuid(ref):
-        membership = membership.where(CoalitionMembership.coalition_id == uuid.UUID(ref))
-    elif not is_slug(ref):
-        return false()
+    if ref.id is not None:
+        membership = membership.where(CoalitionMembership.coalition_id == ref.id)
     else:
         membership = membership.join(Coalition, Coalition.id == CoalitionMembership.coalition_id).where(
-            Coalition.slug == ref
+            ref.where(Coalition)
         )
     return exists(membership)
 
@@ -135,11 +123,10 @@ async def coalitions_of(
 # --- coalitions -------------------------------------------------------------------------------------
 
 
-async def get_coalition(session: AsyncSession, ref: str, *, for_update: bool = False) -> Coalition | None:
-    condition = _by_ref(Coalition, ref)
-    if condition is None:
+async def get_coalition(session: AsyncSession, ref: Ref, *, for_update: bool = False) -> Coalition | None:
+    if ref.names_nothing:
         return None
-    query = select(Coalition).where(condition)
+    query = select(Coalition).where(ref.where(Coalition))
     if for_update:
         query = query.with_for_update()
     return await session.scalar(query)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -23,6 +22,7 @@ from typing_extensions import TypeAliasType
 
 from services.core.db.unique import is_uuid
 from services.core.network.models import MembershipStatus, OrganisationKind
+from services.core.refs import SLUG_MAX_LENGTH, SLUG_PATTERN, Ref
 from services.core.schemas import (
     HTTP_URL_PATTERN,
     NOT_BLANK,
@@ -31,10 +31,6 @@ from services.core.schemas import (
     Patch,
     no_nul,
 )
-
-SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
-SLUG_MAX_LENGTH = 100
-_SLUG_RE = re.compile(SLUG_PATTERN)
 
 
 def _country(value: str) -> str:
@@ -48,10 +44,6 @@ def _slug(value: str) -> str:
     if is_uuid(value):
         raise ValueError("a slug must not look like an id (UUID)")
     return value
-
-
-def is_slug(value: str) -> bool:
-    return len(value) <= SLUG_MAX_LENGTH and _SLUG_RE.fullmatch(value) is not None
 
 
 COUNTRY_CODES = tuple(sorted(country.alpha_2 for country in pycountry.countries))
@@ -256,7 +248,7 @@ class OrganisationFilters:
     countries: tuple[str, ...] = ()
     kinds: tuple[OrganisationKind, ...] = ()
     statuses: tuple[MembershipStatus, ...] = ()
-    coalition: str | None = None  # id or slug
+    coalition: Ref | None = None
     q: str | None = None
 
 

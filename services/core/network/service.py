@@ -1,47 +1,30 @@
-"""The network directory's rules: who sees and changes which organisations and coalitions.
+"""The network directory: organisations, coalitions, memberships and figures.
 
-Who may do what:
-
-- Anyone, signed in or not, lists and reads *active* organisations, every coalition, coalition members
-  (active ones) and the network figures.
-- Network staff (admin, coordinator, campaigner, case_worker) also see suspended and former members
-  and may filter by ``status``. API keys get this view only with an ``organisations:read`` or
-  ``organisations:write`` scope; without one they see what the public sees.
-- A partner sees what the public sees plus its own organisation, whatever its status.
-- Admins and coordinators create and update organisations and coalitions, delete custom coalitions and
-  manage memberships. A partner may update its own organisation's public fields (name, kind, country,
-  city, website, description) — not its status, slug or joined date — and nothing else.
+Who may do what is written in ``policy``.
 
 Services take the session first and never commit.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TypeVar
 
-from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.db.unique import free_slug, save_unique
-from services.core.errors import Forbidden, Unauthenticated
-from services.core.network import repository
+from services.core.network import policy, repository
 from services.core.network.errors import (
     CoalitionNameTaken,
     CoalitionNotFound,
-    FieldNotEditable,
     MembershipNotFound,
-    NotYourOrganisation,
     OrganisationNotFound,
     RegionalCoalitionProtected,
     SlugTaken,
-    StaffOnly,
 )
-from services.core.network.models import Coalition, MembershipStatus, Organisation
+from services.core.network.models import Coalition, Organisation
 from services.core.network.schemas import (
-    SLUG_MAX_LENGTH,
     CoalitionCreate,
     CoalitionFigures,
     CoalitionPage,
@@ -57,13 +40,8 @@ from services.core.network.schemas import (
     OrganisationRead,
     OrganisationUpdate,
 )
-from services.core.users.models import Role
+from services.core.refs import SLUG_MAX_LENGTH, Ref
 from services.core.users.security import Principal
-
-NETWORK_STAFF = frozenset({Role.admin, Role.coordinator, Role.campaigner, Role.case_worker})
-DIRECTORY_EDITORS = frozenset({Role.admin, Role.coordinator})
-WRITE_SCOPE = "organisations:write"
-READ_SCOPES = frozenset({"organisations:read", WRITE_SCOPE})
 
 _UNIQUE_ERRORS: dict[str, Callable[[], Exception]] = {
     "uq_organisations_slug": lambda: SlugTaken("Another organisation already uses this slug."),
@@ -72,39 +50,6 @@ _UNIQUE_ERRORS: dict[str, Callable[[], Exception]] = {
 }
 
 M = TypeVar("M", Organisation, Coalition)
-
-
-@dataclass(frozen=True)
-class DirectoryView:
-    """What part of the directory a caller sees."""
-
-    all_statuses: bool = False
-    own_organisation: uuid.UUID | None = None
-
-    @classmethod
-    def of(cls, principal: Principal | None) -> DirectoryView:
-        if principal is None:
-            return cls()
-        if principal.kind == "api_key" and not principal.scopes & READ_SCOPES:
-            return cls()
-        if principal.role in NETWORK_STAFF:
-            return cls(all_statuses=True)
-        return cls(own_organisation=principal.organisation_id)
-
-    def condition(self) -> ColumnElement[bool]:
-        return repository.visibility(self.all_statuses, self.own_organisation)
-
-    def can_see(self, organisation: Organisation) -> bool:
-        return (
-            self.all_statuses
-            or organisation.status == MembershipStatus.active
-            or organisation.id == self.own_organisation
-        )
-
-
-def _require_editor(principal: Principal) -> None:
-    if principal.role not in DIRECTORY_EDITORS:
-        raise Forbidden("Only coordinators and admins may do this.")
 
 
 async def _save(session: AsyncSession, obj: M, apply: Callable[[], None] = lambda: None) -> M:
@@ -135,11 +80,8 @@ async def list_organisations(
     limit: int,
     offset: int,
 ) -> OrganisationPage:
-    view = DirectoryView.of(principal)
-    if not view.all_statuses and set(filters.statuses) - {MembershipStatus.active}:
-        if principal is None:
-            raise Unauthenticated("Sign in as network staff to see non-active organisations.")
-        raise StaffOnly("Only network staff may list suspended or former organisations.")
+    view = policy.DirectoryView.of(principal)
+    view.ensure_may_list(principal, filters.statuses)
     items, total = await repository.list_organisations(
         session, filters, seen_by=view.condition(), limit=limit, offset=offset
     )
@@ -148,14 +90,14 @@ async def list_organisations(
     )
 
 
-async def _visible_organisation(session: AsyncSession, principal: Principal | None, ref: str) -> Organisation:
+async def _visible_organisation(session: AsyncSession, principal: Principal | None, ref: Ref) -> Organisation:
     organisation = await repository.get_organisation(session, ref)
-    if organisation is None or not DirectoryView.of(principal).can_see(organisation):
-        raise OrganisationNotFound(f"No organisation {ref!r}.")
+    if organisation is None or not policy.DirectoryView.of(principal).can_see(organisation):
+        raise OrganisationNotFound(f"No organisation {ref.text!r}.")
     return organisation
 
 
-async def get_organisation(session: AsyncSession, principal: Principal | None, ref: str) -> OrganisationRead:
+async def get_organisation(session: AsyncSession, principal: Principal | None, ref: Ref) -> OrganisationRead:
     """An organisation by id or slug; non-active ones are hidden (404) from those who may not see them."""
     organisation = await _visible_organisation(session, principal, ref)
     return (await _read_organisations(session, [organisation]))[0]
@@ -164,7 +106,7 @@ async def get_organisation(session: AsyncSession, principal: Principal | None, r
 async def create_organisation(
     session: AsyncSession, principal: Principal, data: OrganisationCreate
 ) -> OrganisationRead:
-    _require_editor(principal)
+    policy.ensure_editor(principal)
     values = data.model_dump()
     if values["slug"] is None:
         values["slug"] = await _free_slug(session, Organisation, data.name, "organisation")
@@ -173,20 +115,15 @@ async def create_organisation(
 
 
 async def update_organisation(
-    session: AsyncSession, principal: Principal, ref: str, patch: OrganisationUpdate
+    session: AsyncSession, principal: Principal, ref: Ref, patch: OrganisationUpdate
 ) -> OrganisationRead:
     """Coordinators and admins change any field of any organisation; a partner only the public fields
     of its own (403 otherwise)."""
     organisation = await repository.get_organisation(session, ref, for_update=True)
     if organisation is None:
-        raise OrganisationNotFound(f"No organisation {ref!r}.")
+        raise OrganisationNotFound(f"No organisation {ref.text!r}.")
     changes = patch.changes()
-    if principal.role not in DIRECTORY_EDITORS:
-        if principal.role is not Role.partner or not principal.acts_for(organisation.id):
-            raise NotYourOrganisation()
-        locked = sorted(set(changes) - OrganisationUpdate.PARTNER_FIELDS)
-        if locked:
-            raise FieldNotEditable(f"Partners may not change: {', '.join(locked)}.")
+    policy.ensure_may_update(principal, organisation, changes)
 
     def apply() -> None:
         for name, value in changes.items():
@@ -199,10 +136,10 @@ async def update_organisation(
 # --- coalitions -------------------------------------------------------------------------------------
 
 
-async def _coalition(session: AsyncSession, ref: str, *, for_update: bool = False) -> Coalition:
+async def _coalition(session: AsyncSession, ref: Ref, *, for_update: bool = False) -> Coalition:
     coalition = await repository.get_coalition(session, ref, for_update=for_update)
     if coalition is None:
-        raise CoalitionNotFound(f"No coalition {ref!r}.")
+        raise CoalitionNotFound(f"No coalition {ref.text!r}.")
     return coalition
 
 
@@ -215,7 +152,7 @@ async def list_coalitions(
     )
 
 
-async def get_coalition(session: AsyncSession, ref: str) -> CoalitionRead:
+async def get_coalition(session: AsyncSession, ref: Ref) -> CoalitionRead:
     return CoalitionRead.model_validate(await _coalition(session, ref))
 
 
@@ -223,7 +160,7 @@ async def create_coalition(
     session: AsyncSession, principal: Principal, data: CoalitionCreate
 ) -> CoalitionRead:
     """A custom coalition (regional ones are seeded, not created)."""
-    _require_editor(principal)
+    policy.ensure_editor(principal)
     values = data.model_dump()
     if values["slug"] is None:
         values["slug"] = await _free_slug(session, Coalition, data.name, "coalition")
@@ -232,10 +169,10 @@ async def create_coalition(
 
 
 async def update_coalition(
-    session: AsyncSession, principal: Principal, ref: str, patch: CoalitionUpdate
+    session: AsyncSession, principal: Principal, ref: Ref, patch: CoalitionUpdate
 ) -> CoalitionRead:
     """Regional coalitions keep their name, slug and region; their description may change."""
-    _require_editor(principal)
+    policy.ensure_editor(principal)
     coalition = await _coalition(session, ref, for_update=True)
     changes = patch.changes()
     if coalition.is_regional:
@@ -255,9 +192,9 @@ async def update_coalition(
     return CoalitionRead.model_validate(coalition)
 
 
-async def delete_coalition(session: AsyncSession, principal: Principal, ref: str) -> None:
+async def delete_coalition(session: AsyncSession, principal: Principal, ref: Ref) -> None:
     """Delete a custom coalition and its memberships (not the organisations)."""
-    _require_editor(principal)
+    policy.ensure_editor(principal)
     coalition = await _coalition(session, ref, for_update=True)
     if coalition.is_regional:
         raise RegionalCoalitionProtected(f"{coalition.name} is a regional coalition and cannot be deleted.")
@@ -268,7 +205,7 @@ async def delete_coalition(session: AsyncSession, principal: Principal, ref: str
 async def list_members(
     session: AsyncSession,
     principal: Principal | None,
-    ref: str,
+    ref: Ref,
     filters: OrganisationFilters,
     *,
     limit: int,
@@ -276,23 +213,23 @@ async def list_members(
 ) -> OrganisationPage:
     coalition = await _coalition(session, ref)
     return await list_organisations(
-        session, principal, replace(filters, coalition=str(coalition.id)), limit=limit, offset=offset
+        session, principal, replace(filters, coalition=Ref.of_id(coalition.id)), limit=limit, offset=offset
     )
 
 
 async def add_member(
     session: AsyncSession,
     principal: Principal,
-    coalition_ref: str,
-    organisation_ref: str,
+    coalition_ref: Ref,
+    organisation_ref: Ref,
     data: MembershipWrite,
 ) -> tuple[MembershipRead, bool]:
     """Make the organisation a member (idempotent); returns the membership and whether it is new."""
-    _require_editor(principal)
+    policy.ensure_editor(principal)
     coalition = await _coalition(session, coalition_ref)
     organisation = await repository.get_organisation(session, organisation_ref)
     if organisation is None:
-        raise OrganisationNotFound(f"No organisation {organisation_ref!r}.")
+        raise OrganisationNotFound(f"No organisation {organisation_ref.text!r}.")
     membership, created = await repository.upsert_membership(
         session,
         coalition.id,
@@ -304,13 +241,13 @@ async def add_member(
 
 
 async def remove_member(
-    session: AsyncSession, principal: Principal, coalition_ref: str, organisation_ref: str
+    session: AsyncSession, principal: Principal, coalition_ref: Ref, organisation_ref: Ref
 ) -> None:
-    _require_editor(principal)
+    policy.ensure_editor(principal)
     coalition = await _coalition(session, coalition_ref)
     organisation = await repository.get_organisation(session, organisation_ref)
     if organisation is None:
-        raise OrganisationNotFound(f"No organisation {organisation_ref!r}.")
+        raise OrganisationNotFound(f"No organisation {organisation_ref.text!r}.")
     if not await repository.delete_membership(session, coalition.id, organisation.id):
         raise MembershipNotFound(f"{organisation.slug} is not a member of {coalition.slug}.")
 

@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.campaigns.errors import PetitionNotFound
 from services.core.config import Settings
+from services.core.refs import Ref
 from services.core.signatures.schemas import (
     CountryCount,
     DayCount,
@@ -80,15 +81,15 @@ async def compute(session: AsyncSession, petition_ids: Iterable[uuid.UUID]) -> l
     return [_cached(row) for row in rows]
 
 
-async def compute_one(session: AsyncSession, ref: str) -> CachedCount | None:
-    from services.core.signatures.signing import petition_ref
+_COUNT_BY_ID = text(_COUNTS.text + "WHERE p.id = CAST(:ref AS uuid)")
+_COUNT_BY_SLUG = text(_COUNTS.text + "WHERE p.slug = :ref")
 
-    parsed = petition_ref(ref)
-    if parsed is None:
+
+async def compute_one(session: AsyncSession, ref: Ref) -> CachedCount | None:
+    if ref.names_nothing:
         return None
-    value, by_id = parsed
-    where = "WHERE p.id = CAST(:ref AS uuid)" if by_id else "WHERE p.slug = :ref"
-    row = (await session.execute(text(_COUNTS.text + where), {"ref": value})).one_or_none()
+    query = _COUNT_BY_ID if ref.id is not None else _COUNT_BY_SLUG
+    row = (await session.execute(query, {"ref": ref.key})).one_or_none()
     return _cached(row) if row is not None else None
 
 
@@ -129,13 +130,13 @@ async def cached_body(redis: Redis, ref: str) -> bytes | None:
     return value if isinstance(value, bytes) else None
 
 
-async def load(session: AsyncSession, redis: Redis, settings: Settings, ref: str) -> bytes:
+async def load(session: AsyncSession, redis: Redis, settings: Settings, ref: Ref) -> bytes:
     """The count response body for ``ref`` from the database (and cache it unless a count was cached
     meanwhile: only the worker's recounts replace a cached count, in the order they counted); 404 if not
     public."""
     cached = await compute_one(session, ref)
     if cached is None or not cached.public:
-        raise PetitionNotFound(f"No petition {ref!r}.")
+        raise PetitionNotFound(f"No petition {ref.text!r}.")
     await store(redis, [cached], settings, only_if_missing=True)
     return cached.body
 
@@ -143,11 +144,11 @@ async def load(session: AsyncSession, redis: Redis, settings: Settings, ref: str
 _STATS = TypeAdapter(PetitionStats)
 
 
-async def stats(session: AsyncSession, redis: Redis, settings: Settings, ref: str) -> PetitionStats:
+async def stats(session: AsyncSession, redis: Redis, settings: Settings, ref: Ref) -> PetitionStats:
     """Counted signatures of a public petition per country, partner and day (UTC)."""
     cached = await compute_one(session, ref)
     if cached is None or not cached.public:
-        raise PetitionNotFound(f"No petition {ref!r}.")
+        raise PetitionNotFound(f"No petition {ref.text!r}.")
     petition_id = cached.count.petition
     key = STATS_KEY + str(petition_id)
     try:

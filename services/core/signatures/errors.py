@@ -23,11 +23,6 @@ class InvalidSignature(LoomError):
         )
 
 
-class SignatureNotFound(NotFound):
-    code = "signature-not-found"
-    title = "Signature not found"
-
-
 class ReviewNotFound(NotFound):
     code = "review-not-found"
     title = "No open review for this signature"

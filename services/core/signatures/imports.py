@@ -35,14 +35,17 @@ from dataclasses import dataclass
 from typing import IO
 
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.core.campaigns.errors import CampaignArchived, PartnerOrganisationNotFound, PetitionNotFound
-from services.core.db.unique import is_uuid
+from services.core.campaigns.models import CampaignStatus
+from services.core.refs import Ref
+from services.core.signatures import policy, store
 from services.core.signatures.errors import InvalidImportFile
+from services.core.signatures.models import Channel
 from services.core.signatures.schemas import SignatureFields
-from services.core.signatures.signing import PreparedSignature, petition_ref
+from services.core.signatures.store import PreparedSignature
+from services.core.users.security import Principal
 
 COLUMNS = ("name", "email", "country", "postal_code", "language", "opt_in", "source")
 REQUIRED_COLUMNS = ("name", "country")
@@ -86,29 +89,6 @@ class ImportProgress:
 
 
 ProgressCallback = Callable[[ImportProgress], None]
-
-_INSERT = text(
-    "INSERT INTO signatures (petition_id, channel, attested, send_confirmation_mail, consent_version, "
-    "organisation_id, name, email, email_canonical, postal_code, name_key, postal_key, country, language, "
-    "opt_in, source) "
-    "SELECT CAST(:petition AS uuid), 'import', true, CAST(:send_confirmation_mail AS boolean), "
-    "CAST(:consent_version AS integer), CAST(:organisation AS uuid), u.* FROM unnest("
-    "CAST(:name AS text[]), CAST(:email AS text[]), CAST(:email_canonical AS text[]), "
-    "CAST(:postal_code AS text[]), CAST(:name_key AS text[]), CAST(:postal_key AS text[]), "
-    "CAST(:country AS text[]), CAST(:language AS text[]), CAST(:opt_in AS boolean[]), "
-    "CAST(:source AS text[])) AS u"
-)
-_PETITION = (
-    "SELECT p.id, p.consent_version, c.status FROM petitions p JOIN campaigns c ON c.id = p.campaign_id "
-)
-_PETITION_BY_ID = text(_PETITION + "WHERE p.id = CAST(:ref AS uuid)")
-_PETITION_BY_SLUG = text(_PETITION + "WHERE p.slug = CAST(:ref AS text)")
-_ORGANISATION_BY_ID = text("SELECT id FROM organisations WHERE id = CAST(:ref AS uuid)")
-_ORGANISATION_BY_SLUG = text("SELECT id FROM organisations WHERE slug = CAST(:ref AS text)")
-_FIELDS = (
-    "name", "email", "email_canonical", "postal_code", "name_key", "postal_key", "country", "language",
-    "opt_in", "source",
-)  # fmt: skip
 
 
 class _Records:
@@ -217,28 +197,36 @@ class ImportTarget:
 
 
 async def resolve_target(
-    conn: AsyncSession | AsyncConnection, petition: str, partner: str | None
+    conn: AsyncSession | AsyncConnection, petition: Ref | str, partner: Ref | str | None
 ) -> ImportTarget:
-    """The petition (by id or slug) and partner organisation (by id or slug) an import writes to."""
-    parsed = petition_ref(petition)
-    if parsed is None:
-        raise PetitionNotFound(f"No petition {petition!r}.")
-    ref, by_id = parsed
-    found = (await conn.execute(_PETITION_BY_ID if by_id else _PETITION_BY_SLUG, {"ref": ref})).one_or_none()
+    """The petition and the partner organisation (each by id or slug) an import writes to."""
+    petition = _ref(petition)
+    found = await store.signing_petition(conn, petition)
     if found is None:
-        raise PetitionNotFound(f"No petition {petition!r}.")
-    if found.status == "archived":
+        raise PetitionNotFound(f"No petition {petition.text!r}.")
+    if found.status is CampaignStatus.archived:
         raise CampaignArchived("The petition's campaign is archived: it takes no more signatures.")
     organisation_id = None
     if partner is not None:
-        by_org_id = is_uuid(partner)
-        organisation_id = await conn.scalar(
-            _ORGANISATION_BY_ID if by_org_id else _ORGANISATION_BY_SLUG,
-            {"ref": str(uuid.UUID(partner)) if by_org_id else partner},
-        )
+        partner = _ref(partner)
+        organisation_id = await store.organisation_id(conn, partner)
         if organisation_id is None:
-            raise PartnerOrganisationNotFound(f"No organisation {partner!r}.")
+            raise PartnerOrganisationNotFound(f"No organisation {partner.text!r}.")
     return ImportTarget(found.id, found.consent_version, organisation_id)
+
+
+async def resolve_target_for(
+    conn: AsyncSession | AsyncConnection, principal: Principal, petition: Ref, partner: Ref | None
+) -> ImportTarget:
+    """:func:`resolve_target` for a signed-in caller: a partner imports for its own organisation only."""
+    target = await resolve_target(conn, petition, policy.import_partner(principal, partner))
+    policy.ensure_may_import_for(principal, target.organisation_id)
+    return target
+
+
+def _ref(value: Ref | str) -> Ref:
+    # `loom import-signatures` passes the texts it was given.
+    return value if isinstance(value, Ref) else Ref.parse(value)
 
 
 async def _chunks(source: Source) -> AsyncIterable[Chunk]:
@@ -255,10 +243,10 @@ async def _chunks(source: Source) -> AsyncIterable[Chunk]:
 
 async def import_csv(
     conn: AsyncSession | AsyncConnection,
-    petition: str,
+    petition: Ref | str,
     source: Source,
     *,
-    partner: str | None = None,
+    partner: Ref | str | None = None,
     batch_size: int = BATCH_SIZE,
     progress: ProgressCallback | None = None,
     target: ImportTarget | None = None,
@@ -274,25 +262,22 @@ async def import_csv(
     records = _Records()
     reader = csv.DictReader(records)
     decoder = codecs.getincrementaldecoder("utf-8-sig")()
-    batch: list[PreparedSignature] = []
+    batch: list[store.BatchRow] = []
     errors: list[RowError] = []
     imported = rejected = 0
     header_read = False
 
+    shared = store.Batch(
+        channel=Channel.import_,
+        petition_id=target.petition_id,
+        consent_version=target.consent_version,
+        send_confirmation_mail=send_confirmation_mail,
+    )
+
     async def flush() -> None:
         nonlocal imported, batch
         if batch:
-            columns: dict[str, object] = {field: [getattr(row, field) for row in batch] for field in _FIELDS}
-            await conn.execute(
-                _INSERT,
-                {
-                    "petition": str(target.petition_id),
-                    "consent_version": target.consent_version,
-                    "organisation": str(target.organisation_id) if target.organisation_id else None,
-                    "send_confirmation_mail": send_confirmation_mail,
-                    **columns,
-                },
-            )
+            await store.insert_batch(conn, shared, batch)
             imported += len(batch)
             batch = []
         if progress is not None:
@@ -327,7 +312,7 @@ async def import_csv(
             except ValueError as exc:
                 reject(reader.line_num, str(exc))
                 continue
-            batch.append(PreparedSignature.of(fields))
+            batch.append(store.BatchRow(PreparedSignature.of(fields), target.organisation_id))
             if len(batch) >= batch_size:
                 await flush()
 

@@ -15,7 +15,6 @@ Personal data never appears in errors: pydantic's ``input`` is dropped from the 
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
@@ -29,19 +28,19 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
 )
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core import jsonbody
-from services.core.campaigns.errors import PetitionClosed
-from services.core.campaigns.models import Campaign, CampaignStatus, Petition
 from services.core.campaigns.schemas import LanguageTag
-from services.core.campaigns.service import ensure_open_for_signing
+from services.core.campaigns.window import ensure_open_for_signing
 from services.core.errors import Conflict, LoomError
 from services.core.integrations.models import Integration
+from services.core.refs import Ref
 from services.core.schemas import no_nul
+from services.core.signatures import store
+from services.core.signatures.models import Channel
 from services.core.signatures.schemas import SignatureFields
-from services.core.signatures.signing import PreparedSignature
+from services.core.signatures.store import PreparedSignature
 
 MAX_ITEMS = 1000
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -322,55 +321,14 @@ def parse(body: bytes) -> tuple[Literal["native", "action_network"], list[_Item]
 
 # --- storing ---------------------------------------------------------------------------------------------
 
-_PETITION = text(
-    "SELECT p.id, p.consent_version, p.email_required, p.opens_at, p.closes_at, c.status, now() AS now "
-    "FROM petitions p JOIN campaigns c ON c.id = p.campaign_id WHERE p.id = :petition"
-)
-_PARTNERS = text("SELECT slug, id FROM organisations WHERE slug = ANY(CAST(:slugs AS text[]))")
-_INSERT = text(
-    "INSERT INTO signatures (petition_id, channel, name, email, email_canonical, postal_code, name_key, "
-    "postal_key, country, language, opt_in, consent_version, organisation_id, source, integration_id, "
-    "external_id, attested, send_confirmation_mail) "
-    "SELECT CAST(:petition AS uuid), 'webhook', u.name, u.email, u.email_canonical, u.postal_code, "
-    "u.name_key, u.postal_key, u.country, u.language, u.opt_in, :consent_version, "
-    "CAST(u.organisation_id AS uuid), u.source, CAST(:integration AS uuid), u.external_id, true, "
-    "CAST(:send_confirmation_mail AS boolean) "
-    "FROM unnest(CAST(:external_id AS text[]), CAST(:name AS text[]), CAST(:email AS text[]), "
-    "CAST(:email_canonical AS text[]), CAST(:postal_code AS text[]), CAST(:name_key AS text[]), "
-    "CAST(:postal_key AS text[]), CAST(:country AS text[]), CAST(:language AS text[]), "
-    "CAST(:opt_in AS boolean[]), CAST(:organisation_id AS text[]), CAST(:source AS text[])) "
-    "AS u(external_id, name, email, email_canonical, postal_code, name_key, postal_key, country, language, "
-    "opt_in, organisation_id, source) "
-    "ON CONFLICT (integration_id, external_id) DO NOTHING RETURNING external_id"
-)
-_COLUMNS = (
-    "external_id",
-    "name",
-    "email",
-    "email_canonical",
-    "postal_code",
-    "name_key",
-    "postal_key",
-    "country",
-    "language",
-    "opt_in",
-    "organisation_id",
-    "source",
-)
 
-
-async def _open_petition(session: AsyncSession, integration: Integration) -> Any:
+async def _open_petition(session: AsyncSession, integration: Integration) -> store.SigningPetition:
     if integration.default_petition_id is None:
         raise IntegrationWithoutPetition("Set the integration's default petition first.")
-    found = (await session.execute(_PETITION, {"petition": integration.default_petition_id})).one_or_none()
+    found = await store.signing_petition(session, Ref.of_id(integration.default_petition_id))
     if found is None:  # pragma: no cover - the foreign key sets default_petition_id to null
         raise IntegrationWithoutPetition("Set the integration's default petition first.")
-    status = CampaignStatus(found.status)
-    if status not in (CampaignStatus.published, CampaignStatus.closed):
-        raise PetitionClosed(f"The campaign is {status.value}.")
-    ensure_open_for_signing(
-        Petition(opens_at=found.opens_at, closes_at=found.closes_at), found.now, Campaign(status=status)
-    )
+    ensure_open_for_signing(found.status, found.opens_at, found.closes_at, found.now)
     return found
 
 
@@ -386,12 +344,10 @@ async def ingest(session: AsyncSession, integration: Integration, body: bytes) -
     kind, items = parse(body)
     petition = await _open_petition(session, integration)
     valid = [item for item in items if item.fields is not None]
-    slugs = sorted({item.fields.partner for item in valid if item.fields and item.fields.partner})
-    partners: dict[str, uuid.UUID] = {}
-    if slugs:
-        partners = {row.slug: row.id for row in await session.execute(_PARTNERS, {"slugs": slugs})}
-    default_org = str(integration.organisation_id) if integration.organisation_id else None
-    columns: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
+    partners = await store.organisation_ids(
+        session, sorted({item.fields.partner for item in valid if item.fields and item.fields.partner})
+    )
+    rows: list[store.BatchRow] = []
     seen: set[str] = set()
     first: set[int] = set()
     for item in valid:
@@ -410,36 +366,16 @@ async def ingest(session: AsyncSession, integration: Integration, body: bytes) -
             continue  # delivered twice in one batch: the later ones are duplicates
         seen.add(item.external_id)
         first.add(item.index)
-        row = PreparedSignature.of(fields)
-        org = str(partners[row.partner]) if row.partner else default_org
-        for name, value in (
-            ("external_id", item.external_id),
-            ("name", row.name),
-            ("email", row.email),
-            ("email_canonical", row.email_canonical),
-            ("postal_code", row.postal_code),
-            ("name_key", row.name_key),
-            ("postal_key", row.postal_key),
-            ("country", row.country),
-            ("language", row.language),
-            ("opt_in", row.opt_in),
-            ("organisation_id", org),
-            ("source", row.source),
-        ):
-            columns[name].append(value)
-    inserted: set[str] = set()
-    if seen:
-        result = await session.execute(
-            _INSERT,
-            {
-                "petition": str(petition.id),
-                "consent_version": petition.consent_version,
-                "integration": str(integration.id),
-                "send_confirmation_mail": integration.send_confirmation_mail,
-                **columns,
-            },
-        )
-        inserted = set(result.scalars())
+        organisation = partners[fields.partner] if fields.partner else integration.organisation_id
+        rows.append(store.BatchRow(PreparedSignature.of(fields), organisation, item.external_id))
+    batch = store.Batch(
+        channel=Channel.webhook,
+        petition_id=petition.id,
+        consent_version=petition.consent_version,
+        send_confirmation_mail=integration.send_confirmation_mail,
+        integration_id=integration.id,
+    )
+    inserted = await store.insert_batch(session, batch, rows)
     totals = WebhookTotals()
     results: list[ItemResult] = []
     for item in items:

@@ -16,14 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.core.campaigns import repository as campaigns
 from services.core.campaigns.errors import PetitionNotFound
 from services.core.errors import Conflict
+from services.core.refs import Ref
 from services.core.schemas import Page
 from services.core.signatures.errors import ReviewNotFound
 from services.core.signatures.models import ReviewResolution
 from services.core.signatures.pipeline import pass_attestation
 from services.core.signatures.recount import mark_for_recount
-from services.core.signatures.signing import petition_ref
 
 
 class ReviewAlreadyResolved(Conflict):
@@ -61,19 +62,11 @@ class ReviewDecision(BaseModel):
     )
 
 
-async def petition_id_of(session: AsyncSession, ref: str) -> uuid.UUID:
-    parsed = petition_ref(ref)
-    found = None
-    if parsed is not None:
-        value, by_id = parsed
-        column = "id" if by_id else "slug"
-        found = await session.scalar(
-            text(f"SELECT id FROM petitions WHERE {column} = CAST(:ref AS {'uuid' if by_id else 'text'})"),  # noqa: S608 - constant fragments
-            {"ref": value},
-        )
+async def petition_id_of(session: AsyncSession, ref: Ref) -> uuid.UUID:
+    found = await campaigns.petition_id(session, ref)
     if found is None:
-        raise PetitionNotFound(f"No petition {ref!r}.")
-    return found  # type: ignore[no-any-return]
+        raise PetitionNotFound(f"No petition {ref.text!r}.")
+    return found
 
 
 _SELECT = (
@@ -115,7 +108,7 @@ def _read(row: Any) -> ReviewRead:
 async def list_reviews(
     session: AsyncSession,
     *,
-    petition: str | None,
+    petition: Ref | None,
     resolved: bool | None,
     limit: int,
     offset: int,

@@ -29,6 +29,8 @@ from services.core.campaigns.models import Petition
 from services.core.db.unique import escape_like
 from services.core.errors import Conflict, NotFound
 from services.core.network.models import Organisation
+from services.core.refs import Ref
+from services.core.signatures import policy
 from services.core.signatures.identity import InvalidEmail, canonical_email, email_domain
 from services.core.signatures.models import Channel, Signature, SignatureInvalidation, SignatureState
 from services.core.signatures.recount import mark_for_recount
@@ -80,14 +82,14 @@ def _domain_is(domain: str) -> ColumnElement[bool]:
     return Signature.email_canonical.like(f"%@{escape_like(normalised)}", escape="\\")
 
 
-async def staff_petition(session: AsyncSession, principal: Principal, ref: str) -> Petition:
+async def staff_petition(session: AsyncSession, principal: Principal, ref: Ref) -> Petition:
     """The petition ``ref`` (id or slug). Partners see only petitions of public campaigns."""
     found = await campaigns.get_petition(session, ref)
     if found is None:
-        raise PetitionNotFound(f"No petition {ref!r}.")
+        raise PetitionNotFound(f"No petition {ref.text!r}.")
     petition, campaign = found
-    if principal.is_partner and campaign.status not in campaigns.PUBLIC_STATUSES:
-        raise PetitionNotFound(f"No petition {ref!r}.")
+    if not policy.may_see_petition(principal, campaign.status):
+        raise PetitionNotFound(f"No petition {ref.text!r}.")
     return petition
 
 
@@ -95,7 +97,7 @@ def _conditions(
     petition_id: uuid.UUID, principal: Principal, filters: SignatureFilters
 ) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = [Signature.petition_id == petition_id]
-    if principal.is_partner:
+    if not policy.sees_all_signatures(principal):
         own = principal.organisation_id
         conditions.append(Signature.organisation_id == own if own is not None else false())
     if filters.state is not None:
@@ -188,7 +190,7 @@ def _read(row: Any) -> StaffSignatureRead:
 async def list_signatures(
     session: AsyncSession,
     principal: Principal,
-    ref: str,
+    ref: Ref,
     filters: SignatureFilters,
     *,
     limit: int,
@@ -245,7 +247,7 @@ def _csv_row(signature: StaffSignatureRead) -> list[str]:
 
 
 async def prepare_export(
-    session: AsyncSession, principal: Principal, ref: str, filters: SignatureFilters
+    session: AsyncSession, principal: Principal, ref: Ref, filters: SignatureFilters
 ) -> tuple[Petition, list[ColumnElement[bool]]]:
     """Check the caller may export from this petition (before any byte is sent); the export's query."""
     petition = await staff_petition(session, principal, ref)
@@ -292,7 +294,7 @@ def _user_id(principal: Principal) -> uuid.UUID | None:
 
 
 async def invalidate(
-    session: AsyncSession, principal: Principal, ref: str, body: InvalidationIn
+    session: AsyncSession, principal: Principal, ref: Ref, body: InvalidationIn
 ) -> InvalidationRead:
     """Invalidate the petition's not yet invalidated signatures matching all of ``body``'s filters."""
     petition = await staff_petition(session, principal, ref)
@@ -338,7 +340,7 @@ async def invalidate(
 
 
 async def list_invalidations(
-    session: AsyncSession, principal: Principal, ref: str, *, limit: int, offset: int
+    session: AsyncSession, principal: Principal, ref: Ref, *, limit: int, offset: int
 ) -> InvalidationPage:
     petition = await staff_petition(session, principal, ref)
     condition = SignatureInvalidation.petition_id == petition.id

@@ -25,7 +25,6 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
-from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core import outbox
@@ -36,10 +35,12 @@ from services.core.campaigns.models import Campaign
 from services.core.config import Settings
 from services.core.mail import unsubscribe
 from services.core.mail.messages import title_in
-from services.core.mail.models import EmailMessage, MessageCategory, MessageState
+from services.core.mail.models import MessageCategory
 from services.core.mail.queue import NewMessage, queue_many
 from services.core.mail.rendering import render
+from services.core.refs import Ref
 from services.core.signatures.identity import InvalidEmail, canonical_email
+from services.core.updates import repository
 from services.core.updates.errors import (
     NoOwnEmail,
     UpdateAlreadySent,
@@ -48,7 +49,7 @@ from services.core.updates.errors import (
 )
 from services.core.updates.models import BodyFormat, CampaignUpdate, UpdateState
 from services.core.updates.schemas import UpdateChange, UpdateCounts, UpdateCreate, UpdateRead, UpdateText
-from services.core.users.models import User
+from services.core.users import repository as users
 from services.core.users.security import Principal
 
 SEND_TASK = "updates.send"
@@ -98,10 +99,10 @@ def update_context(
 # --- reading -------------------------------------------------------------------------------------------
 
 
-async def _campaign(session: AsyncSession, ref: str) -> Campaign:
+async def _campaign(session: AsyncSession, ref: Ref) -> Campaign:
     campaign = await campaigns.get_campaign(session, ref)
     if campaign is None:
-        raise CampaignNotFound(f"No campaign {ref!r}.")
+        raise CampaignNotFound(f"No campaign {ref.text!r}.")
     return campaign
 
 
@@ -112,29 +113,17 @@ async def _update(
         parsed = uuid.UUID(update_id)
     except ValueError:
         raise UpdateNotFound(f"No update {update_id!r}.") from None
-    query = select(CampaignUpdate).where(
-        CampaignUpdate.id == parsed, CampaignUpdate.campaign_id == campaign.id
-    )
-    if for_update:
-        query = query.with_for_update()
-    update = await session.scalar(query)
+    update = await repository.get_update(session, parsed, campaign_id=campaign.id, for_update=for_update)
     if update is None:
         raise UpdateNotFound(f"No update {update_id!r}.")
     return update
 
 
 async def _counts(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, UpdateCounts]:
-    rows = await session.execute(
-        select(EmailMessage.reference_id, EmailMessage.state, func.count())
-        .where(EmailMessage.reference_id.in_(ids), EmailMessage.kind == KIND)
-        .group_by(EmailMessage.reference_id, EmailMessage.state)
-    )
     counts: dict[uuid.UUID, UpdateCounts] = {i: UpdateCounts() for i in ids}
-    for reference, state, n in rows:
-        if reference is None:
-            continue
+    for reference, state, n in await repository.message_counts(session, ids, KIND):
         entry = counts[reference]
-        setattr(entry, MessageState(state).value, n)
+        setattr(entry, state.value, n)
         entry.total += n
     return counts
 
@@ -162,21 +151,15 @@ async def _fresh(session: AsyncSession, update: CampaignUpdate) -> UpdateRead:
     return _read(update, (await _counts(session, [update.id]))[update.id])
 
 
-async def list_updates(session: AsyncSession, ref: str) -> list[UpdateRead]:
+async def list_updates(session: AsyncSession, ref: Ref) -> list[UpdateRead]:
     """A campaign's updates, newest first."""
     campaign = await _campaign(session, ref)
-    updates = (
-        await session.scalars(
-            select(CampaignUpdate)
-            .where(CampaignUpdate.campaign_id == campaign.id)
-            .order_by(CampaignUpdate.created_at.desc(), CampaignUpdate.id)
-        )
-    ).all()
+    updates = await repository.list_updates(session, campaign.id)
     counts = await _counts(session, [u.id for u in updates])
     return [_read(u, counts[u.id]) for u in updates]
 
 
-async def get_update(session: AsyncSession, ref: str, update_id: str) -> UpdateRead:
+async def get_update(session: AsyncSession, ref: Ref, update_id: str) -> UpdateRead:
     campaign = await _campaign(session, ref)
     return await _fresh(session, await _update(session, campaign, update_id))
 
@@ -193,7 +176,7 @@ def _dump(content: Mapping[str, UpdateText], campaign: Campaign) -> dict[str, An
 
 
 async def create_update(
-    session: AsyncSession, principal: Principal, ref: str, body: UpdateCreate
+    session: AsyncSession, principal: Principal, ref: Ref, body: UpdateCreate
 ) -> UpdateRead:
     campaign = await _campaign(session, ref)
     update = CampaignUpdate(
@@ -206,16 +189,17 @@ async def create_update(
     return await _fresh(session, update)
 
 
-async def change_update(session: AsyncSession, ref: str, update_id: str, body: UpdateChange) -> UpdateRead:
+async def change_update(session: AsyncSession, ref: Ref, update_id: str, body: UpdateChange) -> UpdateRead:
     """Only drafts change."""
     campaign = await _campaign(session, ref)
     update = await _update(session, campaign, update_id, for_update=True)
     if update.state != UpdateState.draft:
         raise UpdateAlreadySent()
-    if body.content is not None:
-        update.content = _dump(body.content, campaign)
-    if body.format is not None:
-        update.format = body.format
+    changes = body.changes()
+    if "content" in changes:
+        update.content = _dump(changes["content"], campaign)
+    if "format" in changes:
+        update.format = changes["format"]
     return await _fresh(session, update)
 
 
@@ -293,7 +277,7 @@ async def send_test(
     session: AsyncSession,
     settings: Settings,
     principal: Principal,
-    ref: str,
+    ref: Ref,
     update_id: str,
     language: str | None,
 ) -> tuple[uuid.UUID | None, str]:
@@ -301,7 +285,7 @@ async def send_test(
     update would be), rendered as a recipient in ``language`` would get it."""
     campaign = await _campaign(session, ref)
     update = await _update(session, campaign, update_id)
-    user = await session.get(User, principal.id) if principal.kind == "user" else None
+    user = await users.get_user(session, principal.id) if principal.kind == "user" else None
     if user is None:
         raise NoOwnEmail()
     try:
@@ -322,7 +306,7 @@ async def send_test(
 
 
 async def start_sending(
-    session: AsyncSession, principal: Principal, ref: str, update_id: str, *, now: datetime | None = None
+    session: AsyncSession, principal: Principal, ref: Ref, update_id: str, *, now: datetime | None = None
 ) -> UpdateRead:
     """Draft → sending, and the first batch's job; a second call is a 409."""
     campaign = await _campaign(session, ref)
@@ -334,26 +318,6 @@ async def start_sending(
     update.send_requested_by = principal.id if principal.kind == "user" else None
     outbox.enqueue(session, SEND_TASK, update_id=update.id)
     return await _fresh(session, update)
-
-
-# The next batch of recipients after the cursor, taken from each petition's signers in canonical-email
-# order (the primary key's index), merged, and cut to the batch size: each batch costs an index range per
-# petition, however far the send has gone.
-_NEXT_PEOPLE = text(
-    "SELECT k.email_canonical FROM unnest(CAST(:petitions AS uuid[])) AS pid(id) "
-    "CROSS JOIN LATERAL ("
-    "  SELECT ps.email_canonical FROM petition_signers ps JOIN signatures s ON s.id = ps.signature_id "
-    "  WHERE ps.petition_id = pid.id AND ps.email_canonical > :cursor "
-    "  AND s.confirmed_at IS NOT NULL AND s.opt_in AND s.erased_at IS NULL AND s.invalidation_id IS NULL "
-    "  ORDER BY ps.email_canonical LIMIT :limit"
-    ") AS k GROUP BY k.email_canonical ORDER BY k.email_canonical LIMIT :limit"
-)
-# Each person's address and language: from their latest signature on the campaign's petitions.
-_ADDRESSES = text(
-    "SELECT DISTINCT ON (s.email_canonical) s.email_canonical, s.email, s.language FROM signatures s "
-    "WHERE s.email_canonical = ANY(:emails) AND s.petition_id = ANY(:petitions) AND s.email IS NOT NULL "
-    "AND s.erased_at IS NULL ORDER BY s.email_canonical, s.created_at DESC"
-)
 
 
 @dataclass(frozen=True)
@@ -368,30 +332,14 @@ async def send_batch(
 ) -> BatchResult:
     """Queue the next batch of the update's messages, move the cursor, and enqueue the next batch's job
     (or mark the update sent), all in the caller's transaction."""
-    update = await session.scalar(
-        select(CampaignUpdate).where(CampaignUpdate.id == update_id).with_for_update()
-    )
+    update = await repository.get_update(session, update_id, for_update=True)
     if update is None or update.state != UpdateState.sending:
         return BatchResult(0, 0, True)  # deleted, or finished by an earlier run of this job
-    campaign = await session.get(Campaign, update.campaign_id)
+    campaign = await campaigns.get_campaign(session, Ref.of_id(update.campaign_id))
     assert campaign is not None
-    petitions = list(
-        (
-            await session.scalars(text("SELECT id FROM petitions WHERE campaign_id = :c"), {"c": campaign.id})
-        ).all()
-    )
+    petitions = await campaigns.petition_ids(session, campaign.id)
     limit = settings.update_batch_size
-    people: list[str] = (
-        list(
-            (
-                await session.scalars(
-                    _NEXT_PEOPLE, {"petitions": petitions, "cursor": update.cursor or "", "limit": limit}
-                )
-            ).all()
-        )
-        if petitions
-        else []
-    )
+    people = await repository.next_recipients(session, petitions, update.cursor or "", limit)
     queued = 0
     if people:
         renderer = _Renderer(settings, update, campaign)
@@ -404,7 +352,7 @@ async def send_batch(
                 canonical=row.email_canonical,
                 language=row.language,
             )
-            for row in await session.execute(_ADDRESSES, {"emails": people, "petitions": petitions})
+            for row in await repository.addresses(session, people, petitions)
         ]
         queued = len(await queue_many(session, messages))
         update.cursor = people[-1]

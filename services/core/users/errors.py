@@ -35,11 +35,6 @@ class InvalidUserData(Unprocessable):
     title = "Invalid user"
 
 
-class InvalidApiKeyData(Unprocessable):
-    code = "invalid-api-key"
-    title = "Invalid API key"
-
-
 class UnknownOrganisation(Unprocessable):
     code = "unknown-organisation"
     title = "No organisation has this id"

@@ -92,10 +92,5 @@ class RateLimiter:
             self._down_until = time.monotonic() + self._unavailable_for
             log.warning("rate limit not applied: Redis unavailable (%s)", type(exc.storage_error).__name__)
 
-    async def reset(self, *identifiers: str) -> None:
-        key = self._key(identifiers)
-        for item in self._items:
-            await self._limiter.clear(item, key)
-
     async def close(self) -> None:
         await self._pool.disconnect()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import ColumnElement, Row, func, select, true
+from sqlalchemy import ColumnElement, Row, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.webhooks.models import (
@@ -25,6 +26,17 @@ async def get_endpoint(
     if for_update:
         query = query.with_for_update()
     return await session.scalar(query)
+
+
+async def fail_pending_deliveries(
+    session: AsyncSession, endpoint_id: uuid.UUID, now: datetime, reason: str
+) -> None:
+    await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.state == DeliveryState.pending)
+        .values(state=DeliveryState.failed, failed_at=now, last_error=reason)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def list_endpoints(

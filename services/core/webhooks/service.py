@@ -14,14 +14,11 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.core.errors import Forbidden
 from services.core.integrations.webhooks import generate_secret
-from services.core.users.models import Role
 from services.core.users.security import Principal
-from services.core.webhooks import repository
+from services.core.webhooks import policy, repository
 from services.core.webhooks.errors import (
     WebhookDeliveryNotFound,
     WebhookEndpointDisabled,
@@ -39,11 +36,6 @@ from services.core.webhooks.schemas import (
     WebhookEndpointWithSecret,
 )
 from services.core.webhooks.urls import check_url
-
-
-def _require_admin(principal: Principal) -> None:
-    if principal.kind != "user" or principal.role is not Role.admin:
-        raise Forbidden("Only admins may manage webhook endpoints.")
 
 
 async def _get(session: AsyncSession, endpoint_id: uuid.UUID, *, for_update: bool = False) -> WebhookEndpoint:
@@ -70,7 +62,7 @@ async def create_endpoint(
     session: AsyncSession, principal: Principal, data: WebhookEndpointCreate, *, allow_private: bool
 ) -> WebhookEndpointWithSecret:
     """A new endpoint owned by the caller, with a new secret that the answer shows (and nothing again)."""
-    _require_admin(principal)
+    policy.ensure_manager(principal)
     await check_url(data.url, allow_private=allow_private)
     endpoint = WebhookEndpoint(
         url=data.url,
@@ -85,7 +77,7 @@ async def create_endpoint(
 async def list_endpoints(
     session: AsyncSession, principal: Principal, *, enabled: bool | None, limit: int, offset: int
 ) -> WebhookEndpointPage:
-    _require_admin(principal)
+    policy.ensure_manager(principal)
     items, total = await repository.list_endpoints(session, enabled=enabled, limit=limit, offset=offset)
     return WebhookEndpointPage(
         items=[WebhookEndpointRead.model_validate(e) for e in items], total=total, limit=limit, offset=offset
@@ -95,7 +87,7 @@ async def list_endpoints(
 async def get_endpoint(
     session: AsyncSession, principal: Principal, endpoint_id: uuid.UUID
 ) -> WebhookEndpointRead:
-    _require_admin(principal)
+    policy.ensure_manager(principal)
     return WebhookEndpointRead.model_validate(await _get(session, endpoint_id))
 
 
@@ -110,7 +102,7 @@ async def update_endpoint(
 ) -> WebhookEndpointRead:
     """Change the fields sent. Enabling a disabled endpoint forgets its failures (``failing_since``);
     disabling one fails its pending deliveries (they can be redelivered by hand once it is enabled)."""
-    _require_admin(principal)
+    policy.ensure_manager(principal)
     now = now or datetime.now(UTC)
     endpoint = await _get(session, endpoint_id, for_update=True)
     changes = data.changes()
@@ -136,17 +128,12 @@ async def update_endpoint(
 
 async def fail_pending(session: AsyncSession, endpoint_id: uuid.UUID, now: datetime, reason: str) -> None:
     """Mark the endpoint's pending deliveries failed (it was disabled)."""
-    await session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.state == DeliveryState.pending)
-        .values(state=DeliveryState.failed, failed_at=now, last_error=reason)
-        .execution_options(synchronize_session=False)
-    )
+    await repository.fail_pending_deliveries(session, endpoint_id, now, reason)
 
 
 async def delete_endpoint(session: AsyncSession, principal: Principal, endpoint_id: uuid.UUID) -> None:
     """Delete the endpoint with its delivery log (events stay: other endpoints may have them)."""
-    _require_admin(principal)
+    policy.ensure_manager(principal)
     endpoint = await _get(session, endpoint_id, for_update=True)
     await session.delete(endpoint)
     await session.flush()
@@ -161,7 +148,7 @@ async def rotate_secret(
     now: datetime | None = None,
 ) -> WebhookEndpointWithSecret:
     """A new secret, shown once; deliveries are signed with the current one too for ``grace``."""
-    _require_admin(principal)
+    policy.ensure_manager(principal)
     now = now or datetime.now(UTC)
     endpoint = await _get(session, endpoint_id, for_update=True)
     if grace > timedelta(0):
@@ -205,7 +192,7 @@ async def list_deliveries(
     offset: int,
 ) -> WebhookDeliveryPage:
     """The endpoint's delivery log, newest first, each delivery with its attempts."""
-    _require_admin(principal)
+    policy.ensure_manager(principal)
     await _get(session, endpoint_id)
     rows, total = await repository.list_deliveries(
         session, endpoint_id, state=state, limit=limit, offset=offset
@@ -232,7 +219,7 @@ async def redeliver(
 ) -> WebhookDeliveryRead:
     """Send the delivery again now, whatever its state, with the same ``webhook-id``; a failed one gets
     a fresh retry window. A disabled endpoint's deliveries wait until it is enabled (409)."""
-    _require_admin(principal)
+    policy.ensure_manager(principal)
     now = now or datetime.now(UTC)
     endpoint = await _get(session, endpoint_id)
     delivery = await repository.get_delivery(session, endpoint_id, delivery_id, for_update=True)

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.core.campaigns.models import CampaignStatus
 from services.core.signatures.models import Channel, Signature, SignatureState
@@ -140,3 +140,30 @@ async def test_honeypot_is_answered_like_a_real_signature_and_not_stored(
     )
     assert (bot.status_code, bot.content) == (real.status_code, real.content)
     assert [s.email for s in await _signatures(db, petition.id)] == ["Jane.Doe+x@GMail.com"]
+
+
+async def test_signing_is_one_statement_and_a_refusal_one_more(
+    client: httpx.AsyncClient, db: AsyncSession, connection: AsyncConnection
+) -> None:
+    """The hot path's promise: one round trip to PostgreSQL (the explaining read only when refused)."""
+    petition = await make_petition(db)
+    await db.commit()
+    statements: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    event.listen(connection.sync_connection, "before_cursor_execute", record)
+    try:
+        accepted = await client.post(f"/v1/petitions/{petition.slug}/signatures", json=body())
+        assert accepted.status_code == 202, accepted.text
+        assert len(statements) == 1
+        assert statements[0].startswith("INSERT INTO signatures")
+        statements.clear()
+        refused = await client.post(
+            f"/v1/petitions/{petition.id}/signatures", json=body(partner="no-such-org")
+        )
+        assert refused.status_code == 422, refused.text
+        assert len(statements) == 2
+    finally:
+        event.remove(connection.sync_connection, "before_cursor_execute", record)

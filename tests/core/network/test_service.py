@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.core.db.unique import escape_like
 from services.core.errors import Forbidden, Unauthenticated
-from services.core.network import repository, service
+from services.core.network import policy, repository, service
 from services.core.network.errors import (
     FieldNotEditable,
     NotYourOrganisation,
@@ -28,6 +28,7 @@ from services.core.network.schemas import (
     OrganisationFilters,
     OrganisationUpdate,
 )
+from services.core.refs import Ref
 from services.core.users.models import Role
 from services.core.users.security import Principal
 from tests.factories import make_organisation
@@ -82,13 +83,13 @@ def test_escape_like(text: str, escaped: str) -> None:
     ],
 )
 def test_directory_views(who: Principal | None, all_statuses: bool, own: uuid.UUID | None) -> None:
-    view = service.DirectoryView.of(who)
+    view = policy.DirectoryView.of(who)
     assert (view.all_statuses, view.own_organisation) == (all_statuses, own)
 
 
 def test_a_partner_sees_its_own_organisation() -> None:
     org = uuid.uuid4()
-    assert service.DirectoryView.of(principal(Role.partner, org=org)) == service.DirectoryView(
+    assert policy.DirectoryView.of(principal(Role.partner, org=org)) == policy.DirectoryView(
         own_organisation=org
     )
 
@@ -138,15 +139,19 @@ async def test_partner_update_rules(db: AsyncSession) -> None:
     other = await make_organisation(db)
     partner = principal(Role.partner, kind="api_key", org=own.id, scopes=frozenset({"organisations:write"}))
 
-    updated = await service.update_organisation(db, partner, own.slug, OrganisationUpdate(city="Gazipur"))
+    updated = await service.update_organisation(
+        db, partner, Ref.parse(own.slug), OrganisationUpdate(city="Gazipur")
+    )
     assert updated.city == "Gazipur"
     with pytest.raises(FieldNotEditable):
-        await service.update_organisation(db, partner, own.slug, OrganisationUpdate(joined_on=None))
+        await service.update_organisation(
+            db, partner, Ref.parse(own.slug), OrganisationUpdate(joined_on=None)
+        )
     with pytest.raises(NotYourOrganisation):
-        await service.update_organisation(db, partner, str(other.id), OrganisationUpdate(city="x"))
+        await service.update_organisation(db, partner, Ref.of_id(other.id), OrganisationUpdate(city="x"))
     with pytest.raises(NotYourOrganisation):
         await service.update_organisation(
-            db, principal(Role.campaigner), own.slug, OrganisationUpdate(city="x")
+            db, principal(Role.campaigner), Ref.parse(own.slug), OrganisationUpdate(city="x")
         )
 
 
@@ -164,13 +169,13 @@ async def test_status_filters_need_staff(db: AsyncSession) -> None:
 
 async def test_regional_coalitions_are_protected(db: AsyncSession) -> None:
     with pytest.raises(RegionalCoalitionProtected):
-        await service.delete_coalition(db, COORDINATOR, "south-east-asia")
-    assert (await service.get_coalition(db, "south-east-asia")).is_regional
+        await service.delete_coalition(db, COORDINATOR, Ref.parse("south-east-asia"))
+    assert (await service.get_coalition(db, Ref.parse("south-east-asia"))).is_regional
 
 
 async def test_membership_upsert_is_idempotent(db: AsyncSession) -> None:
     organisation = await make_organisation(db)
-    europe = await repository.get_coalition(db, "europe")
+    europe = await repository.get_coalition(db, Ref.parse("europe"))
     assert europe is not None
 
     first, created = await repository.upsert_membership(
@@ -185,7 +190,7 @@ async def test_membership_upsert_is_idempotent(db: AsyncSession) -> None:
 
 
 async def test_stats_take_two_queries_whatever_the_size(db: AsyncSession, engine: AsyncEngine) -> None:
-    europe = await repository.get_coalition(db, "europe")
+    europe = await repository.get_coalition(db, Ref.parse("europe"))
     assert europe is not None
     for country in ("NL", "BE", "DE", "NL"):
         organisation = await make_organisation(db, country=country)
@@ -202,7 +207,7 @@ async def test_stats_take_two_queries_whatever_the_size(db: AsyncSession, engine
 
 
 async def test_listing_a_page_takes_three_queries(db: AsyncSession, engine: AsyncEngine) -> None:
-    europe = await repository.get_coalition(db, "europe")
+    europe = await repository.get_coalition(db, Ref.parse("europe"))
     assert europe is not None
     for _ in range(5):
         organisation = await make_organisation(db)

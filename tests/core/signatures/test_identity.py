@@ -432,7 +432,7 @@ def test_normalised_postal_code_is_idempotent(raw: str | None) -> None:
 
 def test_a_validated_email_carries_its_canonical_form_so_signing_works_it_out_once() -> None:
     from services.core.signatures.schemas import CheckedEmail, SignatureFields
-    from services.core.signatures.signing import PreparedSignature
+    from services.core.signatures.store import PreparedSignature
 
     fields = SignatureFields(name="Jane Doe", email="  Jane.Doe+x@GMail.com ", country="BD")
     assert isinstance(fields.email, CheckedEmail)

@@ -15,6 +15,7 @@ from services.core import jobs
 from services.core.campaigns.models import CountPolicy, Petition
 from services.core.config import Settings
 from services.core.db.engine import create_sessionmaker
+from services.core.refs import Ref
 from services.core.signatures import confirmation, counts, tokens
 from services.core.signatures.models import SignatureState
 from services.worker.signatures import pipeline
@@ -98,11 +99,11 @@ async def test_a_count_computed_on_request_never_overwrites_a_fresher_one(
         await conn.execution_options(isolation_level="REPEATABLE READ")
         async with AsyncSession(bind=conn) as stale:
             await stale.connection()
-            assert (await counts.compute_one(stale, str(petition.id))) is not None
+            assert (await counts.compute_one(stale, Ref.of_id(petition.id))) is not None
             async with committed.begin() as session:
                 await confirmation.confirm(session, settings, token)
             await pipeline.run_once(committed, queue, settings)
             assert await _cached_count(queue, petition) == 1
             # … caches what it counted only after the worker cached the fresher count.
-            await counts.load(stale, queue.redis, settings, str(petition.id))
+            await counts.load(stale, queue.redis, settings, Ref.of_id(petition.id))
     assert await _cached_count(queue, petition) == 1

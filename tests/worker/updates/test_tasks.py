@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.campaigns.models import CountPolicy
 from services.core.config import Settings
+from services.core.refs import Ref
 from services.core.signatures import pipeline
 from services.core.updates import service
 from services.core.updates.models import BodyFormat
@@ -48,12 +49,12 @@ async def test_the_worker_sends_an_update_in_batches(
             created = await service.create_update(
                 session,
                 principal,
-                str(petition.campaign_id),
+                Ref.of_id(petition.campaign_id),
                 UpdateCreate(
                     content={"en": UpdateText(subject="News", body="We won.")}, format=BodyFormat.text
                 ),
             )
-            await service.start_sending(session, principal, str(petition.campaign_id), str(created.id))
+            await service.start_sending(session, principal, Ref.of_id(petition.campaign_id), str(created.id))
         options: dict[str, Any] = runtime.worker_options(
             job_settings.model_copy(update={"update_batch_size": 2}),
             database_url=database_url,
