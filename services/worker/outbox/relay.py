@@ -1,19 +1,8 @@
 """The relay: publishes what the request path left behind, and what the queue lost.
 
-Every ``outbox_relay_seconds`` each worker runs :func:`relay_once`, each kind of job in a transaction of
-its own (the statements are in ``services.core.outbox.relay``):
-
-1. jobs never published (a crash between commit and publish, Redis down) and older than
-   ``outbox_publish_grace_seconds`` (younger ones are still being published by their request) are
-   published and marked;
-2. jobs published more than ``outbox_republish_after_seconds`` ago and still neither completed nor failed
-   are published again (Redis restarted without persistence, a queue flushed, a job expired). While a
-   job is still on the queue this is a no-op there, and a job that did run is skipped by the dispatcher
-   (``completed_at``), so re-publishing is always harmless.
-
-Rows are claimed with ``FOR UPDATE SKIP LOCKED``: several workers relay without publishing the same job
-concurrently, and without waiting for rows a worker is running. Once an hour it also deletes completed
-jobs older than ``outbox_retention_days``.
+Every ``outbox_relay_seconds`` each worker runs :func:`relay_once`, each kind of job in a transaction of its
+own (statements in ``services.core.outbox.relay``); re-publishing is always harmless. Once an hour it also
+deletes old completed jobs. docs/architecture.md, "The outbox".
 """
 
 from __future__ import annotations
