@@ -1,20 +1,9 @@
 """Logging for every Loom process: one handler on the root logger, JSON lines (or plain text for
 development), each record carrying the current request id.
 
-``configure_logging(settings)`` is idempotent: it replaces the handler it installed before and leaves
-other handlers (a test runner's, say) alone. It also quietens loggers that would otherwise write what
-Loom must not log or would log twice:
-
-- ``uvicorn.access`` is silenced: the API writes its own access line per request (method, route
-  template, status, duration, request id), without the query string uvicorn would include;
-- Alembic's two lines per migration context (one per readiness probe) are dropped;
-- ``httpx``/``httpcore`` log full URLs (query strings may hold tokens) at INFO: raised to WARNING.
-
-Python warnings (a library's deprecation or security notice) become records of ``py.warnings``, so they
-too are lines in the configured format instead of raw text on stderr.
-
-No personal data (emails, names) and no secrets go in logs: log ids, never request bodies, query
-strings or headers.
+``configure_logging(settings)`` is idempotent and quietens what would log what Loom must not, or twice
+(uvicorn's access log, Alembic's per-probe lines, httpx's URLs). No personal data and no secrets in logs:
+docs/security.md, "Logs: no personal data, no secrets".
 """
 
 from __future__ import annotations
