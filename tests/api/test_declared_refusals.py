@@ -21,10 +21,7 @@ from tests.permissions import CALLERS
 
 # Refusals that depend on what the request asks for, not on who asks; each has tests of its own.
 DATA_DEPENDENT = {
-    "staff-only",  # a status filter or a hidden record only staff may see: tests/api/network, campaigns
-    "not-your-organisation",  # a partner changing another organisation: tests/api/network
-    "field-not-editable",  # a partner changing a field that is not its own to change: tests/api/network
-    "current-password-required",  # handing an admin's power over: tests/api/users
+    "current-password-required",  # handing an admin's power over without the password: tests/api/users
     "webhook-signature-invalid",  # a signed delivery with a bad signature: tests/api/signatures
     "webhook-timestamp-out-of-tolerance",  # a signed delivery sent too late: tests/api/signatures
 }
