@@ -14,6 +14,7 @@ import traceback
 from typing import IO, Any
 
 from asgi_correlation_id import correlation_id
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 from services.core.config import Settings
@@ -25,6 +26,9 @@ JSON_FIELDS = "%(levelname)s %(name)s %(message)s"
 _PROPAGATING = ("uvicorn", "uvicorn.error", "arq", "arq.worker", "arq.jobs")
 # Loggers that would duplicate the API's access line or log URLs with their query strings.
 _SILENCED = ("uvicorn.access",)
+# Record attributes that are not fields of a JSON line: uvicorn's ``color_message`` repeats the message with
+# ANSI colour codes for terminals.
+_NOT_FIELDS = (*RESERVED_ATTRS, "color_message")
 # pgserver logs every pg_ctl command line it runs at INFO.
 _QUIETENED = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "pgserver": logging.WARNING}
 
@@ -91,6 +95,7 @@ def build_formatter(json: bool) -> logging.Formatter:
         return JsonFormatter(
             JSON_FIELDS,
             rename_fields={"levelname": "level", "name": "logger"},
+            reserved_attrs=_NOT_FIELDS,
             timestamp="time",  # ISO 8601, UTC
         )
     return _TextFormatter(TEXT_FORMAT)
