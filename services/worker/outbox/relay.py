@@ -21,6 +21,7 @@ from services.core.config import Settings
 from services.core.jobs import JobQueue
 from services.core.outbox import relay
 from services.core.outbox.relay import ClaimedJob
+from services.worker.periodic import Outage
 
 log = logging.getLogger(__name__)
 
@@ -78,20 +79,17 @@ async def _publish_claimed(
 async def relay_forever(
     sessionmaker: async_sessionmaker[AsyncSession], queue: JobQueue, settings: Settings
 ) -> None:
-    """The worker's background loop. Errors are logged and the loop goes on; a full batch means more
-    may be waiting, so it goes again at once."""
+    """The worker's background loop. A full batch means more may be waiting, so it goes again at once;
+    while it fails (the database unreachable) it backs off and says so once (:class:`Outage`)."""
+    outage = Outage("outbox.relay")
     last_purge = 0.0
     while True:
-        full = False
         try:
             result = await relay_once(sessionmaker, queue, settings)
             full = not result.queue_down and max(result.published, result.republished) >= (
                 settings.outbox_relay_batch
             )
-        except Exception as exc:
-            log.warning("outbox relay pass failed", extra={"error": type(exc).__name__})
-        if time.monotonic() - last_purge > PURGE_EVERY_SECONDS:
-            try:
+            if time.monotonic() - last_purge > PURGE_EVERY_SECONDS:
                 async with sessionmaker.begin() as session:
                     purged = await relay.purge_completed(
                         session, timedelta(days=settings.outbox_retention_days)
@@ -99,6 +97,8 @@ async def relay_forever(
                 last_purge = time.monotonic()
                 if purged:
                     log.info("purged completed outbox jobs", extra={"jobs": purged})
-            except Exception as exc:
-                log.warning("outbox purge failed", extra={"error": type(exc).__name__})
+        except Exception as exc:
+            await asyncio.sleep(outage.failed(exc, settings.outbox_relay_seconds))
+            continue
+        outage.succeeded()
         await asyncio.sleep(0 if full else settings.outbox_relay_seconds)
