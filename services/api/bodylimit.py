@@ -1,16 +1,8 @@
-"""One limit on the size of request bodies, for every route.
+"""One limit on the size of request bodies, for every route: 413 ``payload-too-large`` from
+``Content-Length`` before the body is read, or as soon as a chunked body passes the limit.
 
-``BodyLimitMiddleware`` wraps the ASGI ``receive`` channel: a body whose ``Content-Length`` is over the limit
-is refused before its first byte is read, and a body without one (chunked) is counted as it arrives and
-refused as soon as it passes the limit, so no route ever holds more than the limit in memory. The refusal is
-``BodyTooLarge``, an HTTP 413 that the problem handlers turn into a ``payload-too-large`` problem.
-
-The limit is ``LOOM_MAX_BODY_BYTES``; a route that takes uploads declares a larger one with
-``openapi_extra=body_allowance(n)``, which also shows it in the OpenAPI (``x-max-body-bytes``). The limit is
-looked up when the body is first read, by then the router has matched the route.
-
-(Starlette's own ``RequestBodyLimitMiddleware`` answers ``text/plain`` whenever ``Content-Length`` is over
-the limit, replacing Loom's problem response; hence this one.)
+``LOOM_MAX_BODY_BYTES`` by default; an upload route declares more with ``openapi_extra=body_allowance(n)``
+(shown as ``x-max-body-bytes``). Why not Starlette's: docs/security.md, "Request bodies and parameters".
 """
 
 from __future__ import annotations

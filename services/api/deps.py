@@ -1,22 +1,8 @@
 """Dependency aliases used by endpoints: settings, the request's session, who is acting, and what the app
 opened at start-up. Endpoints get everything through these ``Annotated`` aliases, never from
-``request.app.state`` themselves (``tests/api/test_dependencies.py``).
-
-The public hot paths take one dependency each (``SigningDep``, ``PublicCountsDep``) bundling what they
-use: every dependency costs a few microseconds per request.
-
-Authorisation in one page:
-
-- ``OptionalPrincipal`` / ``CurrentPrincipal``: who is calling (a staff user by ``Authorization: Bearer``
-  access token, or a machine client by ``X-API-Key``); ``CurrentPrincipal`` answers 401 to anonymous
-  callers. A bad, expired or revoked credential is a 401 even where anonymous callers are welcome.
-- ``require_roles(*roles, scope=...)``: a dependency admitting only those roles; an API key also needs
-  ``scope`` (one of ``services.core.users.scopes.Scope``), and without a ``scope`` no API key gets in.
-  An API key bound to an organisation acts as a *partner* of it; an unbound key as a *coordinator*.
-- Which roles an endpoint admits, and what a partner may do for its organisation, is each domain's
-  ``services/core/<domain>/policy.py``: endpoints build ``require_roles(*policy.…)`` from it.
-- Ready-made: ``AdminOnly`` (user and API key management), ``StaffOnly`` (admins, coordinators,
-  campaigners, case workers: no partners, no API keys).
+``request.app.state`` themselves; the hot paths take one bundled dependency each (``SigningDep``,
+``PublicCountsDep``). Authorisation (principals, ``require_roles``, ``AdminOnly``, ``StaffOnly``):
+docs/architecture.md, "Dependencies and authorisation".
 """
 
 from __future__ import annotations

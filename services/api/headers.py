@@ -1,13 +1,8 @@
-"""Security headers, set in one place: the outermost ASGI layer, so every response has them — errors, 404s,
-405s and the 500 of an unhandled error included.
+"""Security headers, set in one place: the outermost ASGI layer, so every response has them (errors, 404s,
+405s and 500s included).
 
-- every response: ``X-Content-Type-Options: nosniff``, and ``Strict-Transport-Security`` when
-  ``LOOM_PUBLIC_URL`` is ``https:``;
-- a route's own headers, declared with the route: ``dependencies=[NoStore]`` for answers carrying personal
-  data or credentials (``Cache-Control: no-store``: no browser or proxy keeps a copy), and
-  :func:`html_page` for the built-in HTML pages (a restrictive Content-Security-Policy, no framing, no
-  referrer, no caching). ``LoomRoute`` collects them from its dependencies (``route.response_headers``);
-  this layer sets them on every answer of that route, whatever the endpoint returned.
+``nosniff`` and HSTS (``https:`` public URL) everywhere; a route's own headers (``dependencies=[NoStore]``,
+:func:`html_page`) on every answer of that route. docs/security.md, "Security headers".
 """
 
 from __future__ import annotations

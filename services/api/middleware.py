@@ -1,12 +1,8 @@
 """Request ids, one access-log line and request metrics per HTTP request.
 
-- ``X-Request-ID``: an incoming id is kept when it is a short token of letters, digits, ``.``, ``_``
-  and ``-`` (so nothing else, an email for one, can get into the logs through it); otherwise one is
-  generated. It is returned on every response and put on every log record (``request_id``).
-- The access line (logger ``loom.access``) has the method, the route *template* (never the raw path,
-  whose ids and tokens are data), the status and the duration: no query string, body or headers.
-  Successful health probes and scrapes (``/healthz``, ``/readyz``, ``/metrics``) are logged at DEBUG so
-  they do not drown the log; they are still counted.
+A safe incoming ``X-Request-ID`` is kept, else one is made; it is on every response and log record. The
+``loom.access`` line has method, route template, status and duration — never query strings, bodies or
+headers. docs/security.md, "Logs".
 """
 
 from __future__ import annotations

@@ -1,15 +1,9 @@
-"""One commit point per request, one way of reading what a request carries, query strings checked
-against what each operation declares, and the methods each path allows.
+"""One commit point per request, and the request rules every route shares.
 
-``LoomRoute`` commits the request's database session right after the endpoint returns and *before* the
-response is sent, so a failed commit becomes a 5xx problem, never a 200. On error it rolls back. After a
-successful commit, jobs enqueued in the session's outbox are published to the queue.
-
-Before the endpoint runs, it refuses (422 ``validation-error``) a NUL character in any path parameter and
-any query parameter the endpoint reads (PostgreSQL can neither store nor compare one), and it hands the
-endpoint a ``LoomRequest``: JSON bodies are read by :func:`services.core.jsonbody.loads` (UTF-8, nested at
-most 32 levels), and JSON and form bodies may not carry NUL characters either. Every route gets these rules
-by being a ``LoomRoute``.
+``LoomRoute`` commits the request's session after the endpoint returns and before the response is sent
+(a failed commit is a 5xx problem, never a 200), then publishes the outbox jobs; it refuses NUL characters
+in parameters and bodies, reads JSON with :mod:`services.core.jsonbody`, checks query strings against the
+operation and answers 405 for other methods. Why: docs/architecture.md, docs/security.md.
 """
 
 from __future__ import annotations

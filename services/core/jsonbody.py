@@ -1,10 +1,7 @@
 """Reading JSON that arrives in requests: UTF-8 only, nested at most ``MAX_DEPTH`` levels.
 
-Python's parser recurses once per level, so a body of ``[[[[…`` 100,000 levels deep raises
-``RecursionError`` (and whatever walks the result afterwards would too). The depth is measured on the text
-before parsing, in linear time, so no parser or validator ever sees such a document. Every failure is a
-``json.JSONDecodeError`` (a ``ValueError``): callers handle one exception for bad bytes, bad syntax and
-too deep a document alike.
+The depth is measured on the text before parsing, in linear time, so no deep document can make a parser
+or validator recurse without bound; every failure is a ``json.JSONDecodeError``. docs/security.md.
 """
 
 from __future__ import annotations

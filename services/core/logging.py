@@ -1,20 +1,9 @@
 """Logging for every Loom process: one handler on the root logger, JSON lines (or plain text for
 development), each record carrying the current request id.
 
-``configure_logging(settings)`` is idempotent: it replaces the handler it installed before and leaves
-other handlers (a test runner's, say) alone. It also quietens loggers that would otherwise write what
-Loom must not log or would log twice:
-
-- ``uvicorn.access`` is silenced: the API writes its own access line per request (method, route
-  template, status, duration, request id), without the query string uvicorn would include;
-- Alembic's two lines per migration context (one per readiness probe) are dropped;
-- ``httpx``/``httpcore`` log full URLs (query strings may hold tokens) at INFO: raised to WARNING.
-
-Python warnings (a library's deprecation or security notice) become records of ``py.warnings``, so they
-too are lines in the configured format instead of raw text on stderr.
-
-No personal data (emails, names) and no secrets go in logs: log ids, never request bodies, query
-strings or headers.
+``configure_logging(settings)`` is idempotent and quietens what would log what Loom must not, or twice
+(uvicorn's access log, Alembic's per-probe lines, httpx's URLs). No personal data and no secrets in logs:
+docs/security.md, "Logs: no personal data, no secrets".
 """
 
 from __future__ import annotations
@@ -25,6 +14,7 @@ import traceback
 from typing import IO, Any
 
 from asgi_correlation_id import correlation_id
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 from services.core.config import Settings
@@ -36,6 +26,9 @@ JSON_FIELDS = "%(levelname)s %(name)s %(message)s"
 _PROPAGATING = ("uvicorn", "uvicorn.error", "arq", "arq.worker", "arq.jobs")
 # Loggers that would duplicate the API's access line or log URLs with their query strings.
 _SILENCED = ("uvicorn.access",)
+# Record attributes that are not fields of a JSON line: uvicorn's ``color_message`` repeats the message with
+# ANSI colour codes for terminals.
+_NOT_FIELDS = (*RESERVED_ATTRS, "color_message")
 # pgserver logs every pg_ctl command line it runs at INFO.
 _QUIETENED = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "pgserver": logging.WARNING}
 
@@ -102,6 +95,7 @@ def build_formatter(json: bool) -> logging.Formatter:
         return JsonFormatter(
             JSON_FIELDS,
             rename_fields={"levelname": "level", "name": "logger"},
+            reserved_attrs=_NOT_FIELDS,
             timestamp="time",  # ISO 8601, UTC
         )
     return _TextFormatter(TEXT_FORMAT)

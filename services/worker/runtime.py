@@ -1,11 +1,7 @@
 """The worker's runtime over arq: the one arq function, the worker's lifecycle, and running it — in the
 foreground (``loom worker``), in the background of an event loop (tests, benchmarks) or until the queue is
 empty. With ``services.core.jobs`` (the publisher), the only module that imports arq.
-
-- ``worker_options(...)`` builds the arq worker: one generic function, ``run_outbox_job(job_id)``, runs the
-  outbox job through ``services.worker.outbox.dispatch``; background loops relay unpublished jobs
-  (``services.worker.outbox.relay``) and run the ``@periodic`` loops (``services.worker.periodic``).
-- ``run_worker`` keeps a worker going across Redis outages; ``check_health`` reads its health key.
+docs/architecture.md, "The worker".
 """
 
 from __future__ import annotations

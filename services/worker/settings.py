@@ -1,13 +1,8 @@
-"""The worker process: ``loom worker`` (``run_worker``), ``loom worker --check`` (``check_health``), or
-arq's own CLI: ``arq services.worker.settings.WorkerSettings``.
+"""The worker process: ``loom worker`` (``run_worker``), ``loom worker --check`` (``check_health``), or arq's
+CLI: ``arq services.worker.settings.WorkerSettings``.
 
-Tasks live in ``services/worker/<domain>/tasks.py`` and register themselves with
-``services.core.outbox.registry.task`` (jobs) or ``services.worker.periodic.periodic`` (loops);
-:func:`load_tasks` imports them all. The runtime is ``services.worker.runtime``. With ``DATABASE_URL`` /
-``REDIS_URL`` unset the worker uses the embedded servers (``services.core.embedded``).
-
-``WorkerSettings`` is built on first access (PEP 562 module ``__getattr__``), so importing this module
-starts nothing.
+:func:`load_tasks` imports every ``services/worker/<domain>/tasks.py``; ``WorkerSettings`` is built on first
+access (PEP 562 ``__getattr__``), so importing this module starts nothing. docs/architecture.md.
 """
 
 from __future__ import annotations

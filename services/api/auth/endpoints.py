@@ -68,7 +68,7 @@ async def refresh_token(body: RefreshRequest, session: SessionDep, settings: Set
     "/me",
     summary="The signed-in user",
     response_model=UserRead,
-    responses=problem_responses(Unauthenticated, Forbidden),
+    responses=problem_responses(Unauthenticated, InvalidToken, Forbidden),
 )
 async def get_me(principal: CurrentPrincipal, session: SessionDep) -> UserRead:
     """The user whose access token is sent. API keys have no user: they get a `forbidden` problem."""
@@ -80,7 +80,7 @@ async def get_me(principal: CurrentPrincipal, session: SessionDep) -> UserRead:
     "/me/password",
     summary="Change your own password",
     response_model=TokenResponse,
-    responses=problem_responses(IncorrectPassword, Unauthenticated, Forbidden, RateLimited),
+    responses=problem_responses(IncorrectPassword, Unauthenticated, InvalidToken, Forbidden, RateLimited),
 )
 async def change_my_password(
     body: PasswordChange,

@@ -19,7 +19,7 @@ from services.api.routing import router as make_router
 from services.core.campaigns.errors import PartnerOrganisationNotFound, PetitionNotFound
 from services.core.errors import Forbidden, InvalidToken, Unauthenticated
 from services.core.integrations import policy, service
-from services.core.integrations.errors import AdminsOnly, IntegrationNotFound
+from services.core.integrations.errors import IntegrationNotFound
 from services.core.integrations.schemas import (
     IntegrationCreate,
     IntegrationPage,
@@ -35,7 +35,7 @@ IntegrationManager = Annotated[Principal, Depends(require_roles(*policy.MANAGERS
 
 IntegrationId = Annotated[uuid.UUID, Path(description="The integration's id.")]
 
-_AUTH = (Unauthenticated, InvalidToken, Forbidden, AdminsOnly)
+_AUTH = (Unauthenticated, InvalidToken, Forbidden)
 
 
 @router.get(

@@ -1,14 +1,8 @@
-"""Two tiny HTML pages the API serves itself, so the links in Loom's mail work on a fresh install before
-any campaign site exists (``LOOM_CONFIRM_URL`` and ``LOOM_UNSUBSCRIBE_URL`` point here by default):
+"""Two tiny HTML pages the API serves itself, so the links in Loom's mail work before any campaign site
+exists: ``/confirm`` and ``/unsubscribe``.
 
-- ``GET /confirm?token=…`` says what the link is and shows a button; the button POSTs a plain HTML form
-  to ``/confirm``, which confirms (as ``POST /v1/signatures/confirm`` does). No JavaScript.
-- ``GET /unsubscribe?token=…`` shows a button that POSTs to ``/unsubscribe``, which unsubscribes (as
-  ``POST /v1/unsubscribe`` does).
-
-A GET never changes anything: mail scanners follow links. They are not part of the API's OpenAPI.
-They answer with a Content-Security-Policy that allows only their own style (no script at all), may not be
-framed, send no referrer and are not cached.
+A GET only shows a button (mail scanners follow links); its plain form POST confirms or unsubscribes. No
+JavaScript, not in the OpenAPI, strict headers. docs/email.md, "The confirm and unsubscribe pages".
 """
 
 from __future__ import annotations

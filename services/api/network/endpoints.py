@@ -1,10 +1,7 @@
 """Endpoints of the network directory: organisations, coalitions, memberships and network figures.
 
-Reading is public: anonymous callers see active member organisations only; network staff (admin,
-coordinator, campaigner, case_worker) see every status; a partner also sees its own organisation.
-Admins and coordinators create and change organisations and coalitions and manage memberships;
-a partner may change its own organisation's public fields. API keys need the ``organisations:write``
-scope to write: one bound to an organisation acts as that partner, an unbound one as a coordinator.
+Reading is public (anonymous callers see active members only); admins and coordinators write, a partner
+its own organisation's public fields. The rules: docs/access.md, "The network directory".
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """Endpoints: ops — liveness, readiness and Prometheus metrics (no ``/v1`` prefix, no authentication).
 
-- ``/healthz`` answers while the process can serve HTTP; it does no I/O.
-- ``/readyz`` answers 200 when PostgreSQL and Redis answer and the database is at the code's migration
-  head, else 503 with a problem naming what is not ready. Each check is bounded by a short timeout.
-- ``/metrics`` is the Prometheus exposition; its gauges are read at scrape time and a failed read
-  never fails the scrape. With ``LOOM_METRICS_TOKEN`` set it needs ``Authorization: Bearer <token>``.
+``/healthz`` does no I/O; ``/readyz`` checks PostgreSQL, Redis and the migration head, each under a short
+timeout; ``/metrics`` reads its gauges at scrape time (a failed read never fails the scrape) and needs
+``LOOM_METRICS_TOKEN`` when set. README, "Operations".
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """Public signature endpoints: signing, confirming, counts and statistics.
 
-Signing is the hot path: rate limits in Redis, then one ``INSERT … SELECT`` in autocommit on the signing
-engine — no session, no principal, no transaction block. What it uses (the signing connection, limits,
-count cache and memo) comes as one dependency per endpoint (``services.api.deps``). The answer is
-the same whether or not the person signed before (deduplication happens later, in the worker). Counts
-are read from the cache the worker refreshes.
+Signing is the hot path: rate limits in Redis, then one ``INSERT … SELECT`` in autocommit — no session,
+no principal, no transaction; the answer is the same whether or not the person signed before. Counts come
+from the cache the worker refreshes. docs/signatures.md, "Signing: the hot path".
 """
 
 from __future__ import annotations

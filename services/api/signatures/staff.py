@@ -17,7 +17,7 @@ from services.api.headers import NoStore
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
 from services.core.campaigns.errors import PetitionNotFound
-from services.core.errors import Forbidden, Unauthenticated
+from services.core.errors import Forbidden, InvalidToken, Unauthenticated
 from services.core.network.schemas import CountryCode, Slug
 from services.core.refs import Ref
 from services.core.schemas import Instant, SearchText
@@ -74,7 +74,7 @@ Filters = Annotated[staff.SignatureFilters, Depends(signature_filters)]
     "/v1/petitions/{petition}/signatures",
     tags=["signatures"],
     response_model=StaffSignaturePage,
-    responses=problem_responses(Unauthenticated, Forbidden, PetitionNotFound),
+    responses=problem_responses(Unauthenticated, InvalidToken, Forbidden, PetitionNotFound),
     summary="List a petition's signatures (staff)",
 )
 async def list_signatures(
@@ -100,7 +100,7 @@ async def list_signatures(
             "content": {"text/csv": {"schema": {"type": "string"}}},
             "description": "The signatures as CSV.",
         },
-        **problem_responses(Unauthenticated, Forbidden, PetitionNotFound),
+        **problem_responses(Unauthenticated, InvalidToken, Forbidden, PetitionNotFound),
     },
     summary="Export a petition's signatures as CSV (staff)",
 )
@@ -129,7 +129,7 @@ async def export_signatures(
     tags=["signatures"],
     status_code=status.HTTP_201_CREATED,
     response_model=InvalidationRead,
-    responses=problem_responses(Unauthenticated, Forbidden, PetitionNotFound),
+    responses=problem_responses(Unauthenticated, InvalidToken, Forbidden, PetitionNotFound),
     summary="Invalidate signatures in bulk",
 )
 async def invalidate(
@@ -145,7 +145,7 @@ async def invalidate(
     "/v1/petitions/{petition}/invalidations",
     tags=["signatures"],
     response_model=InvalidationPage,
-    responses=problem_responses(Unauthenticated, Forbidden, PetitionNotFound),
+    responses=problem_responses(Unauthenticated, InvalidToken, Forbidden, PetitionNotFound),
     summary="List a petition's invalidations",
 )
 async def list_invalidations(
@@ -160,7 +160,11 @@ async def list_invalidations(
     tags=["signatures"],
     response_model=InvalidationRead,
     responses=problem_responses(
-        Unauthenticated, Forbidden, staff.InvalidationNotFound, staff.InvalidationAlreadyReverted
+        Unauthenticated,
+        InvalidToken,
+        Forbidden,
+        staff.InvalidationNotFound,
+        staff.InvalidationAlreadyReverted,
     ),
     summary="Revert an invalidation",
 )

@@ -1,10 +1,8 @@
 """Signatures delivered by integrations: ``POST /v1/webhooks/signatures?integration=<id>``.
 
-Authenticated per integration with Standard Webhooks headers, not by user or API key. The body is read
-raw (the signature covers its exact bytes), verified, then parsed: Loom's native batch or an Action
-Network webhook array (:mod:`services.core.signatures.ingest`). The replay record of the ``webhook-id``
-and the signatures are written in the request's one transaction, so a delivery that fails as a whole
-(closed petition) is not remembered and its retry is processed.
+Authenticated per integration with Standard Webhooks headers over the raw body, then parsed
+(:mod:`services.core.signatures.ingest`); the ``webhook-id`` replay record and the signatures share the
+request's transaction, so a delivery refused as a whole is processed on retry. docs/signatures.md.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from services.api.deps import AdminOnly, ClientAddress, Limit, LoginLimiterDep, 
 from services.api.headers import NoStore
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
-from services.core.errors import Forbidden, RateLimited, Unauthenticated
+from services.core.errors import Forbidden, InvalidToken, RateLimited, Unauthenticated
 from services.core.schemas import SearchText
 from services.core.users import service as users_service
 from services.core.users.errors import (
@@ -41,7 +41,7 @@ from services.core.users.scopes import scopes_markdown
 users_router = make_router(prefix="/v1/users", tags=["users"], dependencies=[NoStore])
 api_keys_router = make_router(prefix="/v1/api-keys", tags=["api-keys"], dependencies=[NoStore])
 
-_AUTH_ERRORS = (Unauthenticated, Forbidden)
+_AUTH_ERRORS = (Unauthenticated, InvalidToken, Forbidden)
 # Changes that need the caller's current password (see UserCreate/UserUpdate.current_password).
 _REAUTH_ERRORS = (CurrentPasswordRequired, IncorrectPassword, RateLimited)
 

@@ -1,15 +1,7 @@
 """Who may do what with campaigns and petitions: the one place their role rules are written.
 
-- Anyone, signed in or not, reads *published* and *closed* campaigns and their petitions; partners get
-  this public view too.
-- Network staff (:data:`STAFF`) also see drafts and archived campaigns. API keys see them only with a
-  ``campaigns:*`` (campaigns) or ``petitions:*`` (petitions) scope; without one they see what the
-  public sees.
-- :data:`EDITORS` create and change campaigns and petitions; API keys need ``campaigns:write`` /
-  ``petitions:write``.
-
 Endpoints admit callers with ``require_roles(*EDITORS, scope=...)``; services call the ``ensure_…``
-functions, which say why a caller is refused.
+functions, which say why a caller is refused. The rules: docs/access.md, "Campaigns and petitions".
 """
 
 from __future__ import annotations

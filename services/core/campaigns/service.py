@@ -1,13 +1,8 @@
 """Campaigns and petitions: who sees and changes them, their lifecycle and their languages.
 
-Who may do what is written in ``policy``. Campaigns move through ``draft → published → closed →
-archived`` (a draft may also be archived directly); archived campaigns and their petitions no longer
-change.
-
-Texts are stored per BCP 47 language; reads serve one language, chosen from the caller's preferences
-(``?lang=``, then ``Accept-Language``) among those available, else the default language.
-
-Services take the session first and never commit.
+Campaigns move ``draft → published → closed → archived`` (archived ones no longer change); texts are
+stored per BCP 47 language and read in one (README, "Campaigns and petitions"). Who may do what is in
+``policy``. Services take the session first and never commit.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """When a petition takes signatures: the one rule, in SQL and in Python side by side so they cannot drift.
 
-A petition takes signatures while its campaign is published, from its ``opens_at`` (if set) until its
-``closes_at`` (if set, exclusive). The SQL form is a condition on ``petitions p`` joined to ``campaigns
-c`` at the database's ``now()``: web signing writes its row only where it holds, in one statement. The
-Python form says why it does not hold (a 409 ``petition-closed``), for the paths that read the petition
-first and for explaining a refused web signature.
+While its campaign is published, from ``opens_at`` (if set) until ``closes_at`` (if set, exclusive). The SQL
+form lets web signing write its row only where the rule holds; the Python form says why it does not (409
+``petition-closed``). docs/signatures.md, "The signing window".
 """
 
 from __future__ import annotations

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from services.core.errors import BadRequest, Forbidden, LoomError, NotFound
+from services.core.errors import BadRequest, LoomError, NotFound
 
 
 class IntegrationNotFound(NotFound):
     code = "integration-not-found"
     title = "Integration not found"
-
-
-class AdminsOnly(Forbidden):
-    code = "admins-only"
-    title = "Only admins may manage integrations"
 
 
 class WebhookHeadersMissing(BadRequest):

@@ -4,7 +4,7 @@ so no API key gets in."""
 
 from __future__ import annotations
 
-from services.core.integrations.errors import AdminsOnly
+from services.core.errors import Forbidden
 from services.core.users.models import Role
 from services.core.users.security import Principal
 
@@ -13,4 +13,4 @@ MANAGERS = (Role.admin,)
 
 def ensure_manager(principal: Principal) -> None:
     if principal.kind != "user" or principal.role not in MANAGERS:
-        raise AdminsOnly("Only admins may manage integrations.")
+        raise Forbidden("Only admins may manage integrations.")

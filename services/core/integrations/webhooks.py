@@ -1,14 +1,9 @@
-"""Standard Webhooks (https://www.standardwebhooks.com/) for integrators: secrets, signing, verification
-and replay protection.
+"""Standard Webhooks (https://www.standardwebhooks.com/) for integrators: secrets, signing, verification and
+replay protection.
 
-A delivery carries three headers: ``webhook-id`` (unique per message, the same on retries),
-``webhook-timestamp`` (Unix seconds) and ``webhook-signature`` (one or more space-separated ``v1,<base64>``
-HMAC-SHA256 signatures of ``"{id}.{timestamp}.{body}"``). Secrets look like ``whsec_<base64>``.
-
-The HMAC itself is computed by the ``standardwebhooks`` package. Loom checks the headers and the timestamp
-itself so that ``now`` is explicit (the package reads the clock), tries every secret still valid (the
-current one, and the previous one during a rotation's grace period) and raises a distinct problem for each
-failure. Secrets and signatures are never logged.
+The HMAC is the ``standardwebhooks`` package's; Loom checks headers and timestamp itself (``now`` is
+explicit), tries every secret still valid and raises a distinct problem per failure. Secrets and
+signatures are never logged. docs/webhooks.md, "Verifying what integrators send".
 """
 
 from __future__ import annotations

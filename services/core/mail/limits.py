@@ -1,14 +1,9 @@
-"""Sending rate limits shared by every worker: messages per second overall, and per minute to each
-recipient domain, counted in Redis in fixed windows.
+"""Sending rate limits shared by every worker: messages per second overall, and per minute to each recipient
+domain, counted in Redis in fixed windows.
 
-A sender asks for as many sends as it would like (a batch) and is *granted* up to that many in one round
-trip — a small Lua script reads the window's count and adds what it grants, atomically, so several workers
-never grant more than the limit between them. Over a limit, messages wait (they are deferred to a later
-window by the sender), never fail.
-
-Redis down: the limits are not applied (``fail open``; sending must not depend on Redis) and a warning is
-logged; for the next few seconds the limiter does not even try, as in ``services.core.users.ratelimit``.
-Keys hold a hash of the domain, not the domain.
+A Lua script grants up to a batch in one atomic round trip, so workers never grant more than the limit
+between them; over a limit mail waits. With Redis down the limits are not applied (fail open). Keys hold
+a hash of the domain. docs/email.md, "Rate limits".
 """
 
 from __future__ import annotations

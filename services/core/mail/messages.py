@@ -1,17 +1,8 @@
 """The messages Loom sends to signers: what goes in each, in which language, under which dedup key.
 
-Each builder loads what its template needs, renders it (:mod:`services.core.mail.rendering`) in the
-signer's language, falling back to the campaign's default language, and queues it
-(:mod:`services.core.mail.queue`) in the caller's transaction:
-
-- ``confirmation``: the double opt-in link, one per token issued (``confirmation:<signature>:<nonce>``), so
-  a re-issued token gets its own mail and a retried job none.
-- ``thank_you``: after confirmation, with the petition's share link; one per person and petition
-  (``thank_you:<counted signature>``).
-
-The ``*_context`` functions are also what the staff preview renders, so a preview shows exactly what is
-sent. Campaign updates and milestones have modules of their own (:mod:`services.core.updates`,
-:mod:`services.core.milestones`).
+Each builder renders its template in the signer's language (else the campaign's default) and queues it in
+the caller's transaction: ``confirmation`` (one per token issued) and ``thank_you`` (one per person and
+petition). The ``*_context`` functions are also what staff previews render. docs/email.md.
 """
 
 from __future__ import annotations

@@ -1,12 +1,9 @@
-"""Sending queued email: the statements and rules of the worker's sender (``services.worker.mail.sender``,
-which says how a batch goes and owns the transactions and connections).
+"""Sending queued email: the statements and rules of the worker's sender (``services.worker.mail.sender``).
 
-- :func:`claim` takes due ``pending`` messages (``FOR UPDATE SKIP LOCKED``) and leases them, or marks them
-  ``suppressed`` when their address was suppressed since they were queued;
-- :func:`has_due` / :func:`next_due_in` tell the sender when to wake;
-- :func:`mark_sent` and :func:`record` write send outcomes on a plain asyncpg connection (marking
-  messages sent is one round trip and little CPU, which matters at hundreds a second);
-- :func:`classify` tells what a failed send means.
+:func:`claim` leases due ``pending`` messages (``FOR UPDATE SKIP LOCKED``) or marks them ``suppressed``;
+:func:`has_due` / :func:`next_due_in` say when to wake; :func:`mark_sent` and :func:`record` write outcomes
+on a plain asyncpg connection (cheap at hundreds a second); :func:`classify` reads a failure.
+docs/email.md, "The sender".
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
-"""The SMTP server Loom sends through, from ``LOOM_SMTP_URL``.
+"""The SMTP server Loom sends through, from ``LOOM_SMTP_URL`` (``smtp://`` with STARTTLS ``auto``,
+``required`` or ``off``, ``smtps://`` for TLS from the first byte, ``verify=false`` for development).
 
-    smtp://host[:port]                      plain SMTP, STARTTLS when the server offers it (port 25)
-    smtp://user:password@host:587?starttls=required   refuse to send unless STARTTLS succeeds
-    smtps://user:password@host[:port]       TLS from the first byte (port 465)
-
-Query options: ``starttls=auto|required|off`` (smtp:// only; default ``auto``), ``verify=false`` to accept
-any certificate (development servers only). User and password are percent-decoded; ``LOOM_SMTP_PASSWORD``
-overrides the URL's password, so the URL itself can stay free of secrets. Credentials are never logged:
-:meth:`SmtpConfig.describe` and ``repr`` leave them out.
+``LOOM_SMTP_PASSWORD`` overrides the URL's password; credentials are never logged
+(:meth:`SmtpConfig.describe` and ``repr`` leave them out). docs/email.md, "The SMTP server".
 """
 
 from __future__ import annotations

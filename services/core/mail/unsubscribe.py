@@ -1,20 +1,8 @@
 """One-click unsubscribe (RFC 8058) from campaign updates.
 
-Every update carries a signed token naming the recipient's canonical email: a JWT (HS256) whose key is
-derived from ``LOOM_SECRET_KEY`` for this purpose alone (as confirmation tokens are), so no other token
-Loom issues passes as one. It does not expire: an update read months later must still unsubscribe. The
-token travels in two places:
-
-- the ``List-Unsubscribe: <https://…/v1/unsubscribe?token=…>`` header with
-  ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``: mail clients POST
-  ``List-Unsubscribe=One-Click`` to that URL, without a login or any page;
-- the link in the message's footer (``LOOM_UNSUBSCRIBE_URL``, by default the API's own ``/unsubscribe``
-  page, whose button POSTs): a GET never unsubscribes, since mail scanners follow links.
-
-Unsubscribing adds an ``unsubscribed`` suppression (an address already ``bounced`` stays so), which
-stops every later update (:func:`services.core.mail.queue.suppressing_reasons`), and marks the person's
-update messages still pending as suppressed. It is idempotent. Only a new explicit opt-in undoes it: the
-signature pipeline calls :func:`resubscribe` for signatures made with ``opt_in`` after the unsubscribe.
+A never-expiring token, signed with a key derived for this purpose alone, names the recipient's canonical
+email; unsubscribing adds an ``unsubscribed`` suppression and suppresses pending updates (idempotent).
+Only a later explicit opt-in undoes it (:func:`resubscribe`). docs/email.md, "Unsubscribe".
 """
 
 from __future__ import annotations

@@ -1,16 +1,8 @@
 """Detecting milestones where the pipeline refreshes counts, and telling the campaign's coordinators.
 
-:func:`detect` gets the counts the pipeline just computed. For every public petition with a goal, each
-configured percentage (``LOOM_MILESTONE_PERCENTS``, default 50 and 100) its count has reached is inserted
-into ``petition_milestones`` with ``ON CONFLICT DO NOTHING``: the primary key (petition, percent) makes a
-milestone happen once, ever — a count that falls (an invalidation) and rises again does not repeat it,
-and two workers cannot both record it. Only the rows actually inserted are new milestones.
-
-Who hears of it — "the campaign's coordinators": Loom's users carry no per-campaign assignment, and only
-partner users belong to an organisation. So they are every active user with the ``coordinator`` role
-(the network's staff who coordinate campaigns) plus the active partner users of the campaign's *lead*
-organisation (the member organisation running it). One ``milestone`` message (category ``staff``) each,
-in the campaign's default language, keyed ``milestone:<petition>:<percent>:<user>``.
+:func:`detect` inserts each goal percentage a public petition's count reached (``ON CONFLICT DO
+NOTHING``: once, ever); each new one is mailed to the coordinators and the lead organisation's partner
+users. README, "Milestones"; docs/signatures.md, "Milestones".
 """
 
 from __future__ import annotations

@@ -1,17 +1,7 @@
 """Who sees and changes which organisations and coalitions: the one place their role rules are written.
 
-- Anyone, signed in or not, lists and reads *active* organisations, every coalition, coalition members
-  (active ones) and the network figures.
-- :data:`NETWORK_STAFF` also see suspended and former members and may filter by ``status``. API keys
-  get this view only with an ``organisations:read`` or ``organisations:write`` scope; without one they
-  see what the public sees.
-- A partner sees what the public sees plus its own organisation, whatever its status.
-- :data:`DIRECTORY_EDITORS` create and update organisations and coalitions, delete custom coalitions
-  and manage memberships. A partner may update its own organisation's public fields (name, kind,
-  country, city, website, description) — not its status, slug or joined date — and nothing else
-  (:data:`ORGANISATION_WRITERS`). API keys need ``organisations:write`` to write.
-
-Endpoints admit callers with ``require_roles(*…, scope=WRITE_SCOPE)``; services call the rest.
+Endpoints admit callers with ``require_roles(*…, scope=WRITE_SCOPE)``; services call the rest. The rules
+(public view, staff, a partner's own organisation and fields): docs/access.md, "The network directory".
 """
 
 from __future__ import annotations

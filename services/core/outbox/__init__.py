@@ -1,14 +1,8 @@
 """The outbox: ``enqueue`` writes a job in the caller's transaction; after commit it is published.
 
-- ``enqueue(session, "domain.task", some_id=…)`` adds an ``outbox_jobs`` row to the session. If the
-  transaction rolls back, the job never existed.
-- After the commit, whoever committed (the API's route class; the worker after a task or a pipeline
-  batch) calls ``publish_pending(session, queue)``, which puts those jobs on the queue with job id = outbox
-  id, then ``mark_published(session, ids)`` in a small transaction of its own. If the queue is
-  unreachable the jobs wait: the worker's relay (``services.worker.outbox.relay``) publishes whatever is
-  left unpublished.
-
-The queue itself (arq) is known only to ``services.core.jobs`` and the worker's runtime.
+``enqueue(session, "domain.task", some_id=…)`` adds an ``outbox_jobs`` row (gone if the transaction rolls
+back); whoever committed calls ``publish_pending`` (job id = outbox id) then ``mark_published``. Jobs the
+queue could not take wait for the worker's relay. docs/architecture.md, "The outbox".
 """
 
 from __future__ import annotations

@@ -1,17 +1,8 @@
-"""Running one outbox job: exactly-once *effects* on top of the queue's at-least-once delivery. The steps
-and the retry policy are here; the worker (``services.worker.outbox.dispatch``) owns the transactions.
+"""Running one outbox job: exactly-once *effects* on top of the queue's at-least-once delivery.
 
-:func:`claim` — one ``UPDATE … SET completed_at = now() … WHERE completed_at IS NULL … RETURNING`` —
-marks the job completed and locks its row; no row back (the enqueuing transaction rolled back, the row
-was purged, the job is completed or failed) means there is nothing to do. :func:`run` then runs the
-registered task in the same transaction, which the worker commits: the task's database effects and the
-completion mark land together (or not at all), and a second delivery, waiting on the row lock, finds the
-job completed. One statement instead of ``SELECT … FOR UPDATE`` + ``UPDATE`` saves a round trip per job.
-
-A failure rolls that transaction back and is recorded (:func:`record_failure`: ``attempts``,
-``last_error``) in a separate one. Transient failures (connection errors, timeouts, deadlocks,
-serialization failures, :class:`Retry`) are tried again after a jittered exponential backoff, up to
-``max_tries``; anything else fails the job for good (``failed_at``) — :func:`judge` decides.
+:func:`claim` marks the job completed and locks its row in one statement; :func:`run` runs the task in that
+transaction, which the worker (``services.worker.outbox.dispatch``) commits; :func:`judge` decides between a
+jittered retry and failing for good. docs/architecture.md, "The outbox".
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
-"""The task registry and what a task sees: independent of the queue library.
+"""The task registry and what a task sees (:class:`JobContext`, :class:`Retry`): independent of the queue.
 
-Tasks are idempotent coroutines that take a :class:`JobContext` and *ids* (never objects)::
-
-    @task("petitions.dedup_signatures")
-    async def dedup_signatures(ctx: JobContext, petition_id: uuid.UUID, batch: list[int]) -> None: ...
-
-The arguments are stored as JSON in the outbox and validated against the function's annotations when the
-job runs (so ``petition_id`` arrives as a ``uuid.UUID`` again). Task modules
-(``services/worker/<domain>/tasks.py``) import ``task``, ``JobContext`` and ``Retry`` from here; the worker's
-runtime (``services.worker.runtime``) runs them.
+Tasks are idempotent coroutines taking ids, never objects, registered with ``@task("domain.name")`` in
+``services/worker/<domain>/tasks.py``; their JSON arguments are validated against the annotations when the
+job runs. docs/architecture.md, "Tasks".
 """
 
 from __future__ import annotations

@@ -1,15 +1,6 @@
 """What the relay claims and deletes: the statements of the worker's relay (``services.worker.outbox.relay``),
-run in its transactions.
-
-- :func:`claim_unpublished`: jobs never published (a crash between commit and publish, Redis down) and
-  older than ``outbox_publish_grace_seconds`` (younger ones are still being published by their request);
-- :func:`claim_stale`: jobs published more than ``outbox_republish_after_seconds`` ago and still neither
-  completed nor failed (Redis restarted without persistence, a queue flushed, a job expired);
-- :func:`mark_relayed`: what was published, marked so;
-- :func:`purge_completed`: completed jobs older than ``outbox_retention_days``.
-
-Rows are locked with ``FOR UPDATE SKIP LOCKED``: several workers relay without publishing the same job
-concurrently, and without waiting for rows a worker is running.
+run in its transactions — jobs never published, jobs published long ago and not done, and completed jobs
+past retention, claimed with ``FOR UPDATE SKIP LOCKED``. docs/architecture.md, "The outbox".
 """
 
 from __future__ import annotations

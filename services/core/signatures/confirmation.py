@@ -1,10 +1,8 @@
 """Double opt-in: issuing confirmation tokens (worker) and confirming with them (public API).
 
-A signature with an email gets a token once the pipeline has deduplicated it (one outbox job per batch,
-:func:`request`). ``POST /v1/signatures/confirm`` confirms; ``GET`` only says what a front end should
-show, so mail scanners that follow links confirm nothing. Confirming a duplicate confirms the person's
-counted signature too, and queues the thank-you mail. A confirmation changes the count (under the
-``confirmed`` policy), so the petition is marked for the pipeline to recount.
+A deduplicated signature with an email gets a token (one job per batch, :func:`request`); only ``POST``
+confirms (mail scanners follow links), a duplicate's confirmation confirms the counted signature, and the
+petition is marked for a recount. docs/signatures.md, "Double opt-in".
 """
 
 from __future__ import annotations

@@ -1,20 +1,8 @@
 """Public counts and statistics of petitions, computed in SQL and cached in Redis.
 
-The count of a petition is the number of its *counted* signatures: ``state = 'unique'`` (the first
-signature of each person), not invalidated, and — under the ``confirmed`` count policy — confirmed by
-email or attested (an import's or an integration's, vouched for by the organisation that collected it;
-an attested duplicate makes its person's counted signature attested, see ``pipeline``). :data:`COUNTED`
-is that rule, for every count: the public count, statistics, milestones.
-
-The worker's pipeline recomputes the counts a tick changed and writes them here (:func:`store`): the
-response body itself, under the petition's id and its slug, so the public endpoint answers with one
-Redis ``GET`` and no database. A petition the public may not see (its campaign is a draft or archived) is
-cached as :data:`HIDDEN`. When a key is missing (expired, Redis flushed) the endpoint computes the count
-from the database once and stores it only if the key is still missing (:func:`load`): the worker's
-recount, which may have cached a fresher count meanwhile, always wins.
-
-Statistics (per country, partner and day) are heavier; they are computed on request and cached for
-``stats_cache_seconds``.
+:data:`COUNTED` is the one rule of a counted signature. The pipeline caches each count's response body
+under the petition's id and slug (:func:`store`); on a miss :func:`load` computes it and stores it only if
+the worker has not meanwhile. Statistics are cached briefly. docs/signatures.md, "Counting".
 """
 
 from __future__ import annotations

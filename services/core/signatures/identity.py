@@ -1,16 +1,8 @@
 """Who signed: the pure rules that decide whether two signatures come from the same person.
 
-Nothing here touches the database; the deduplication worker stores the values these functions return
-(``canonical_email``, ``normalised_name``, ``normalised_postal_code``) next to each signature and compares
-them in batches.
-
-Two kinds of mistakes are possible, and they are not equally bad:
-
-- a **missed** duplicate counts one person twice;
-- a **wrong merge** counts two people as one and silently drops a real supporter's voice.
-
-Every rule below that treats two spellings as one person is therefore backed by the provider's own,
-documented behaviour, and where in doubt we keep spellings apart.
+Nothing here touches the database: the pipeline stores what these functions return next to each signature
+and compares them in batches. A wrong merge silences a real supporter, so every rule merging two spellings
+rests on the provider's documented behaviour; in doubt, spellings stay apart. docs/signatures.md.
 """
 
 from __future__ import annotations

@@ -1,27 +1,8 @@
-"""Paper and bulk import: signatures from a CSV file, streamed.
+"""Paper and bulk import: signatures from a CSV file, streamed in constant memory.
 
-The file is read chunk by chunk (bytes or text, from a sync or async source: a file, an HTTP request
-body), cut into CSV records and parsed with :class:`csv.DictReader`; rows are validated with
-:class:`SignatureFields` and written in batches of ``batch_size`` rows, each batch one
-``INSERT … SELECT … FROM unnest(…)`` statement. Memory stays constant whatever the file's size: at most
-one chunk, one batch and a bounded number of error details are held at a time (a single line longer than
-:data:`MAX_LINE_CHARS` is refused as a fatal error rather than buffered).
-
-Rows land in ``state = 'new'`` with ``channel = 'import'``; the worker's pipeline deduplicates them like
-any other signatures (paper rows without email by name and postal code, see ``pipeline``). They are
-*attested*: the organisation that collected them vouches for them, so they count without a confirmation
-and are mailed no confirmation link unless the import asks (``send_confirmation_mail``).
-
-Rules that differ from the public form, on purpose:
-
-- a *closed* petition (or one not yet open) accepts imports: paper signatures are collected on the
-  street, often before they can be typed in. Only archived campaigns refuse them;
-- rows need no email even when the petition's ``email_required`` is set: paper forms often have none;
-- the partner is given once for the whole file (``partner``), not per row.
-
-Bad rows are skipped and reported with their line number (the line the row ends on) and the reason; good
-rows are kept. A fatal problem with the file itself (no header, unknown columns, not UTF-8) raises
-:class:`InvalidImportFile` and, since the caller's transaction is not committed, imports nothing.
+Records are validated with :class:`SignatureFields` and written ``batch_size`` rows per statement; bad rows
+are reported by line and skipped, a bad file raises :class:`InvalidImportFile`. Rows are attested, and
+closed petitions and rows without email are accepted on purpose: docs/signatures.md, "Imports".
 """
 
 from __future__ import annotations

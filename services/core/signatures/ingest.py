@@ -1,16 +1,9 @@
-"""Signatures delivered by integrations (``POST /v1/webhooks/signatures``): Loom's native batch or an
-Action Network webhook array, stored with one ``INSERT … SELECT FROM unnest(…)`` statement.
+"""Signatures delivered by integrations: Loom's native batch or an Action Network webhook array, stored with
+one ``INSERT … SELECT FROM unnest(…)`` statement.
 
-Each item is validated on its own: an invalid item is reported with its reasons and the valid ones are
-kept. Idempotency rests on the unique ``(integration_id, external_id)``: a retry of a delivery (another
-``webhook-id``, the same items) inserts nothing new (``ON CONFLICT DO NOTHING``) and reports the items as
-``duplicate``. The external id is the native item's ``external_id``, or Action Network's
-``idempotency_key`` (else the signature's ``action_network:`` identifier).
-
-Deduplication by person and counting happen later in the worker's pipeline, as for every channel. The
-signatures are *attested* (the organisation behind the integration vouches for them): they count without
-a confirmation, and get a confirmation mail only if the integration asks (``send_confirmation_mail``).
-Personal data never appears in errors: pydantic's ``input`` is dropped from the reported errors.
+Each item is validated on its own (errors never quote personal data); ``(integration_id, external_id)``
+makes a retried delivery store nothing new. Delivered signatures are attested.
+docs/signatures.md, "Webhooks in".
 """
 
 from __future__ import annotations

@@ -1,15 +1,7 @@
-"""Signatures and what the worker derives from them.
-
-- ``signatures``: every signature ever received, from every channel, duplicates included (they are
-  flagged with ``duplicate_of``, never dropped). The public signing path writes one row and nothing else;
-  the worker's pipeline (``services.core.signatures.pipeline``) picks up rows in ``state = 'new'``.
-- ``petition_signers``: one row per (petition, canonical email): the signature that counts for that
-  person. Its primary key is what makes deduplication race-free across workers.
-- ``signature_reviews``: paper signatures that look like someone who already signed, for staff to decide.
-- ``signature_invalidations``: bulk invalidations (a filter, a reason), reversible.
-- ``petition_count_refresh``: requests to recompute a petition's public count (a confirmation, an
-  invalidation, a review decision, an erasure), one row per request; the pipeline takes the rows it can
-  see and counts after taking them (see ``services.core.signatures.recount``).
+"""Signatures and what the worker derives from them: ``signatures`` (every one received, duplicates
+included), ``petition_signers`` (the signature that counts per person), ``signature_reviews``,
+``signature_invalidations`` and ``petition_count_refresh`` (recount requests).
+docs/signatures.md, "Tables".
 """
 
 from __future__ import annotations

@@ -1,18 +1,8 @@
 """Signers' names: the one piece of text from an unauthenticated request that Loom puts into mail.
 
-A name reaches the confirmation and thank-you mail to whatever address was given ("Dear …,"), so it must
-not be able to carry a message of its own — a line break, an invisible control, a web address, a phone
-number. :func:`check_name` is the rule for every path that takes a signer's name (the public form, the
-integrators' webhooks, CSV imports); :func:`name_for_mail` applies it again when mail is written, so a
-name stored before the rule existed never reaches a mailbox either.
-
-Letters and combining marks of every script are names; so are spaces, apostrophes, hyphens, dots, commas,
-parentheses and the word separators some scripts use (Tibetan tsheg, Ethiopic wordspace, Japanese ・).
-Refused: control and format characters (but the zero-width (non-)joiners some scripts need between
-letters), line and paragraph separators, digits and symbols (no phone numbers, no emoji), the
-punctuation of addresses and markup (``: / \\ @ # ? % = ; ! * _ & [ ] { }``), anything that reads as a
-domain (``evil.example.com``, ``ｅｖｉｌ．ｃｏｍ``; the public-suffix list decides what a top-level domain
-is), and names longer than :data:`MAX_NAME_LENGTH` characters.
+:func:`check_name` is the rule for every path that takes a name (form, webhooks, imports): letters and
+marks of any script and a little punctuation; no controls, digits, symbols, markup or domain-like text.
+:func:`name_for_mail` applies it again when mail is written. docs/security.md, "Signers' names".
 """
 
 from __future__ import annotations

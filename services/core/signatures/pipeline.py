@@ -1,23 +1,9 @@
 """The signature pipeline's batch: deduplicate new signatures, in the caller's transaction.
 
-The worker (``services.worker.signatures.pipeline``) runs :func:`process_batch` repeatedly, each batch in
-its own transaction, until no signature is left in ``state = 'new'`` or its time budget is spent, then
-recounts the petitions the batches touched (``services.core.signatures.recount``). A transaction-scoped
-advisory lock lets one worker at a time take batches (the others skip the tick), so batches never race
-each other; set-based SQL makes one batch of thousands cost a few statements.
-
-- With an email: ``petition_signers`` gets the earliest signature of each (petition, canonical email) not
-  already there (``ON CONFLICT DO NOTHING``); every signature of the batch then becomes ``unique`` (it is
-  the one in ``petition_signers``) or a ``duplicate`` of it. A duplicate that opts in to updates passes
-  its consent on to the counted signature, and lifts an earlier ``unsubscribed`` suppression of that
-  person (a new explicit opt-in is the only thing that does).
-- Without an email (paper): compared by normalised name within the same petition, country and postal code
-  (:func:`identity.match_paper_signature`); auto-merged as a duplicate, put in the review queue, or
-  unique.
-- An attested duplicate (from an import or an integration) makes the person's counted signature attested:
-  the person counts, as when a duplicate's confirmation confirms it.
-- One outbox job per batch asks for the confirmation emails of the batch's signatures that need one (web
-  signatures; imported and delivered ones only when their import or integration asks).
+:func:`process_batch` makes each new signature ``unique`` or a ``duplicate`` (by canonical email, or for
+paper by name and postal code, maybe via the review queue), passes consent and attestation on to the
+counted signature, and asks for confirmation mails with one job per batch. The worker's loop drives it
+(``services.worker.signatures.pipeline``). docs/signatures.md, "The deduplication pipeline".
 """
 
 from __future__ import annotations

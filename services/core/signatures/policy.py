@@ -1,13 +1,7 @@
 """Who may do what with signatures: the one place their role rules are written.
 
-- :data:`READERS` list and export a petition's signatures (API keys with ``signatures:read``); partners
-  only those their organisation collected, and only on petitions the public sees.
-- :data:`IMPORTERS` import CSV files (API keys with ``signatures:write``); partners only for their own
-  organisation, which is the default for them.
-- :data:`INVALIDATORS` invalidate signatures in bulk and revert that; :data:`REVIEWERS` decide the
-  review queue; :data:`PRIVACY_OFFICERS` erase and export a signer's data (signed-in users only).
-
-Endpoints admit callers with ``require_roles(*…)``; services call the functions below.
+Endpoints admit callers with ``require_roles(*…)``; services call the functions below. The rules
+(readers, importers, invalidators, reviewers, privacy officers): docs/access.md, "Signatures".
 """
 
 from __future__ import annotations

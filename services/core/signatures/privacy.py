@@ -1,13 +1,8 @@
-"""Privacy requests (issue 3 §10): erasing and exporting what Loom stores about one person, by email.
+"""Privacy requests: erasing and exporting what Loom stores about one person, found by canonical email.
 
-A person is found by canonical email (:func:`identity.canonical_email`), across all petitions. Covered:
-their signatures, the email Loom sent or queued to them, and their suppression entry (exported; kept on
-erasure, since it is what keeps honouring an unsubscribe or a bounce). Staff user accounts are not
-personal data of signers and are managed elsewhere.
-
-Erasure keeps each signature as a row (its state, ``duplicate_of``, country, consent, timestamps), so
-counts do not change, and nulls everything that identifies the person. Their ``petition_signers`` rows go
-(they hold the canonical email). Emails are never logged.
+Erasure keeps each signature as a row, so counts do not change, nulls what identifies the person and
+drops their ``petition_signers`` rows; the suppression entry is kept. Emails are never logged.
+README, "Privacy"; docs/signatures.md.
 """
 
 from __future__ import annotations

@@ -1,17 +1,8 @@
 """Recount requests: how a transaction that changes a petition's count asks the worker to count it again.
 
-:func:`mark_for_recount` is called by whatever changes a count (confirmations, invalidations, review
-decisions, erasures, a campaign's publication); the worker's pipeline takes the requests
-(:func:`take_requests`), counts those petitions and caches the counts
-(``services.worker.signatures.pipeline``).
-
-Why no request is lost: each request is a row of its own, inserted by the transaction that changed the
-count, so it becomes visible exactly when that change commits. The recount deletes the requests its
-statement can see and only *then* counts, in a later statement whose READ COMMITTED snapshot sees every
-change whose request it took. A request committed after that delete stays for the next tick. (Merging
-requests into one row per petition, ``ON CONFLICT DO NOTHING``, lost them: a confirmation whose insert
-found the earlier row did nothing, the worker took that row and counted before the confirmation
-committed, and nothing asked again.)
+:func:`mark_for_recount` inserts one row per request in the changing transaction; the pipeline deletes the
+requests it sees (:func:`take_requests`) and only then counts, so none is lost whatever the interleaving.
+Why: docs/signatures.md, "Recounts".
 """
 
 from __future__ import annotations

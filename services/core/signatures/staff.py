@@ -1,13 +1,8 @@
 """Staff tools for signatures: listing and exporting them, and bulk invalidation.
 
-- Listing and export share one set of filters (:class:`SignatureFilters`). Partners see only the
-  signatures their organisation collected, whatever filters they send.
-- The CSV export streams from a server-side cursor in chunks, so memory stays flat however many
-  signatures a petition has. Cells starting with ``= + - @`` get a leading ``'`` so spreadsheets do not
-  run them as formulas.
-- An invalidation takes the matching, not yet invalidated signatures of one petition out of the counts
-  (``signatures.invalidation_id``); reverting it puts exactly those back. Both ask the pipeline to
-  recount the petition.
+Listing and the streamed CSV export share :class:`SignatureFilters` (partners see their organisation's
+only; formula-like cells are escaped); an invalidation and its revert move exactly the same signatures
+out of and back into the counts. docs/signatures.md, "Staff tools and privacy".
 """
 
 from __future__ import annotations

@@ -1,17 +1,8 @@
 """Writing signatures: the one ``INSERT INTO signatures`` builder, and the reads that decide what is written.
 
-Every channel writes the same signer columns (:class:`PreparedSignature`, normalised for deduplication)
-with one builder, :func:`_insert`:
-
-- web signing (:data:`WEB_INSERT`): one row, ``INSERT … SELECT … FROM petitions JOIN campaigns LEFT JOIN
-  organisations WHERE <open for signing>`` — the petition's rule checked and the row written in one round
-  trip, no transaction block; no row back means the petition refused it (:func:`signing_petition` then
-  says why);
-- integrations' deliveries and CSV imports (:func:`insert_batch`): many rows, ``INSERT … SELECT … FROM
-  unnest(…)``, one statement per batch. Deliveries are keyed by the integrator's external id (``ON
-  CONFLICT (integration_id, external_id) DO NOTHING``, the ids stored come back).
-
-Plain SQL, not the ORM: on the signing path statement building would cost more than the database does.
+Web signing (:data:`WEB_INSERT`: the petition's rule checked and the row written in one round trip) and
+batches from deliveries and imports (:func:`insert_batch`, ``unnest``) share the signer columns
+(:class:`PreparedSignature`). Plain SQL, not the ORM. docs/signatures.md, "One insert builder".
 """
 
 from __future__ import annotations

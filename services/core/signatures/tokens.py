@@ -1,13 +1,8 @@
-"""Double opt-in confirmation tokens (issue 3 §4): signed, expiring, one per signature.
+"""Double opt-in confirmation tokens: signed, expiring, one per signature.
 
-A token is a JWT (HS256) whose key is derived from ``LOOM_SECRET_KEY`` for this purpose alone, so no other
-token Loom issues (access, refresh) can pass as a confirmation and the reverse. It names the signature and
-the petition and carries a nonce; the signature row stores the nonce's hash, which lets the confirmation
-endpoint tell a token that was already used (409) from one never issued (400), and lets re-sending a
-confirmation email invalidate the earlier link.
-
-Problems are distinct so a front end can say the right thing: expired → ask for a new email; invalid
-(tampered, wrong key, not a confirmation token) → the link is broken; already used → already confirmed.
+A JWT on a key derived from ``LOOM_SECRET_KEY`` for this purpose alone, naming the signature and petition,
+with a nonce whose hash the signature keeps: used (409), never issued or replaced (400) and expired tokens
+are told apart. docs/signatures.md, "Double opt-in".
 """
 
 from __future__ import annotations

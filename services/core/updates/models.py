@@ -1,10 +1,7 @@
-"""Campaign updates.
+"""Campaign updates: drafts until sent, immutable after.
 
-An update is a draft until staff send it; from then on it is immutable. Sending is an outbox job that
-queues the messages in batches, in canonical-email order: each batch commits its messages together with
-``cursor`` (the last canonical email queued) and the job for the next batch, so a crash resumes after the
-last committed batch and the messages' dedup keys (``update:<id>:<canonical email>``) make a repeated
-batch harmless.
+Sending queues the messages in batches in canonical-email order, each batch committing its messages with
+``cursor`` and the next batch's job. docs/email.md, "Campaign updates".
 """
 
 from __future__ import annotations

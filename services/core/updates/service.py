@@ -1,17 +1,8 @@
 """Campaign updates: compose, test, send (in batches that resume after a crash), progress.
 
-Who gets an update: every person (canonical email) with a *counted* signature (``petition_signers``) on
-one of the campaign's petitions that is confirmed, opted in to updates, not erased and not invalidated —
-one message per person however many of the petitions they signed. An address on the suppression list
-still gets a row, in state ``suppressed`` (so the counts show it), and is never mailed. Each person gets
-the update in the language of their latest signature on the campaign's petitions when the update has it
-(as asked, then by primary subtag), else in the campaign's default language.
-
-Sending runs as a chain of outbox jobs (``updates.send``), one batch of ``LOOM_UPDATE_BATCH_SIZE``
-recipients each, in canonical-email order. A batch commits its messages, the update's ``cursor`` (the
-last canonical email it queued) and the job for the next batch in one transaction: a crash loses at most
-the batch in flight, whose job runs again from the same cursor; dedup keys
-(``update:<update id>:<canonical email>``) would make even a repeated batch harmless.
+Who gets an update (one message per opted-in, confirmed, counted person, in their language): README,
+"Campaign updates". Sending is a chain of ``updates.send`` jobs whose batches commit with the update's
+``cursor``, so a crash loses at most the batch in flight. docs/email.md, "Campaign updates".
 """
 
 from __future__ import annotations

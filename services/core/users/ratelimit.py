@@ -1,10 +1,8 @@
-"""Rate limits counted in Redis with the ``limits`` library: logins (moving window) and public signing
-(fixed windows, cheaper on a hot path).
+"""Rate limits counted in Redis with the ``limits`` library: logins (moving window, per email *and* client
+address, hashed) and public signing (fixed windows, cheaper on a hot path).
 
-Attempts are counted per email *and* client address, so one attacker cannot lock a user out from
-everywhere, and keys hold a hash rather than the email or the address. When Redis cannot be reached the
-limit is not applied (logins keep working; argon2 still makes each guess slow) and a warning is logged;
-for the next few seconds the limiter does not even try, so requests don't each wait for a timeout.
+Redis down: the limit is not applied, a warning is logged, and for a few seconds the limiter does not
+even try. docs/security.md, "Rate limits".
 """
 
 from __future__ import annotations

@@ -1,23 +1,9 @@
-"""Delivering webhook events: the steps of the worker's loop over due deliveries (the loop, which owns
-the transactions, is ``services.worker.webhooks.delivery``).
+"""Delivering webhook events: the steps of the worker's loop over due deliveries (the loop, which owns the
+transactions, is ``services.worker.webhooks.delivery``).
 
-Why a loop over the delivery table rather than an outbox job per delivery: a delivery is retried on its
-own schedule for a day (``webhook_retry_hours``), far beyond the outbox's few quick retries, and its HTTP
-call must not run inside a database transaction (an outbox task's effects commit with its completion,
-holding a connection and a row lock while a slow receiver takes ten seconds). So the delivery rows are
-their own queue, like ``email_messages``:
-
-1. **claim** (one short transaction): take up to ``webhook_batch_size`` due pending deliveries of enabled
-   endpoints (``FOR UPDATE SKIP LOCKED``, so several workers share the work), count the attempt, and push
-   their ``next_attempt_at`` a lease into the future; commit. A worker that dies mid-attempt leaves the
-   delivery to be taken again when the lease ends: delivery is *at least once*, and receivers deduplicate
-   by ``webhook-id``, the event's id, which is the same on every attempt.
-2. **attempt** (no transaction): POST the signed event to the checked address, ``webhook_concurrency`` at
-   a time, with timeouts; 2xx is delivered, anything else (3xx included: redirects are not followed) fails.
-3. **record** (one transaction): an attempt row per try (status code, latency, error, a short snippet of
-   the answer), the delivery delivered, failed (past its retry window) or due again after a jittered
-   exponential backoff; the endpoint's ``failing_since`` cleared on success or set on the first failure;
-   an endpoint failing for ``webhook_disable_after_hours`` is disabled and its owner emailed.
+**claim** due deliveries with a lease (one short transaction), **attempt** them without a transaction,
+**record** the outcomes, backoff and auto-disable (one transaction). At least once: receivers deduplicate
+by ``webhook-id``. Why a loop over the table, not outbox jobs: docs/webhooks.md, "Delivery".
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
 """Emitting webhook events, in the caller's transaction.
 
-``await emit(session, "signature.confirmed", data, key="signature.confirmed:<signature id>")`` writes one
-``webhook_events`` row and one pending ``webhook_deliveries`` row per enabled endpoint subscribed to that
-type, in one statement. ``key`` (built from stable ids) makes it idempotent: emitting the same key again —
-a retried job, a second confirmation of a duplicate — writes nothing. No HTTP call happens here: the
-worker's delivery loop sends the deliveries once the transaction commits (and never if it rolls back).
-
-``data`` is what receivers get under ``data``; keep personal data out of it (see the README, "Outbound
-webhooks").
+``emit(session, type, data, key=…)`` writes the event and one pending delivery per subscribed endpoint in
+one statement; the key makes it idempotent, and nothing is sent before the transaction commits. Keep
+personal data out of ``data``. docs/webhooks.md, "Outbound events".
 """
 
 from __future__ import annotations

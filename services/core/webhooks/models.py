@@ -1,10 +1,6 @@
-"""Outbound webhooks: the endpoints admins register, the events Loom emits, one delivery per event and
-endpoint, and the log of every attempt to deliver it.
-
-The delivery table is its own queue: ``state = 'pending'`` rows whose ``next_attempt_at`` has come are
-taken by the worker's delivery loop (``services.core.webhooks.delivery``). An event is written once per
-``key`` (stable ids, e.g. ``signature.confirmed:<signature id>``); its id is the ``webhook-id`` of every
-delivery of it, on every attempt.
+"""Outbound webhooks: the endpoints admins register, the events Loom emits (once per ``key``), one delivery
+per event and endpoint — a queue of its own for the worker's loop — and the log of every attempt.
+docs/webhooks.md.
 """
 
 from __future__ import annotations

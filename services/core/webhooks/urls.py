@@ -1,18 +1,8 @@
 """Which URLs Loom may call: the guard against server-side request forgery (SSRF).
 
-A webhook URL is an address chosen by a user that Loom's worker then calls from inside the network, so
-it must not reach what only the inside can reach (a cloud metadata service at 169.254.169.254, a database
-on 127.0.0.1, an admin panel on 10.x). Only ``http`` and ``https`` URLs without credentials are accepted,
-and every address the host resolves to must be public: not private, loopback, link-local, multicast,
-reserved, shared (CGNAT) or unspecified, including IPv4 addresses hidden in IPv6 ones (mapped, 6to4,
-Teredo, NAT64). Setting ``LOOM_WEBHOOKS_ALLOW_PRIVATE_URLS`` lifts the address rule (tests, local
-development), never the scheme rule.
-
-The check runs at registration (a 422 problem) and again before every attempt: a name that resolved to a
-public address yesterday may resolve to 127.0.0.1 now (DNS rebinding). The attempt then connects to the
-address that was checked, not to whatever a second lookup would return (:func:`resolve_target`): the
-request goes to ``http(s)://<address>:<port>/…`` with the original ``Host`` header and, for https, the
-original name for SNI and certificate verification.
+``http(s)`` without credentials, and every address the host resolves to public (unless
+``LOOM_WEBHOOKS_ALLOW_PRIVATE_URLS``). Checked at registration and again before every attempt, which then
+connects to the checked address (:func:`resolve_target`), against DNS rebinding. docs/webhooks.md.
 """
 
 from __future__ import annotations

@@ -1,44 +1,9 @@
-"""The sender: takes due ``pending`` rows of ``email_messages`` in batches and sends them over one kept
-SMTP connection. It owns the transactions, the connections and the loop; the statements and the reading
-of SMTP failures are ``services.core.mail.sending``.
+"""The sender: takes due ``pending`` rows of ``email_messages`` in batches and sends them over one kept SMTP
+connection. It owns the transactions, the connections and the loop; the statements and the reading of SMTP
+failures are ``services.core.mail.sending``.
 
-How a batch goes
-----------------
-1. Make sure the connection is up (connect only when something is due; a kept connection is checked with
-   ``NOOP`` when it has been idle). The server unreachable: the *sender* pauses, with a jittered backoff
-   doubling up to ``mail_server_backoff_max_seconds``; no message is claimed, so none loses an attempt.
-2. Claim up to ``mail_batch_size`` due rows (no more than the per-second limit) in one statement
-   (``FOR UPDATE SKIP LOCKED``, so several workers share the queue): each claimed row's
-   ``next_attempt_at`` moves ``mail_lease_seconds`` ahead (its *lease*: other senders leave it alone), and
-   rows whose address has been suppressed since they were queued are marked ``suppressed`` instead (the
-   suppression list is re-checked at send time).
-3. Ask the rate limiter (``limits.SendLimits``; Redis, shared by all workers, not applied while Redis is
-   down) how many of them this second allows overall, and this minute per recipient domain. The others
-   are deferred to later windows (``next_attempt_at``) without using an attempt: over a limit, mail
-   waits, it never fails.
-4. Send one by one. The sender stops taking messages from the batch before its lease could run out
-   (``lease - smtp timeout - 5 s``) and hands the rest back.
-5. Each outcome goes to the :class:`Recorder`, which writes outcomes to the database in small groups
-   while the next message is being sent.
-
-Outcomes: accepted → ``sent``. 4xx (and a connection lost mid-message) → stays ``pending``, ``attempts``
-+1, ``next_attempt_at`` after an exponential, jittered, capped backoff; ``failed`` after
-``mail_max_attempts`` attempts or once older than ``mail_max_age_hours``. 5xx on RCPT → ``failed`` and the
-address suppressed (``bounced``). 5xx on DATA (content refused) or a message that cannot be built →
-``failed``. Refusals that are about the server or Loom's account rather than the message (421, MAIL FROM
-refused, authentication) pause the sender and cost no message an attempt. ``last_error`` and logs hold
-SMTP codes and texts with anything like an address replaced.
-
-Never sent twice: the crash window
------------------------------------
-SMTP has no idempotency key, so "exactly once" comes down to recording acceptance quickly. A message is
-marked ``sent`` by the Recorder right after the server's ``250`` to its DATA: the write is issued at once
-and overlaps the next message's SMTP exchange (at most ``_MAX_UNRECORDED`` accepted messages may be
-waiting for it; the sender waits otherwise). If the worker dies between the server's ``250`` and that
-commit — typically one database round trip, about a millisecond — the row is still ``pending`` and, once
-its lease ends, is sent again. That copy has the same ``Message-ID`` and ``Date`` (see ``message.py``), so
-receiving systems can recognise it. A crash at any other moment sends nothing twice: rows not yet sent
-wait for their lease to end and go out then; rows marked sent are never claimed again.
+How a batch goes (connect, claim with a lease, rate limits, send, record while the next one is on the
+wire) and why a message is never sent twice but in a millisecond's crash window: docs/email.md.
 """
 
 from __future__ import annotations

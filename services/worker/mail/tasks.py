@@ -1,8 +1,9 @@
 """Email in the worker: the sender loop (services/worker/mail/sender.py), one per worker process.
 
 It runs as a periodic loop that does not return: it sends what is due, then waits for ``NOTIFY loom_mail``
-(sent by ``queue()`` on commit) or the poll. If it fails it is started again after ``mail_poll_seconds``.
-With no ``LOOM_SMTP_URL`` it sends nothing (mail stays queued) and says so once.
+(sent by ``queue()`` on commit) or the poll. If it fails it is started again after ``mail_poll_seconds``,
+later while it keeps failing. With no ``LOOM_SMTP_URL`` it sends nothing (mail stays queued) and says so
+once.
 """
 
 from __future__ import annotations

@@ -1,19 +1,8 @@
 """The relay: publishes what the request path left behind, and what the queue lost.
 
-Every ``outbox_relay_seconds`` each worker runs :func:`relay_once`, each kind of job in a transaction of
-its own (the statements are in ``services.core.outbox.relay``):
-
-1. jobs never published (a crash between commit and publish, Redis down) and older than
-   ``outbox_publish_grace_seconds`` (younger ones are still being published by their request) are
-   published and marked;
-2. jobs published more than ``outbox_republish_after_seconds`` ago and still neither completed nor failed
-   are published again (Redis restarted without persistence, a queue flushed, a job expired). While a
-   job is still on the queue this is a no-op there, and a job that did run is skipped by the dispatcher
-   (``completed_at``), so re-publishing is always harmless.
-
-Rows are claimed with ``FOR UPDATE SKIP LOCKED``: several workers relay without publishing the same job
-concurrently, and without waiting for rows a worker is running. Once an hour it also deletes completed
-jobs older than ``outbox_retention_days``.
+Every ``outbox_relay_seconds`` each worker runs :func:`relay_once`, each kind of job in a transaction of its
+own (statements in ``services.core.outbox.relay``); re-publishing is always harmless. Once an hour it also
+deletes old completed jobs. docs/architecture.md, "The outbox".
 """
 
 from __future__ import annotations
@@ -32,6 +21,7 @@ from services.core.config import Settings
 from services.core.jobs import JobQueue
 from services.core.outbox import relay
 from services.core.outbox.relay import ClaimedJob
+from services.worker.periodic import Outage
 
 log = logging.getLogger(__name__)
 
@@ -89,20 +79,17 @@ async def _publish_claimed(
 async def relay_forever(
     sessionmaker: async_sessionmaker[AsyncSession], queue: JobQueue, settings: Settings
 ) -> None:
-    """The worker's background loop. Errors are logged and the loop goes on; a full batch means more
-    may be waiting, so it goes again at once."""
+    """The worker's background loop. A full batch means more may be waiting, so it goes again at once;
+    while it fails (the database unreachable) it backs off and says so once (:class:`Outage`)."""
+    outage = Outage("outbox.relay")
     last_purge = 0.0
     while True:
-        full = False
         try:
             result = await relay_once(sessionmaker, queue, settings)
             full = not result.queue_down and max(result.published, result.republished) >= (
                 settings.outbox_relay_batch
             )
-        except Exception as exc:
-            log.warning("outbox relay pass failed", extra={"error": type(exc).__name__})
-        if time.monotonic() - last_purge > PURGE_EVERY_SECONDS:
-            try:
+            if time.monotonic() - last_purge > PURGE_EVERY_SECONDS:
                 async with sessionmaker.begin() as session:
                     purged = await relay.purge_completed(
                         session, timedelta(days=settings.outbox_retention_days)
@@ -110,6 +97,8 @@ async def relay_forever(
                 last_purge = time.monotonic()
                 if purged:
                     log.info("purged completed outbox jobs", extra={"jobs": purged})
-            except Exception as exc:
-                log.warning("outbox purge failed", extra={"error": type(exc).__name__})
+        except Exception as exc:
+            await asyncio.sleep(outage.failed(exc, settings.outbox_relay_seconds))
+            continue
+        outage.succeeded()
         await asyncio.sleep(0 if full else settings.outbox_relay_seconds)

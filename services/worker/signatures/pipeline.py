@@ -1,17 +1,8 @@
 """The worker's signature pipeline: deduplicate new signatures in batches, then refresh public counts.
 
-Every ``signature_pipeline_seconds`` a worker runs :func:`run_once`:
-
-1. :func:`services.core.signatures.pipeline.process_batch` repeatedly, each batch in its own transaction
-   (committed here, its confirmation job published after), until no signature is left in ``state = 'new'``
-   or the tick's time budget is spent. Only one worker at a time takes batches (an advisory lock); the
-   others skip the tick.
-2. The recount, in one transaction under an advisory lock of its own (so two workers' counts reach the
-   cache in the order they were taken), of every petition a batch touched or with a recount request
-   (:mod:`services.core.signatures.recount`): one ``count(*)`` each over the partial index of counted
-   signatures, written to the cache (:mod:`services.core.signatures.counts`), and the milestones these
-   counts reach for the first time (:mod:`services.core.milestones.service`). No counter row is updated per
-   signature.
+:func:`run_once` takes batches (each its own transaction, one worker at a time under an advisory lock)
+until none is new or the tick's budget is spent, then recounts the touched and requested petitions under
+a lock of its own, caches the counts and records new milestones. docs/signatures.md.
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
-"""Delivering webhook events: the worker's loop over due deliveries, each step in a transaction of its
-own (the steps are ``services.core.webhooks.delivery``, whose docstring says why a loop over the delivery
-table rather than an outbox job per delivery):
+"""Delivering webhook events: the worker's loop over due deliveries, each step (claim, attempt, record;
+``services.core.webhooks.delivery``) in a transaction of its own, and no HTTP call inside one.
 
-1. **claim** (one short transaction, committed before any HTTP call);
-2. **attempt** (no transaction): ``webhook_concurrency`` at a time;
-3. **record** (one transaction).
-
-The loop polls every ``webhook_poll_seconds`` (0.5 s by default: a cheap index look-up), so an event is
-sent within about half a second of its transaction's commit.
+It polls every ``webhook_poll_seconds`` (a cheap index look-up), so an event goes out about half a second
+after its transaction commits. docs/webhooks.md, "Delivery: a loop over the delivery table".
 """
 
 from __future__ import annotations

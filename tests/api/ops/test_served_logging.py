@@ -1,5 +1,5 @@
 """The API served by a real uvicorn process writes exactly one access line per request (uvicorn's own
-access log stays silent) and no personal data."""
+access log stays silent), no personal data and no terminal colour codes."""
 
 from __future__ import annotations
 
@@ -97,3 +97,8 @@ def test_one_access_line_per_request_and_no_personal_data(
     ]
     # uvicorn's plain-text access line ('"GET /no/such/page?email=… HTTP/1.1" 404') is absent
     assert "HTTP/1.1" not in output
+    # uvicorn's own lines ("Uvicorn running on …") are there, without its coloured copy of the message
+    assert any(line.get("logger") == "uvicorn.error" for line in lines), output
+    assert "\x1b" not in output  # no ANSI escape codes in a log file, raw or JSON-escaped
+    assert "\\u001b" not in output
+    assert [line for line in lines if "color_message" in line] == []
