@@ -35,7 +35,7 @@ from services.core.schemas import (
 
 def _country(value: str) -> str:
     code = value.strip().upper()
-    if len(code) != 2 or pycountry.countries.get(alpha_2=code) is None:
+    if code not in _COUNTRY_SET:  # a set look-up: pycountry's own takes ~10 µs, per signature
         raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code")
     return code
 
@@ -47,6 +47,7 @@ def _slug(value: str) -> str:
 
 
 COUNTRY_CODES = tuple(sorted(country.alpha_2 for country in pycountry.countries))
+_COUNTRY_SET = frozenset(COUNTRY_CODES)
 CountryCode = TypeAliasType(
     "CountryCode",
     Annotated[

@@ -118,7 +118,9 @@ _ATEXT = r"a-z0-9!#$%&'*+/=?^_`{|}~-"
 _FAST_LOCAL = re.compile(rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*\Z")
 _FAST_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _FAST_DOMAIN = re.compile(rf"(?:{_FAST_LABEL}\.)+[a-z]{{2,63}}\Z")
+# email-validator refuses these names and every domain under them.
 _SPECIAL_USE = tuple(SPECIAL_USE_DOMAIN_NAMES)
+_SPECIAL_USE_SUFFIXES = tuple(f".{name}" for name in _SPECIAL_USE)  # the domain always has a dot here
 _MAX_ADDRESS_OCTETS = 254  # RFC 5321 §4.5.3.1.3, as email-validator enforces it
 _MAX_DOMAIN_OCTETS = 253
 
@@ -138,9 +140,8 @@ def _fast_parts(text: str) -> tuple[str, str] | None:
         or not _FAST_DOMAIN.match(domain)
     ):
         return None
-    for name in _SPECIAL_USE:
-        if domain == name or domain.endswith("." + name):
-            return None
+    if domain.endswith(_SPECIAL_USE_SUFFIXES):
+        return None
     return local, domain
 
 

@@ -11,7 +11,7 @@ import codecs
 import csv
 import uuid
 from collections import deque
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
@@ -30,7 +30,9 @@ from services.core.users.security import Principal
 
 COLUMNS = ("name", "email", "country", "postal_code", "language", "opt_in", "source")
 REQUIRED_COLUMNS = ("name", "country")
-BATCH_SIZE = 1000
+BATCH_SIZE = 1000  # rows between two progress callbacks
+# From this many rows an import refreshes the statistics of `signatures` (ANALYZE, in its transaction).
+ANALYZE_AFTER_ROWS = 10_000
 MAX_ERROR_DETAILS = 1000
 # The largest file the HTTP upload takes (about a million rows; `loom import-signatures` has no limit).
 MAX_UPLOAD_BYTES = 128 * 1024 * 1024
@@ -237,30 +239,31 @@ async def import_csv(
     organisation's id or slug). Writes through ``conn`` without committing: the caller commits.
     ``target`` (from :func:`resolve_target`) skips looking the petition and partner up again.
     ``send_confirmation_mail`` asks for a confirmation link to each row with an email (the rows count
-    without it)."""
+    without it).
+
+    The rows are written by one ``COPY`` that reads them as they are validated, so PostgreSQL stores
+    the rows already sent while the next ones are parsed; ``progress`` is called every ``batch_size``
+    rows. After a large import the table's statistics are refreshed (``ANALYZE``), so the pipeline's
+    queries over the new rows are planned for the table's new size (docs/signatures.md, "Imports")."""
     if target is None:
         target = await resolve_target(conn, petition, partner)
     records = _Records()
     reader = csv.DictReader(records)
     decoder = codecs.getincrementaldecoder("utf-8-sig")()
-    batch: list[store.BatchRow] = []
     errors: list[RowError] = []
     imported = rejected = 0
     header_read = False
-
-    shared = store.Batch(
-        channel=Channel.import_,
-        petition_id=target.petition_id,
-        consent_version=target.consent_version,
-        send_confirmation_mail=send_confirmation_mail,
+    row_of = store.import_row_maker(
+        store.Batch(
+            channel=Channel.import_,
+            petition_id=target.petition_id,
+            consent_version=target.consent_version,
+            send_confirmation_mail=send_confirmation_mail,
+        ),
+        target.organisation_id,
     )
 
-    async def flush() -> None:
-        nonlocal imported, batch
-        if batch:
-            await store.insert_batch(conn, shared, batch)
-            imported += len(batch)
-            batch = []
+    def report_progress() -> None:
         if progress is not None:
             progress(ImportProgress(lines=records.lines, imported=imported, rejected=rejected))
 
@@ -270,8 +273,8 @@ async def import_csv(
         if len(errors) < MAX_ERROR_DETAILS:
             errors.append(RowError(line=line, reason=reason))
 
-    async def drain() -> None:
-        nonlocal header_read
+    def drain() -> Iterator[store.CopyRecord]:
+        nonlocal header_read, imported
         if not header_read:
             if not records.ready:
                 return
@@ -293,29 +296,37 @@ async def import_csv(
             except ValueError as exc:
                 reject(reader.line_num, str(exc))
                 continue
-            batch.append(store.BatchRow(PreparedSignature.of(fields), target.organisation_id))
-            if len(batch) >= batch_size:
-                await flush()
+            yield row_of(PreparedSignature.of(fields))
+            imported += 1
+            if imported % batch_size == 0:
+                report_progress()
 
-    async for chunk in _chunks(source):
-        if isinstance(chunk, bytes | bytearray | memoryview):
-            try:
-                chunk = decoder.decode(bytes(chunk))
-            except UnicodeDecodeError:
-                raise InvalidImportFile(
-                    f"The file is not UTF-8 text (near line {records.lines + 1}); save it as UTF-8 CSV."
-                ) from None
-        records.feed(chunk)
-        await drain()
-    try:
-        records.feed(decoder.decode(b"", final=True))
-    except UnicodeDecodeError:
-        raise InvalidImportFile("The file ends in the middle of a UTF-8 character.") from None
-    records.close()
-    await drain()
-    if not header_read:
-        raise InvalidImportFile(f"The file is empty; it needs a header line: {', '.join(COLUMNS)}.")
-    await flush()
+    async def rows() -> AsyncIterator[store.CopyRecord]:
+        async for chunk in _chunks(source):
+            if isinstance(chunk, bytes | bytearray | memoryview):
+                try:
+                    chunk = decoder.decode(bytes(chunk))
+                except UnicodeDecodeError:
+                    raise InvalidImportFile(
+                        f"The file is not UTF-8 text (near line {records.lines + 1}); save it as UTF-8 CSV."
+                    ) from None
+            records.feed(chunk)
+            for record in drain():
+                yield record
+        try:
+            records.feed(decoder.decode(b"", final=True))
+        except UnicodeDecodeError:
+            raise InvalidImportFile("The file ends in the middle of a UTF-8 character.") from None
+        records.close()
+        for record in drain():
+            yield record
+        if not header_read:
+            raise InvalidImportFile(f"The file is empty; it needs a header line: {', '.join(COLUMNS)}.")
+
+    await store.copy_imported(conn, rows())
+    report_progress()
+    if imported >= ANALYZE_AFTER_ROWS:
+        await store.analyze_signatures(conn)
     return ImportReport(
         petition=target.petition_id,
         partner=target.organisation_id,

@@ -63,6 +63,16 @@ def _refusal(char: str, before: str, after: str) -> str | None:
     return None  # other punctuation: dots, commas, hyphens, apostrophes, quotes, scripts' separators
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z' -]*\Z")
+
+
+@lru_cache(maxsize=4096)
+def _char_refusal(char: str) -> str | None:
+    """:func:`_refusal` of a character whose verdict does not depend on its neighbours (all but the
+    zero-width joiners), remembered: a character's Unicode data does not change."""
+    return _refusal(char, "", "")
+
+
 def _looks_like_a_domain(name: str) -> bool:
     """A word with a dot ending in a known top-level domain: ``evil.com``, ``pay.example.co.uk``. A single
     letter before the domain's dot is an initial (``J.Kim``), not a domain anyone can register."""
@@ -82,12 +92,19 @@ def check_name(value: str) -> str:
     """``value`` as a signer's name — trimmed, runs of spaces made one — or ValueError with the reason
     (which never repeats the name)."""
     chars = value.strip()
-    for index, char in enumerate(chars):
-        before = chars[index - 1] if index else ""
-        after = chars[index + 1] if index + 1 < len(chars) else ""
-        reason = _refusal(char, before, after)
-        if reason:
-            raise ValueError(f"a name {reason}")
+    # Most names are ASCII letters, spaces, hyphens and apostrophes: every one of those passes _refusal, and
+    # without a dot nothing reads as a domain, so the per-character walk is skipped.
+    plain = _PLAIN_NAME.match(chars) is not None
+    if not plain:
+        for index, char in enumerate(chars):
+            if char in _ZERO_WIDTH_JOINERS:
+                before = chars[index - 1] if index else ""
+                after = chars[index + 1] if index + 1 < len(chars) else ""
+                reason = _refusal(char, before, after)
+            else:
+                reason = _char_refusal(char)
+            if reason:
+                raise ValueError(f"a name {reason}")
     name = _SPACES.sub(" ", chars)
     if not name:
         raise ValueError("a name must not be empty")
@@ -95,7 +112,7 @@ def check_name(value: str) -> str:
         raise ValueError(f"a name has at most {MAX_NAME_LENGTH} characters")
     if not any(unicodedata.category(c)[0] == "L" for c in name):
         raise ValueError("a name needs letters")
-    if _looks_like_a_domain(name):
+    if not plain and _looks_like_a_domain(name):
         raise ValueError("a name must not look like a web address (write initials with a space: 'J. Doe')")
     return name
 

@@ -8,7 +8,7 @@ batches from deliveries and imports (:func:`insert_batch`, ``unnest``) share the
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -205,6 +205,72 @@ async def insert_batch(conn: Connection, batch: Batch, rows: Sequence[BatchRow])
         return set((await conn.execute(_BATCH_INSERTS[batch.channel], params)).scalars())
     await conn.execute(_BATCH_INSERTS[batch.channel], params)
     return set()
+
+
+# --- imports: one COPY ------------------------------------------------------------------------------------
+
+# The columns an import writes, in the order of a CopyRecord; every other column takes its default.
+IMPORT_COLUMNS: tuple[str, ...] = (
+    "channel",
+    "petition_id",
+    "consent_version",
+    "attested",
+    "send_confirmation_mail",
+    "organisation_id",
+    *(column for column, _ in SIGNER_COLUMNS),
+)
+CopyRecord = tuple[Any, ...]
+
+
+def import_row_maker(
+    batch: Batch, organisation_id: uuid.UUID | None
+) -> Callable[[PreparedSignature], CopyRecord]:
+    """A function turning a prepared signature into its record for :func:`copy_imported`. Imported rows
+    are attested, like every batch."""
+    shared = (
+        batch.channel.value,
+        batch.petition_id,
+        batch.consent_version,
+        True,
+        batch.send_confirmation_mail,
+        organisation_id,
+    )
+
+    def record(row: PreparedSignature) -> CopyRecord:
+        return (
+            *shared,
+            row.name,
+            row.email,
+            row.email_canonical,
+            row.postal_code,
+            row.name_key,
+            row.postal_key,
+            row.country,
+            row.language,
+            row.opt_in,
+            row.source,
+        )
+
+    return record
+
+
+async def copy_imported(conn: Connection, records: AsyncIterable[CopyRecord]) -> None:
+    """Write ``records`` (from :func:`import_row_maker`) with one ``COPY … FROM STDIN``, in ``conn``'s
+    transaction. The records are read as they come: asyncpg sends them in chunks, so PostgreSQL writes
+    one chunk while the caller prepares the next, and memory holds one chunk."""
+    connection = await conn.connection() if isinstance(conn, AsyncSession) else conn
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None  # an open connection's asyncpg connection
+    # A savepoint: when ``records`` raises (a file found unreadable halfway), the COPY is undone and the
+    # transaction stays usable, as it was before the import.
+    async with connection.begin_nested():
+        await driver.copy_records_to_table("signatures", columns=list(IMPORT_COLUMNS), records=records)
+
+
+async def analyze_signatures(conn: Connection) -> None:
+    """Refresh the planner's statistics of ``signatures`` after a large write (an import): where autovacuum
+    is slow or off, the pipeline's queries over a grown table are otherwise planned as for the old one."""
+    await conn.execute(text("ANALYZE signatures"))
 
 
 # --- the petition and the partner a signature goes to -----------------------------------------------------
