@@ -2,6 +2,11 @@
 
 The depth is measured on the text before parsing, in linear time, so no deep document can make a parser
 or validator recurse without bound; every failure is a ``json.JSONDecodeError``. docs/security.md.
+
+Documents are read by orjson first (several times faster; it refuses nesting beyond its own limit without
+recursing in Python) and their depth measured on what it read; whatever orjson refuses, and any document
+holding a number with a fraction or exponent (orjson reads integers beyond 64 bits as floats), is read
+again by ``json`` as before, so both paths take and refuse the same bodies (tests/core/test_jsonbody.py).
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ import json
 import re
 from itertools import accumulate
 from typing import Any
+
+import orjson
 
 MAX_DEPTH = 32
 
@@ -66,11 +73,53 @@ def depth(text: str) -> int:
     return max(accumulate(map(_STEP, brackets)), default=0)
 
 
-def loads(data: bytes | str, *, max_depth: int = MAX_DEPTH, allow_nul: bool = True) -> Any:
+class _Unsure(Exception):
+    """What orjson read may differ from what ``json`` reads: let ``json`` read it."""
+
+
+def _depth(value: Any, max_depth: int) -> int:
+    """How deeply ``value`` (as orjson read it: plain dicts, lists, str, int, float, bool, None) nests,
+    counted up to ``max_depth + 1``. Raises _Unsure on a float."""
+    if type(value) is float:
+        raise _Unsure
+    if type(value) is not dict and type(value) is not list:
+        return 0
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        container, level = stack.pop()
+        if level > deepest:
+            deepest = level
+            if deepest > max_depth:
+                return deepest
+        for child in container.values() if type(container) is dict else container:
+            kind = type(child)
+            if kind is dict or kind is list:
+                stack.append((child, level + 1))
+            elif kind is float:
+                raise _Unsure
+    return deepest
+
+
+def loads(data: bytes | str, *, max_depth: int = MAX_DEPTH, allow_nul: bool = True, fast: bool = True) -> Any:
     """``json.loads`` for request bodies: refuses bytes that are not UTF-8, documents nested deeper than
     ``max_depth`` and, unless ``allow_nul``, NUL characters (the ``\\u0000`` escape is the only way JSON
-    carries one)."""
+    carries one). ``fast=False`` reads with ``json`` only (the tests compare both)."""
     text = _decode(data)
+    if fast:
+        try:
+            value = orjson.loads(text)
+            deepest = _depth(value, max_depth)
+        except (orjson.JSONDecodeError, _Unsure):
+            pass  # json decides, and says why
+        else:
+            if deepest > max_depth:
+                raise JsonTooDeep(f"The document is nested deeper than {max_depth} levels", "", 0)
+            # JSON carries a NUL only as the escape \u0000 (a raw one is refused), so without that text
+            # there is none to look for.
+            if not allow_nul and "\\u0000" in text and (found := _NUL_ESCAPE.search(text)):
+                raise JsonHasNul(_nul_path(value) or [], text, found.end() - 6)
+            return value
     if depth(text) > max_depth:
         raise JsonTooDeep(f"The document is nested deeper than {max_depth} levels", "", 0)
     data = json.loads(text)

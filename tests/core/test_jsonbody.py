@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.core import jsonbody
@@ -113,3 +113,82 @@ def test_a_nul_is_located(text: str, path: list[str | int]) -> None:
     with pytest.raises(jsonbody.JsonHasNul) as refused:
         jsonbody.loads(text, allow_nul=False)
     assert refused.value.path == path
+
+
+# --- the orjson path reads what json reads ------------------------------------------------------------------
+
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=2**63 - 2, max_value=2**64 + 2).flatmap(lambda n: st.sampled_from([n, -n]))
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text()
+    | st.sampled_from(["\x00", "a\x00b", "\\u0000", "\ud800", "\U0001f600", '"', "\\"])
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.text(max_size=4) | st.just("\x00"), children, max_size=3)
+    ),
+    max_leaves=30,
+)
+# A document nested 30 to 36 levels: around the limit of 32.
+DEEP = st.tuples(st.integers(30, 36), SCALARS).map(lambda d: ("[" * d[0]) + json.dumps(d[1]) + "]" * d[0])
+
+
+def _dumped(value: Any, ascii_only: bool) -> str:
+    return json.dumps(value, ensure_ascii=ascii_only)
+
+
+TEXTS = st.one_of(
+    st.builds(_dumped, VALUES, st.booleans()),
+    DEEP,
+    st.text(st.sampled_from('[]{}",:0123456789.eE+-truefalsnul \\/u\x00\t\n'), max_size=30),
+    st.builds(lambda v, cut: _dumped(v, True)[:cut], VALUES, st.integers(0, 40)),  # cut short
+    st.sampled_from(
+        ["NaN", "-Infinity", "1e400", "-0", "-0.0", "1E2", "18446744073709551616", "[1,]", "{'a': 1}",
+         '{"a": 1, "a": 2}', '"\\ud800"', '"\\udc00\\ud800"', "\ufeff[]", '"a\x00"', '"\\u0000"', '" \t"',
+         "[1]x", " [1] ", "\x0c[1]", "0123", "[.5]", "[5.]", '"\\x41"', "\u2028[]"]
+    ),
+)  # fmt: skip
+
+
+def _strict(value: Any) -> Any:
+    """``value`` with every number's type (1 is not 1.0) and float spelling (nan) made comparable."""
+    if isinstance(value, dict):
+        return ("dict", [(key, _strict(item)) for key, item in value.items()])
+    if isinstance(value, list):
+        return ("list", [_strict(item) for item in value])
+    if isinstance(value, float):
+        return ("float", repr(value))
+    return (type(value).__name__, value)
+
+
+def _outcome(data: bytes | str, **options: Any) -> Any:
+    try:
+        return ("ok", _strict(jsonbody.loads(data, **options)))
+    except json.JSONDecodeError as exc:
+        return (type(exc).__name__, str(exc), getattr(exc, "path", None))
+    except RecursionError:  # pragma: no cover - the depth limit is there to prevent it
+        return ("RecursionError",)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(TEXTS, st.booleans(), st.sampled_from(["str", "bytes", "latin-1"]))
+def test_the_fast_path_takes_and_refuses_what_json_does(text: str, allow_nul: bool, kind: str) -> None:
+    data: bytes | str = text
+    if kind != "str":
+        try:
+            data = text.encode("utf-8" if kind == "bytes" else "latin-1")
+        except UnicodeEncodeError:
+            data = text.encode("utf-8", "surrogatepass")  # invalid UTF-8 bytes
+    fast = _outcome(data, allow_nul=allow_nul)
+    assert fast == _outcome(data, allow_nul=allow_nul, fast=False)
+
+
+def test_the_fast_path_reads_a_webhook_batch_without_json() -> None:
+    body = json.dumps({"signatures": [{"name": "Jane", "opt_in": True, "n": 3}] * 1000}).encode()
+    assert jsonbody.loads(body) == json.loads(body)
+    assert jsonbody._depth(jsonbody.orjson.loads(body), 32) == 3

@@ -156,3 +156,51 @@ def test_mail_holds_loom_text_and_at_most_a_checked_name(name: str, language: st
         else:
             assert accepted in lines[0]
             assert html.count("\n") == bare_html.count("\n")
+
+
+def _walked(value: str) -> str:
+    """check_name as it was before the plain-ASCII shortcut and the per-character cache: every character
+    judged with its neighbours, then the domain rule."""
+    from services.core.signatures import names
+
+    chars = value.strip()
+    for index, char in enumerate(chars):
+        before = chars[index - 1] if index else ""
+        after = chars[index + 1] if index + 1 < len(chars) else ""
+        reason = names._refusal(char, before, after)
+        if reason:
+            raise ValueError(f"a name {reason}")
+    name = names._SPACES.sub(" ", chars)
+    if not name:
+        raise ValueError("a name must not be empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValueError(f"a name has at most {MAX_NAME_LENGTH} characters")
+    if not any(names.unicodedata.category(c)[0] == "L" for c in name):
+        raise ValueError("a name needs letters")
+    if names._looks_like_a_domain(name):
+        raise ValueError("a name must not look like a web address (write initials with a space: 'J. Doe')")
+    return name
+
+
+def _verdict(check: object, value: str) -> str:
+    try:
+        return "ok: " + check(value)  # type: ignore[operator]
+    except ValueError as exc:
+        return f"refused: {exc}"
+
+
+_NAME_CHARS = (
+    st.sampled_from("abcXYZ '-.,\t\n\u200c\u200d\u00e9\u0301\u3002\uff0e7@`´·\u00a0") | st.characters()
+)
+
+
+@hypothesis_settings(max_examples=1500, deadline=None)
+@given(st.text(_NAME_CHARS, max_size=110))
+@example("Jane Doe")
+@example("  Mary-Jane  O'Neil ")
+@example("evil.com")
+@example("a" * 101)
+@example("' -")
+@example("")
+def test_the_shortcuts_give_the_verdict_of_the_full_walk(value: str) -> None:
+    assert _verdict(check_name, value) == _verdict(_walked, value)
