@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -191,4 +192,4 @@ def test_the_fast_path_takes_and_refuses_what_json_does(text: str, allow_nul: bo
 def test_the_fast_path_reads_a_webhook_batch_without_json() -> None:
     body = json.dumps({"signatures": [{"name": "Jane", "opt_in": True, "n": 3}] * 1000}).encode()
     assert jsonbody.loads(body) == json.loads(body)
-    assert jsonbody._depth(jsonbody.orjson.loads(body), 32) == 3
+    assert jsonbody._depth(orjson.loads(body), 32) == 3
