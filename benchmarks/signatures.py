@@ -14,18 +14,19 @@
 - P3: ``--p3-rows`` (1,000,000) signatures, 10 % of them duplicates (another spelling of an earlier
   signer's email, or of a paper signer's name and postal code) and 5 % without email, into a petition
   with the default ``confirmed`` count policy (imported signatures are attested: they count without
-  confirmation and are mailed nothing), ingested while a real ``loom worker`` runs: by default one
-  ``COPY`` of rows already normalised as the import path would (``--p3-ingest copy``), or
-  ``loom import-signatures`` of a CSV (``--p3-ingest import``: parsed, validated and normalised, 1,000
-  rows per ``INSERT … unnest``), then ``ANALYZE signatures``; timed until ``GET /v1/petitions/{slug}/count``
-  equals the SQL count of counted signatures with nothing left to deduplicate. The worker's peak RSS is
-  its ``VmHWM``. Goal: ≤ 60 s (ingestion + deduplication + count), ≤ 300 MB.
+  confirmation and are mailed nothing), ingested while a real ``loom worker`` runs: by default (the
+  figure that counts) ``loom import-signatures`` of a CSV (``--p3-ingest import``: parsed, validated and
+  normalised, written by one streaming ``COPY``, then ``ANALYZE`` by the command itself), or one ``COPY``
+  of rows already normalised as the import path would, then ``ANALYZE signatures`` (``--p3-ingest copy``:
+  the database's floor); timed until ``GET /v1/petitions/{slug}/count`` equals the SQL count of counted
+  signatures with nothing left to deduplicate. Peak RSS: the worker's ``VmHWM``, the import command's
+  ``ru_maxrss``. Goal: ≤ 60 s (ingestion + deduplication + count), every process ≤ 300 MB.
 - P4: ``GET /v1/petitions/{slug}/count`` against ``GET /healthz`` (no I/O) of the same server, at
   ``--concurrency`` clients (``benchmarks.api.measure``). Goal: >= 0.9x.
 
     python -m benchmarks.signatures [--only P1,P2,P3,P4] [--concurrency 50] [--seconds 5]
                                     [--warmup 1] [--repeats 2] [--p2-batches 40] [--p2-concurrency 4]
-                                    [--p3-rows 1000000] [--p3-ingest copy|import]
+                                    [--p3-rows 1000000] [--p3-ingest import|copy]
 
 Uses DATABASE_URL / REDIS_URL (embedded servers when unset), in scratch databases that are dropped
 afterwards; the Redis keys it writes (cached counts, leftover jobs) are deleted too. Exit status 1 when a
@@ -40,6 +41,7 @@ import csv
 import itertools
 import json
 import logging
+import os
 import random
 import subprocess
 import sys
@@ -698,7 +700,7 @@ def write_copy_csv(path: Path, rows: int, petition: uuid.UUID) -> Dataset:
 
 INGEST = {
     "copy": "written by one COPY (normalised beforehand, as the import path would) + ANALYZE",
-    "import": "imported by `loom import-signatures` + ANALYZE",
+    "import": "imported by `loom import-signatures` (one streaming COPY, then ANALYZE)",
 }
 
 
@@ -786,23 +788,22 @@ async def _copy(database_url: str, data: Path) -> None:
         await conn.close()
 
 
-async def _analyze(database_url: str) -> None:
-    conn = await asyncpg.connect(_asyncpg_dsn(database_url))
-    try:
-        await conn.execute("ANALYZE signatures")
-    finally:
-        await conn.close()
-
-
-def _import(env: dict[str, str], data: Path, slug: str) -> None:
-    imported = subprocess.run(  # noqa: S603
-        [str(LOOM), "import-signatures", str(data), "--petition", slug],
-        env=env,
-        capture_output=True,
-        check=False,
-    )
-    if imported.returncode != 0:
-        raise RuntimeError(f"loom import-signatures exited {imported.returncode}: {imported.stderr[-500:]!r}")
+def _import(env: dict[str, str], data: Path, slug: str) -> float:
+    """Run ``loom import-signatures`` (which ANALYZEs after a large import); its peak RSS in MB."""
+    with tempfile.TemporaryFile() as stderr:
+        command = subprocess.Popen(  # noqa: S603
+            [str(LOOM), "import-signatures", str(data), "--petition", slug],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        _, status, usage = os.wait4(command.pid, 0)
+        command.returncode = os.waitstatus_to_exitcode(status)
+        if command.returncode != 0:
+            stderr.seek(0)
+            tail = stderr.read()[-500:]
+            raise RuntimeError(f"loom import-signatures exited {command.returncode}: {tail!r}")
+    return usage.ru_maxrss / 1024  # KiB on Linux
 
 
 def p3(args: argparse.Namespace) -> Figure:
@@ -829,11 +830,11 @@ def p3(args: argparse.Namespace) -> Figure:
                 worker = subprocess.Popen([str(LOOM), "worker"], env=env, start_new_session=True)  # noqa: S603
                 time.sleep(2.0)  # let it start, as a deployed worker would already have
                 started = time.perf_counter()
+                importer_peak = None
                 if args.p3_ingest == "copy":
                     asyncio.run(_copy(scratch.database_url, data))
                 else:
-                    _import(env, data, slug)
-                    asyncio.run(_analyze(scratch.database_url))
+                    importer_peak = _import(env, data, slug)
                 ingested = time.perf_counter()
                 count, duplicates, reviews = asyncio.run(
                     _wait_for_exact_count(api_url, scratch.database_url, petition, slug, args.p3_timeout)
@@ -862,10 +863,11 @@ def p3(args: argparse.Namespace) -> Figure:
         "`loom worker` until GET …/count equals the SQL count",
         "60 s and 300 MB (fixed goals, no baseline)",
         f"{total:.1f} s in all ({args.p3_ingest} {ingested - started:.1f} s, then deduplication and count "
-        f"{done - ingested:.1f} s); worker peak RSS {peak:.0f} MB",
+        f"{done - ingested:.1f} s); worker peak RSS {peak:.0f} MB"
+        + (f", import peak RSS {importer_peak:.0f} MB" if importer_peak is not None else ""),
         None,
-        "total <= 60 s and worker peak RSS <= 300 MB",
-        total <= 60 and peak <= 300,
+        "total <= 60 s and every process's peak RSS <= 300 MB",
+        total <= 60 and max(peak, importer_peak or 0) <= 300,
         notes=[
             f"count {count} ({dataset.persons} distinct signers generated); {duplicates} flagged "
             f"duplicates, {reviews} paper signatures in the review queue",
@@ -896,8 +898,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--p3-ingest",
         choices=tuple(INGEST),
-        default="copy",
-        help="P3: COPY of rows normalised beforehand (default), or `loom import-signatures` of a CSV",
+        default="import",
+        help="P3: `loom import-signatures` of a CSV (default: the figure that counts), or a COPY of rows "
+        "normalised beforehand (the database's floor)",
     )
     parser.add_argument("--p3-timeout", type=float, default=900.0, help="P3: give up after this long")
     args = parser.parse_args(argv)

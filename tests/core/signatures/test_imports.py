@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.campaigns.errors import CampaignArchived, PartnerOrganisationNotFound, PetitionNotFound
 from services.core.campaigns.models import CampaignStatus
+from services.core.signatures import imports
 from services.core.signatures.errors import InvalidImportFile
 from services.core.signatures.imports import ImportProgress, import_csv, parse_opt_in
 from services.core.signatures.models import Channel, Signature, SignatureState
@@ -217,3 +218,32 @@ async def test_the_pipeline_deduplicates_imported_rows(
         SignatureState.duplicate,
         SignatureState.unique,
     ]
+
+
+async def test_a_large_import_refreshes_the_statistics_the_pipeline_is_planned_with(
+    db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where autovacuum is off or behind, the pipeline's queries over a freshly loaded table were planned
+    as sequential scans (BENCHMARKS.md, P3): an import of ANALYZE_AFTER_ROWS rows or more runs ANALYZE in
+    its transaction, so the planner's row count includes the rows just written."""
+    monkeypatch.setattr(imports, "ANALYZE_AFTER_ROWS", 40)
+    petition = await make_petition(db)
+    rows = "".join(f"Signer {spelled(i)},signer{i}@example.org,BD,,,,\n" for i in range(40))
+    report = await import_csv(db, petition.slug, [HEADER + rows], partner=None)
+    assert report.imported == 40
+    planned = await db.scalar(text("SELECT reltuples FROM pg_class WHERE oid = 'signatures'::regclass"))
+    assert planned == await db.scalar(select(func.count()).select_from(Signature))
+
+
+async def test_a_file_found_bad_halfway_imports_nothing_and_leaves_the_transaction_usable(
+    db: AsyncSession,
+) -> None:
+    petition = await make_petition(db)
+    good = "".join(f"Signer {spelled(i)},signer{i}@example.org,BD,,,,\n" for i in range(3000))
+    with pytest.raises(InvalidImportFile, match="UTF-8"):
+        await import_csv(
+            db, petition.slug, [(HEADER + good).encode(), b"J\xe9r\xf4me,,FR,,,,\n"], partner=None
+        )
+    assert await _rows(db, petition.id) == []
+    report = await import_csv(db, petition.slug, [HEADER + good], partner=None)
+    assert report.imported == 3000
