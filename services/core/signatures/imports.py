@@ -7,11 +7,13 @@ closed petitions and rows without email are accepted on purpose: docs/signatures
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import csv
 import uuid
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import IO
 
@@ -224,6 +226,31 @@ async def _chunks(source: Source) -> AsyncIterable[Chunk]:
             yield chunk
 
 
+# A parsed CSV row on its way to validation: its line, and the row, or the reason it could not be read.
+Parsed = tuple[int, dict[str | None, str | list[str] | None] | None, str | None]
+# A validated row: its line, and its record for the COPY, or the reason it is refused.
+Checked = tuple[int, store.CopyRecord | None, str | None]
+VALIDATION_CHUNK = 2000  # rows handed to a validating process at a time
+_AHEAD_PER_PROCESS = 3  # chunks in flight per process: enough to keep it busy, few to bound memory
+
+
+def validate_rows(
+    parsed: list[Parsed], batch: store.Batch, organisation_id: uuid.UUID | None
+) -> list[Checked]:
+    """Validate and normalise rows (in this process or a validating one: everything here pickles)."""
+    record = store.import_row_maker(batch, organisation_id)
+    checked: list[Checked] = []
+    for line, row, unreadable in parsed:
+        if row is None:
+            checked.append((line, None, unreadable))
+            continue
+        try:
+            checked.append((line, record(PreparedSignature.of(row_fields(row))), None))
+        except ValueError as exc:
+            checked.append((line, None, str(exc)))
+    return checked
+
+
 async def import_csv(
     conn: AsyncSession | AsyncConnection,
     petition: Ref | str,
@@ -234,6 +261,8 @@ async def import_csv(
     progress: ProgressCallback | None = None,
     target: ImportTarget | None = None,
     send_confirmation_mail: bool = False,
+    processes: Executor | None = None,
+    process_count: int = 1,
 ) -> ImportReport:
     """Import the CSV ``source`` into ``petition`` (id or slug), attributing it to ``partner`` (an
     organisation's id or slug). Writes through ``conn`` without committing: the caller commits.
@@ -243,8 +272,11 @@ async def import_csv(
 
     The rows are written by one ``COPY`` that reads them as they are validated, so PostgreSQL stores
     the rows already sent while the next ones are parsed; ``progress`` is called every ``batch_size``
-    rows. After a large import the table's statistics are refreshed (``ANALYZE``), so the pipeline's
-    queries over the new rows are planned for the table's new size (docs/signatures.md, "Imports")."""
+    rows. With ``processes`` (an executor of ``process_count`` processes: ``loom import-signatures``),
+    rows are validated there, :data:`VALIDATION_CHUNK` at a time, while this process reads the file and
+    feeds the COPY; the rows keep the file's order. After a large import the table's statistics are
+    refreshed (``ANALYZE``), so the pipeline's queries over the new rows are planned for the table's new
+    size (docs/signatures.md, "Imports")."""
     if target is None:
         target = await resolve_target(conn, petition, partner)
     records = _Records()
@@ -253,28 +285,24 @@ async def import_csv(
     errors: list[RowError] = []
     imported = rejected = 0
     header_read = False
-    row_of = store.import_row_maker(
-        store.Batch(
-            channel=Channel.import_,
-            petition_id=target.petition_id,
-            consent_version=target.consent_version,
-            send_confirmation_mail=send_confirmation_mail,
-        ),
-        target.organisation_id,
+    batch = store.Batch(
+        channel=Channel.import_,
+        petition_id=target.petition_id,
+        consent_version=target.consent_version,
+        send_confirmation_mail=send_confirmation_mail,
     )
+    loop = asyncio.get_running_loop()
+    ahead: deque[asyncio.Future[list[Checked]]] = deque()
+    chunk_rows = VALIDATION_CHUNK if processes is not None else batch_size
+    parsed: list[Parsed] = []
 
     def report_progress() -> None:
         if progress is not None:
             progress(ImportProgress(lines=records.lines, imported=imported, rejected=rejected))
 
-    def reject(line: int, reason: str) -> None:
-        nonlocal rejected
-        rejected += 1
-        if len(errors) < MAX_ERROR_DETAILS:
-            errors.append(RowError(line=line, reason=reason))
-
-    def drain() -> Iterator[store.CopyRecord]:
-        nonlocal header_read, imported
+    def parse() -> None:
+        """Move the complete CSV records received so far into ``parsed``."""
+        nonlocal header_read
         if not header_read:
             if not records.ready:
                 return
@@ -289,39 +317,68 @@ async def import_csv(
             except StopIteration:
                 return
             except csv.Error as exc:
-                reject(reader.line_num, f"not valid CSV: {exc}")
+                parsed.append((reader.line_num, None, f"not valid CSV: {exc}"))
                 continue
-            try:
-                fields = row_fields(row)
-            except ValueError as exc:
-                reject(reader.line_num, str(exc))
+            parsed.append((reader.line_num, row, None))
+
+    def take(checked: list[Checked]) -> Iterator[store.CopyRecord]:
+        nonlocal imported, rejected
+        for line, record, reason in checked:
+            if record is None:
+                rejected += 1
+                if len(errors) < MAX_ERROR_DETAILS:
+                    errors.append(RowError(line=line, reason=reason or "not valid"))
                 continue
-            yield row_of(PreparedSignature.of(fields))
+            yield record
             imported += 1
             if imported % batch_size == 0:
                 report_progress()
 
-    async def rows() -> AsyncIterator[store.CopyRecord]:
-        async for chunk in _chunks(source):
-            if isinstance(chunk, bytes | bytearray | memoryview):
-                try:
-                    chunk = decoder.decode(bytes(chunk))
-                except UnicodeDecodeError:
-                    raise InvalidImportFile(
-                        f"The file is not UTF-8 text (near line {records.lines + 1}); save it as UTF-8 CSV."
-                    ) from None
-            records.feed(chunk)
-            for record in drain():
+    async def validated(final: bool) -> AsyncIterator[store.CopyRecord]:
+        """The records of the rows parsed so far, in order; unless ``final``, rows short of a chunk wait."""
+        nonlocal parsed
+        while len(parsed) >= chunk_rows or (final and parsed):
+            chunk, parsed = parsed[:chunk_rows], parsed[chunk_rows:]
+            if processes is None:
+                for record in take(validate_rows(chunk, batch, target.organisation_id)):
+                    yield record
+                continue
+            ahead.append(loop.run_in_executor(processes, validate_rows, chunk, batch, target.organisation_id))
+            while len(ahead) > _AHEAD_PER_PROCESS * process_count:
+                for record in take(await ahead.popleft()):
+                    yield record
+        while final and ahead:
+            for record in take(await ahead.popleft()):
                 yield record
+
+    async def rows() -> AsyncIterator[store.CopyRecord]:
         try:
-            records.feed(decoder.decode(b"", final=True))
-        except UnicodeDecodeError:
-            raise InvalidImportFile("The file ends in the middle of a UTF-8 character.") from None
-        records.close()
-        for record in drain():
-            yield record
-        if not header_read:
-            raise InvalidImportFile(f"The file is empty; it needs a header line: {', '.join(COLUMNS)}.")
+            async for chunk in _chunks(source):
+                if isinstance(chunk, bytes | bytearray | memoryview):
+                    try:
+                        chunk = decoder.decode(bytes(chunk))
+                    except UnicodeDecodeError:
+                        raise InvalidImportFile(
+                            f"The file is not UTF-8 text (near line {records.lines + 1}); save it as UTF-8 "
+                            "CSV."
+                        ) from None
+                records.feed(chunk)
+                parse()
+                async for record in validated(final=False):
+                    yield record
+            try:
+                records.feed(decoder.decode(b"", final=True))
+            except UnicodeDecodeError:
+                raise InvalidImportFile("The file ends in the middle of a UTF-8 character.") from None
+            records.close()
+            parse()
+            if not header_read:
+                raise InvalidImportFile(f"The file is empty; it needs a header line: {', '.join(COLUMNS)}.")
+            async for record in validated(final=True):
+                yield record
+        finally:
+            for future in ahead:  # a file found bad: what is still being validated is not wanted
+                future.cancel()
 
     await store.copy_imported(conn, rows())
     report_progress()
