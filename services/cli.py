@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Annotated
 
@@ -119,6 +121,9 @@ def create_admin(
     typer.echo("admin created" if created else "admin updated (already existed)")
 
 
+_CPUS = os.cpu_count() or 1
+
+
 @app.command("import-signatures")
 def import_signatures(
     file: Annotated[Path, typer.Argument(help="A UTF-8 CSV file with a header line.", show_default=False)],
@@ -133,15 +138,22 @@ def import_signatures(
             help="Mail each row with an email a confirmation link (imported signatures count without it).",
         ),
     ] = False,
+    processes: Annotated[
+        int,
+        typer.Option(
+            help="Processes that validate rows while this one reads the file and writes (0: validate here).",
+            min=0,
+        ),
+    ] = _CPUS,
 ) -> None:
     """Import signatures (paper, bulk) from a CSV file; columns name, country (required), email,
     postal_code, language, opt_in, source. Imported signatures are attested by the organisation that
     collected them: they count without confirmation and get no confirmation mail unless asked.
 
-    Streams the file: memory stays constant whatever its size. Good rows are kept and bad rows listed by
-    line number. Closed petitions accept imports; rows need no email. Exit status: 0 all rows imported,
-    1 some rows were bad (the good ones are imported), 2 nothing imported (unreadable file, unknown
-    petition or partner).
+    Streams the file: memory stays constant whatever its size (in each validating process too). Good
+    rows are kept and bad rows listed by line number. Closed petitions accept imports; rows need no
+    email. Exit status: 0 all rows imported, 1 some rows were bad (the good ones are imported), 2 nothing
+    imported (unreadable file, unknown petition or partner).
     """
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
@@ -151,6 +163,12 @@ def import_signatures(
     from services.core.signatures.imports import ImportProgress, ImportReport, import_csv
 
     settings = get_settings()
+    pool = None
+    if processes:
+        # Forked now, before the progress bar's thread and the database connection exist: the processes
+        # inherit the loaded code and nothing else they could trip over.
+        pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork"))
+        pool.submit(int).result()
     out, err = Console(), Console(stderr=True)
     try:
         size = file.stat().st_size
@@ -181,6 +199,8 @@ def import_signatures(
                     partner=partner,
                     progress=counts,
                     send_confirmation_mail=send_confirmation_mail,
+                    processes=pool,
+                    process_count=processes,
                 )
         finally:
             await engine.dispose()
@@ -195,6 +215,9 @@ def import_signatures(
     except Exception as exc:  # the database, say; its message may quote rows, so only the kind is shown
         err.print(f"error: the import failed ({type(exc).__name__}). Nothing was imported.", markup=False)
         raise typer.Exit(2) from exc
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     for error in report.errors:
         err.print(f"line {error.line}: {error.reason}", markup=False)
     if report.errors_truncated:

@@ -240,7 +240,7 @@ def import_row_maker(
         return (
             *shared,
             row.name,
-            row.email,
+            None if row.email is None else str(row.email),  # plain text, not a CheckedEmail: it pickles
             row.email_canonical,
             row.postal_code,
             row.name_key,

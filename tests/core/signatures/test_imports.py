@@ -4,8 +4,10 @@ pipeline's deduplication of what was imported."""
 
 from __future__ import annotations
 
+import multiprocessing
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 from fastapi import FastAPI
@@ -247,3 +249,28 @@ async def test_a_file_found_bad_halfway_imports_nothing_and_leaves_the_transacti
     assert await _rows(db, petition.id) == []
     report = await import_csv(db, petition.slug, [HEADER + good], partner=None)
     assert report.imported == 3000
+
+
+async def test_validating_in_other_processes_gives_the_same_rows_and_report(db: AsyncSession) -> None:
+    """`loom import-signatures` validates in forked processes, chunks at a time: the rows are written in
+    the file's order and the report (line numbers, reasons) is the one of an import validated here."""
+    lines = [HEADER]
+    for i in range(5000):
+        if i % 997 == 0:
+            lines.append(f"Bad {spelled(i)},not-an-email,BD,,,,\n")
+        elif i % 1201 == 0:
+            lines.append(f'"Broken {spelled(i)}",,BD,,,,,extra\n')
+        else:
+            lines.append(f"Signer {spelled(i)},signer{i}@example.org,BD,{i},en,yes,\n")
+    content = "".join(lines)
+    here, there = await make_petition(db), await make_petition(db)
+    expected = await import_csv(db, here.slug, [content], partner=None)
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
+        report = await import_csv(db, there.slug, [content], partner=None, processes=pool, process_count=2)
+    assert report.model_dump(exclude={"petition"}) == expected.model_dump(exclude={"petition"})
+    assert report.rejected == 10
+
+    def columns(rows: list[Signature]) -> list[tuple[object, ...]]:
+        return [(r.name, r.email, r.email_canonical, r.postal_code, r.language, r.opt_in) for r in rows]
+
+    assert columns(await _rows(db, there.id)) == columns(await _rows(db, here.id))
