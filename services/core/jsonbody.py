@@ -1,12 +1,9 @@
 """Reading JSON that arrives in requests: UTF-8 only, nested at most ``MAX_DEPTH`` levels.
 
-The depth is measured on the text before parsing, in linear time, so no deep document can make a parser
-or validator recurse without bound; every failure is a ``json.JSONDecodeError``. docs/security.md.
-
-Documents are read by orjson first (several times faster; it refuses nesting beyond its own limit without
-recursing in Python) and their depth measured on what it read; whatever orjson refuses, and any document
-holding a number with a fraction or exponent (orjson reads integers beyond 64 bits as floats), is read
-again by ``json`` as before, so both paths take and refuse the same bodies (tests/core/test_jsonbody.py).
+Read by orjson, its result's depth counted without recursion; what orjson refuses or reads as a float goes
+to ``json``, the depth measured on the text first, so no deep document makes a parser or validator recurse
+without bound. Both paths take the same bodies; every failure is a ``json.JSONDecodeError``.
+docs/security.md.
 """
 
 from __future__ import annotations

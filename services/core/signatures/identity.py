@@ -177,11 +177,8 @@ def canonical_email(raw: str, *, fast: bool = True) -> str:
     the provider rules documented on ``_DOMAIN_ALIASES``, ``_DOTS_IGNORED`` and ``_PLUS_TAGS``.
 
     Lower-casing the local part is not promised by RFC 5321, but every mainstream provider treats it as
-    case-insensitive and people type it in any case, so we do too.
-
-    Plain ASCII addresses are checked by a few patterns instead of email-validator and idna (``_fast_parts``;
-    the same answer at a fraction of the cost); ``fast=False`` always takes the full path (for the tests
-    that compare the two).
+    case-insensitive and people type it in any case, so we do too. Plain ASCII addresses take a fast path
+    with the same answer (``_fast_parts``; docs/signatures.md); ``fast=False`` never does (for the tests).
 
     The result is idempotent (``canonical_email(canonical_email(x)) == canonical_email(x)``) and is a
     valid address itself. Raises :class:`InvalidEmail` for anything else.

@@ -270,13 +270,10 @@ async def import_csv(
     ``send_confirmation_mail`` asks for a confirmation link to each row with an email (the rows count
     without it).
 
-    The rows are written by one ``COPY`` that reads them as they are validated, so PostgreSQL stores
-    the rows already sent while the next ones are parsed; ``progress`` is called every ``batch_size``
-    rows. With ``processes`` (an executor of ``process_count`` processes: ``loom import-signatures``),
-    rows are validated there, :data:`VALIDATION_CHUNK` at a time, while this process reads the file and
-    feeds the COPY; the rows keep the file's order. After a large import the table's statistics are
-    refreshed (``ANALYZE``), so the pipeline's queries over the new rows are planned for the table's new
-    size (docs/signatures.md, "Imports")."""
+    The rows are written by one streaming ``COPY``; ``progress`` is called every ``batch_size`` rows.
+    With ``processes`` (an executor of ``process_count`` processes: ``loom import-signatures``) rows are
+    validated there, in order, while this process reads and writes. A large import ends with ``ANALYZE``
+    (docs/signatures.md, "Imports")."""
     if target is None:
         target = await resolve_target(conn, petition, partner)
     records = _Records()
