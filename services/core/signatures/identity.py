@@ -180,8 +180,7 @@ def canonical_email(raw: str, *, fast: bool = True) -> str:
     case-insensitive and people type it in any case, so we do too. Plain ASCII addresses take a fast path
     with the same answer (``_fast_parts``; docs/signatures.md); ``fast=False`` never does (for the tests).
 
-    The result is idempotent (``canonical_email(canonical_email(x)) == canonical_email(x)``) and is a
-    valid address itself. Raises :class:`InvalidEmail` for anything else.
+    The result is idempotent and a valid address itself. Raises :class:`InvalidEmail` for anything else.
     """
     if raw.isascii():
         text = raw.strip().lower()  # NFKC leaves ASCII text as it is
