@@ -121,9 +121,6 @@ def create_admin(
     typer.echo("admin created" if created else "admin updated (already existed)")
 
 
-_CPUS = os.cpu_count() or 1
-
-
 @app.command("import-signatures")
 def import_signatures(
     file: Annotated[Path, typer.Argument(help="A UTF-8 CSV file with a header line.", show_default=False)],
@@ -141,10 +138,11 @@ def import_signatures(
     processes: Annotated[
         int,
         typer.Option(
-            help="Processes that validate rows while this one reads the file and writes (0: validate here).",
+            help="Processes that validate rows while this one reads the file and writes (0: validate here). "
+            "Worth it only with idle cores: on a busy machine the hand-over costs more than it saves.",
             min=0,
         ),
-    ] = _CPUS,
+    ] = 0,
 ) -> None:
     """Import signatures (paper, bulk) from a CSV file; columns name, country (required), email,
     postal_code, language, opt_in, source. Imported signatures are attested by the organisation that
