@@ -21,10 +21,13 @@
   the database's floor); timed until ``GET /v1/petitions/{slug}/count`` equals the SQL count of counted
   signatures with nothing left to deduplicate. Peak RSS: the worker's ``VmHWM``, the import command's
   ``ru_maxrss``. Goal: ≤ 60 s (ingestion + deduplication + count), every process ≤ 300 MB.
+- P3i: the import path alone, for the record: ``loom import-signatures`` of ``--p3-rows`` rows into a fresh
+  database (process start, parsing, validation, one streaming ``COPY``, ``ANALYZE``, commit) against one
+  ``COPY`` of the same rows normalised beforehand plus ``ANALYZE`` (the floor), no worker running.
 - P4: ``GET /v1/petitions/{slug}/count`` against ``GET /healthz`` (no I/O) of the same server, at
   ``--concurrency`` clients (``benchmarks.api.measure``). Goal: >= 0.9x.
 
-    python -m benchmarks.signatures [--only P1,P2,P3,P4] [--concurrency 50] [--seconds 5]
+    python -m benchmarks.signatures [--only P1,P2,P3,P3i,P4] [--concurrency 50] [--seconds 5]
                                     [--warmup 1] [--repeats 2] [--p2-batches 40] [--p2-concurrency 4]
                                     [--p3-rows 1000000] [--p3-ingest import|copy]
 
@@ -81,7 +84,7 @@ from services.core.signatures.store import PreparedSignature
 
 log = logging.getLogger("benchmarks.signatures")
 
-BENCHMARKS = ("P1", "P2", "P3", "P4")
+BENCHMARKS = ("P1", "P2", "P3", "P3I", "P4")
 RATE_LIMIT = "1000000/minute"
 COUNTRIES = ("BD", "IN", "PK", "LK", "KH", "ID", "VN", "CN", "MM", "NL", "DE", "GB", "FR", "BE", "TR")
 DOMAINS = ("gmail.com", "example.org", "yahoo.com", "outlook.com", "riseup.net", "example.net")
@@ -882,12 +885,46 @@ def p3(args: argparse.Namespace) -> Figure:
     return figure
 
 
+def p3i(args: argparse.Namespace) -> Figure:
+    """The import path alone: ``loom import-signatures`` of ``--p3-rows`` rows (process start, parsing,
+    validation, the COPY, ANALYZE, commit) against one COPY of the same rows normalised beforehand plus
+    ANALYZE (the database's floor), each into a fresh scratch database, no worker running."""
+    timings: dict[str, float] = {}
+    peak = 0.0
+    for mode in ("copy", "import"):
+        with scratch_database() as scratch, tempfile.TemporaryDirectory(prefix="loom-bench-") as tmp:
+            seeded = asyncio.run(_seed(scratch.database_url))
+            data = Path(tmp) / "signatures.csv"
+            if mode == "copy":
+                write_copy_csv(data, args.p3_rows, seeded.id("mass"))
+            else:
+                write_import_csv(data, args.p3_rows)
+            started = time.perf_counter()
+            if mode == "copy":
+                asyncio.run(_copy(scratch.database_url, data))
+            else:
+                peak = _import(scratch.env, data, seeded.slug("mass"))
+            timings[mode] = time.perf_counter() - started
+    rate = {mode: args.p3_rows / seconds for mode, seconds in timings.items()}
+    return Figure(
+        "P3i",
+        f"{args.p3_rows} signatures into a fresh database: `loom import-signatures` of a CSV against one "
+        "COPY of the rows normalised beforehand (+ ANALYZE both)",
+        f"{rate['copy']:.0f} rows/s ({timings['copy']:.1f} s; COPY + ANALYZE)",
+        f"{rate['import']:.0f} rows/s ({timings['import']:.1f} s, the command's start included); "
+        f"peak RSS {peak:.0f} MB",
+        rate["import"] / rate["copy"],
+        "none (the import's share of P3's 60 s; for the record)",
+        True,
+    )
+
+
 # --- the run ------------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated: P1,P2,P3,P4")
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated: P1,P2,P3,P3i,P4")
     parser.add_argument("--concurrency", type=int, default=50, help="P1, P4: concurrent clients")
     parser.add_argument("--seconds", type=float, default=5.0, help="P1, P4: timed load per round")
     parser.add_argument("--warmup", type=float, default=1.0, help="P1, P4: untimed load before each")
@@ -912,6 +949,9 @@ def main(argv: list[str] | None = None) -> None:
     figures: list[Figure] = []
     if any(name in selected for name in ("P1", "P2", "P4")):
         figures += serve_benchmarks(selected, args)
+    if "P3I" in selected:
+        figures.append(p3i(args))
+        print(figures[-1].show(), flush=True)
     if "P3" in selected:
         figures.append(p3(args))
         print(figures[-1].show(), flush=True)
