@@ -51,7 +51,7 @@ def _fold(text: str) -> str:
 
 
 def _name_key(name: str) -> str:
-    return re.sub(r"[\W_]+", " ", _fold(name)).strip() or _fold(name)
+    return (re.sub(r"[\W_]+", " ", _fold(name)).strip() or _fold(name))[:200]
 
 
 def upgrade() -> None:

@@ -25,6 +25,7 @@ from services.core.registry.errors import (
     CompanyNotFound,
     CompanyParentCycle,
     CompanySlugTaken,
+    CoordinatesIncomplete,
     FacilityNotFound,
     OsIdTaken,
     ParentCompanyNotFound,
@@ -235,12 +236,15 @@ async def get_facility(session: SessionDep, ref: FacilityRefParam) -> FacilityRe
     tags=["facilities"],
     summary="Change a facility",
     response_model=FacilityRead,
-    responses=problem_responses(*_AUTH, FacilityNotFound, OsIdTaken, ParentCompanyNotFound),
+    responses=problem_responses(
+        *_AUTH, FacilityNotFound, OsIdTaken, ParentCompanyNotFound, CoordinatesIncomplete
+    ),
 )
 async def update_facility(
     session: SessionDep, principal: FacilityWriter, ref: FacilityRefParam, body: FacilityUpdate
 ) -> FacilityRead:
-    """Only the fields sent change; `null` clears an optional one (`latitude` and `longitude` together)."""
+    """Only the fields sent change; `null` clears an optional one (`null` for `latitude` or `longitude`
+    clears both; a new one needs the other, sent or already there: else 422 `coordinates-incomplete`)."""
     return await service.update_facility(session, principal, ref, body)
 
 

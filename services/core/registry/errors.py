@@ -50,3 +50,9 @@ class TargetCompanyNotFound(LoomError):
     status = 422
     code = "target-company-not-found"
     title = "A company named among the targets does not exist"
+
+
+class CoordinatesIncomplete(LoomError):
+    status = 422
+    code = "coordinates-incomplete"
+    title = "A facility has both latitude and longitude, or neither"

@@ -24,6 +24,7 @@ OS_ID_PATTERN = (
 _OS_ID_RE = re.compile(r"[A-Z]{2}[0-9]{7}[0-9A-HJKMNP-TV-Z]{6}")
 LEI_PATTERN = r"^[0-9A-Za-z]{18}[0-9]{2}$"
 _LEI_RE = re.compile(r"[0-9A-Z]{18}[0-9]{2}")
+NAME_KEY_LENGTH = 200
 _SPACES = re.compile(r"\s+")
 _NOT_WORD = re.compile(r"[\W_]+")
 
@@ -86,8 +87,8 @@ def fold(text: str) -> str:
 
 def name_key(name: str) -> str:
     """What makes two names the same company's: folded, punctuation dropped (``H&M`` = ``h & m``)."""
-    key = _NOT_WORD.sub(" ", fold(name)).strip()
-    return key or fold(name)
+    key = _NOT_WORD.sub(" ", fold(name)).strip() or fold(name)
+    return key[:NAME_KEY_LENGTH]  # decomposition can lengthen a name: the key keeps to its column
 
 
 def search_text(*names: str | None) -> str:

@@ -225,8 +225,8 @@ class FacilityCreate(BaseModel):
 
 
 class FacilityUpdate(Patch):
-    """Fields to change; ``null`` clears the optional ones. ``latitude`` and ``longitude`` change together;
-    lists are replaced whole."""
+    """Fields to change; ``null`` clears the optional ones — ``null`` for ``latitude`` or ``longitude``
+    clears both; a new one needs the other, sent or already there. Lists are replaced whole."""
 
     NULLABLE = frozenset(
         {"native_name", "latitude", "longitude", "parent_company", "facility_type", "worker_band", "os_id"}
@@ -247,13 +247,6 @@ class FacilityUpdate(Patch):
     aliases: Aliases | None = None
     os_id: OsId | None = None
     source: SourceLabel | None = None
-
-    @model_validator(mode="after")
-    def _coordinates(self) -> FacilityUpdate:
-        sent = self.model_fields_set & {"latitude", "longitude"}
-        if sent:
-            _coordinates_together(self.latitude, self.longitude, set(sent))
-        return self
 
 
 class FacilityRead(BaseModel):

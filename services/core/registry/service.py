@@ -22,6 +22,7 @@ from services.core.registry.errors import (
     CompanyNotFound,
     CompanyParentCycle,
     CompanySlugTaken,
+    CoordinatesIncomplete,
     FacilityNotFound,
     OsIdTaken,
     ParentCompanyNotFound,
@@ -408,6 +409,7 @@ async def update_facility(
         parent_ref = changes.pop("parent_company")
         parent = None if parent_ref is None else await _parent(session, parent_ref)
         changes["parent_company_id"] = parent.id if parent else None
+    _coordinates(facility, changes)
     for name in ("processing_types", "product_types"):
         if name in changes:
             changes[name] = [_json(v) for v in changes[name]]
@@ -428,6 +430,19 @@ async def update_facility(
         changed["parent_company"] = changed.pop("parent_company_id")
     await _record(session, RecordType.facility, facility.id, changed, Source.of(principal, label))
     return (await _read_facilities(session, [facility]))[0]
+
+
+def _coordinates(facility: Facility, changes: dict[str, Any]) -> None:
+    """``null`` for either coordinate clears both; a new one needs the other, sent or already there."""
+    sent = {"latitude", "longitude"} & changes.keys()
+    if not sent:
+        return
+    if any(changes[name] is None for name in sent):
+        changes.update(latitude=None, longitude=None)
+        return
+    for name in {"latitude", "longitude"} - sent:
+        if getattr(facility, name) is None:
+            raise CoordinatesIncomplete("Send latitude and longitude together: the facility has neither.")
 
 
 async def facility_sources(
