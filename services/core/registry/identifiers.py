@@ -1,14 +1,7 @@
-"""Identifiers of the registry and the text keys names are compared and searched by.
-
-- The **LEI** (ISO 17442): 18 letters or digits and two check digits, valid when the whole, read with
-  letters as 10 to 35, is 1 modulo 97 (ISO 7064 MOD 97-10).
-- The **OS ID** of Open Supply Hub: a country code, the year and day of the year it was issued
-  (``YYYYDDD``), five Crockford base-32 characters and one check character — the Crockford symbol of the
-  sum of the country code's two character codes and the symbol values of the twelve characters after it,
-  modulo 32. Written with or without hyphens (``BD-2019189-N7D07-Y``); stored without.
-- Names: :func:`fold` (case and accents dropped, spaces collapsed) is what search compares;
-  :func:`name_key` (also punctuation dropped) is what makes two names the same company.
-"""
+"""Identifiers of the registry and the text keys names are compared and searched by: the LEI (ISO 17442,
+MOD 97-10 check digits), Open Supply Hub's OS ID (country, year and day, 5 Crockford base-32 characters and
+a check character), :func:`fold` (what search compares) and :func:`name_key` (what makes two names one
+company). The rules and where they come from: docs/registry.md."""
 
 from __future__ import annotations
 
