@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, text, true
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.db.unique import escape_like
@@ -65,6 +66,11 @@ async def companies_by_key(session: AsyncSession, keys: Iterable[str]) -> dict[s
     return {c.name_key: c for c in await session.scalars(select(Company).where(Company.name_key.in_(wanted)))}
 
 
+async def insert_company_if_absent(session: AsyncSession, **values: Any) -> None:
+    """A new company, unless one with its name key or slug exists (a concurrent request made it)."""
+    await session.execute(insert(Company).values(**values).on_conflict_do_nothing())
+
+
 async def list_companies(
     session: AsyncSession, filters: CompanyFilters, *, limit: int, offset: int
 ) -> tuple[Sequence[Company], int]:
@@ -114,16 +120,19 @@ async def ancestors(session: AsyncSession, company_id: uuid.UUID) -> list[uuid.U
 
 async def get_facility(
     session: AsyncSession, *, id: uuid.UUID | None = None, os_id: str | None = None, for_update: bool = False
-) -> Facility | None:
+) -> tuple[Facility, Company | None] | None:
+    """The facility and its parent company, in one query."""
+    query = select(Facility, Company).outerjoin(Company, Company.id == Facility.parent_company_id)
     if id is not None:
-        query = select(Facility).where(Facility.id == id)
+        query = query.where(Facility.id == id)
     elif os_id is not None:
-        query = select(Facility).where(Facility.os_id == os_id)
+        query = query.where(Facility.os_id == os_id)
     else:
         return None
     if for_update:
-        query = query.with_for_update()
-    return await session.scalar(query)
+        query = query.with_for_update(of=Facility)
+    row = (await session.execute(query)).first()
+    return None if row is None else (row[0], row[1])
 
 
 async def list_facilities(

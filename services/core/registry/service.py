@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.db.unique import free_slug, is_uuid, save_unique
@@ -300,10 +299,8 @@ async def _company_named(session: AsyncSession, principal: Principal, name: str,
         if attempt:
             slug = f"{slug[: SLUG_MAX_LENGTH - 9]}-{uuid.uuid4().hex[:8]}"
         company_id = uuid.uuid4()
-        await session.execute(
-            insert(Company)
-            .values(id=company_id, slug=slug, name=name, name_key=key, search_text=search_text(name))
-            .on_conflict_do_nothing()
+        await repository.insert_company_if_absent(
+            session, id=company_id, slug=slug, name=name, name_key=key, search_text=search_text(name)
         )
         company = (await repository.companies_by_key(session, [key])).get(key)
         if company is not None:
@@ -325,9 +322,13 @@ async def company_briefs(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dic
 # --- facilities -------------------------------------------------------------------------------------
 
 
-async def _read_facilities(session: AsyncSession, facilities: Sequence[Facility]) -> list[FacilityRead]:
-    ids = [f.parent_company_id for f in facilities if f.parent_company_id]
-    companies = await repository.companies_by_id(session, ids)
+async def _read_facilities(
+    session: AsyncSession, facilities: Sequence[Facility], companies: dict[uuid.UUID, Company] | None = None
+) -> list[FacilityRead]:
+    """Responses for these facilities; their parent companies are read unless given."""
+    if companies is None:
+        ids = [f.parent_company_id for f in facilities if f.parent_company_id]
+        companies = await repository.companies_by_id(session, ids)
     return [
         FacilityRead(
             id=f.id,
@@ -354,16 +355,19 @@ async def _read_facilities(session: AsyncSession, facilities: Sequence[Facility]
     ]
 
 
-async def _facility(session: AsyncSession, ref: str, *, for_update: bool = False) -> Facility:
-    """By id, or by OS ID (with or without hyphens)."""
-    facility = None
+async def _facility(
+    session: AsyncSession, ref: str, *, for_update: bool = False
+) -> tuple[Facility, dict[uuid.UUID, Company]]:
+    """By id, or by OS ID (with or without hyphens); with its parent company by id (if it has one)."""
+    found = None
     if len(ref) >= 32 and is_uuid(ref):
-        facility = await repository.get_facility(session, id=uuid.UUID(ref), for_update=for_update)
+        found = await repository.get_facility(session, id=uuid.UUID(ref), for_update=for_update)
     elif is_os_id(ref):
-        facility = await repository.get_facility(session, os_id=normalise_os_id(ref), for_update=for_update)
-    if facility is None:
+        found = await repository.get_facility(session, os_id=normalise_os_id(ref), for_update=for_update)
+    if found is None:
         raise FacilityNotFound(f"No facility {ref!r}.")
-    return facility
+    facility, parent = found
+    return facility, {parent.id: parent} if parent is not None else {}
 
 
 async def list_facilities(
@@ -374,7 +378,8 @@ async def list_facilities(
 
 
 async def get_facility(session: AsyncSession, ref: str) -> FacilityRead:
-    return (await _read_facilities(session, [await _facility(session, ref)]))[0]
+    facility, companies = await _facility(session, ref)
+    return (await _read_facilities(session, [facility], companies))[0]
 
 
 def _facility_search_text(name: str, native_name: str | None, aliases: Sequence[str]) -> str:
@@ -404,7 +409,7 @@ async def update_facility(
     """Only the fields sent change; the source of each changed value is kept."""
     changes = patch.changes()
     label = changes.pop("source", None)
-    facility = await _facility(session, ref, for_update=True)
+    facility, _ = await _facility(session, ref, for_update=True)
     if "parent_company" in changes:
         parent_ref = changes.pop("parent_company")
         parent = None if parent_ref is None else await _parent(session, parent_ref)
@@ -455,5 +460,5 @@ async def facility_sources(
     offset: int,
 ) -> FieldSourcePage:
     policy.ensure_sees_provenance(principal)
-    facility = await _facility(session, ref)
+    facility, _ = await _facility(session, ref)
     return await _sources(session, RecordType.facility, facility.id, field, limit=limit, offset=offset)
