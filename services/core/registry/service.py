@@ -252,10 +252,10 @@ async def company_sources(
 ) -> FieldSourcePage:
     policy.ensure_sees_provenance(principal)
     company = await _company(session, ref)
-    return await _sources(session, RecordType.company, company.id, field, limit=limit, offset=offset)
+    return await list_sources(session, RecordType.company, company.id, field, limit=limit, offset=offset)
 
 
-async def _sources(
+async def list_sources(
     session: AsyncSession,
     record_type: RecordType,
     record_id: uuid.UUID,
@@ -264,6 +264,7 @@ async def _sources(
     limit: int,
     offset: int,
 ) -> FieldSourcePage:
+    """A record's field sources, newest first (callers check who may see them)."""
     items, total = await repository.list_sources(
         session, record_type, record_id, field=field, limit=limit, offset=offset
     )
@@ -386,7 +387,11 @@ def _facility_search_text(name: str, native_name: str | None, aliases: Sequence[
     return search_text(name, native_name, *aliases)
 
 
-async def create_facility(session: AsyncSession, principal: Principal, data: FacilityCreate) -> FacilityRead:
+async def create_facility(
+    session: AsyncSession, principal: Principal | None, data: FacilityCreate, *, source: Source | None = None
+) -> FacilityRead:
+    """A new facility; its values' source is the caller and the body's label, or ``source`` when given
+    (the worker's, from a disclosure)."""
     parent = await _parent(session, data.parent_company) if data.parent_company is not None else None
     fields = data.model_dump(mode="json", exclude={"source", "parent_company"})
     facility = Facility(
@@ -399,14 +404,21 @@ async def create_facility(session: AsyncSession, principal: Principal, data: Fac
     values = {k: v for k, v in fields.items() if k in data.model_fields_set or k == "name"}
     if parent is not None:
         values["parent_company"] = parent.id
-    await _record(session, RecordType.facility, facility.id, values, Source.of(principal, data.source))
+    source = source or Source.of(principal, data.source)
+    await _record(session, RecordType.facility, facility.id, values, source)
     return (await _read_facilities(session, [facility]))[0]
 
 
 async def update_facility(
-    session: AsyncSession, principal: Principal, ref: str, patch: FacilityUpdate
+    session: AsyncSession,
+    principal: Principal | None,
+    ref: str,
+    patch: FacilityUpdate,
+    *,
+    source: Source | None = None,
 ) -> FacilityRead:
-    """Only the fields sent change; the source of each changed value is kept."""
+    """Only the fields sent change; the source of each changed value (the caller's, or ``source``) is
+    kept."""
     changes = patch.changes()
     label = changes.pop("source", None)
     facility, _ = await _facility(session, ref, for_update=True)
@@ -433,7 +445,7 @@ async def update_facility(
     await save_unique(session, facility, _FACILITY_ERRORS, apply)
     if "parent_company_id" in changed:
         changed["parent_company"] = changed.pop("parent_company_id")
-    await _record(session, RecordType.facility, facility.id, changed, Source.of(principal, label))
+    await _record(session, RecordType.facility, facility.id, changed, source or Source.of(principal, label))
     return (await _read_facilities(session, [facility]))[0]
 
 
@@ -461,4 +473,4 @@ async def facility_sources(
 ) -> FieldSourcePage:
     policy.ensure_sees_provenance(principal)
     facility, _ = await _facility(session, ref)
-    return await _sources(session, RecordType.facility, facility.id, field, limit=limit, offset=offset)
+    return await list_sources(session, RecordType.facility, facility.id, field, limit=limit, offset=offset)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.core.registry import service
 from services.core.registry.identifiers import os_id_check_character
+from services.core.registry.models import RecordType
+from services.core.registry.schemas import FacilityCreate, FacilityUpdate
 from services.core.users.models import Role
 from tests.api.network.helpers import HeadersFor, assert_problem
 from tests.factories import make_organisation
@@ -175,3 +179,20 @@ async def test_partners_write_facilities_not_companies(
         await client.post("/v1/facilities", json={"name": "F", "country": "BD"}, headers=case_worker), 403
     )
     assert_problem(await client.post("/v1/facilities", json={"name": "F", "country": "BD"}), 401)
+
+
+async def test_a_disclosure_can_be_the_source(db: AsyncSession) -> None:
+    """What the worker will do with supplier lists (issue 11 §3): values sourced from a disclosure."""
+    disclosure = uuid.uuid4()
+    source = service.Source(disclosure_id=disclosure, label="Brand list 2026-11")
+    created = await service.create_facility(
+        db, None, FacilityCreate(name="Listed", country="KH", worker_band="1-1000"), source=source
+    )
+    await service.update_facility(db, None, str(created.id), FacilityUpdate(closed=True), source=source)
+    page = await service.list_sources(db, RecordType.facility, created.id, None, limit=10, offset=0)
+    assert {(s.field, s.disclosure_id, s.user_id, s.api_key_id) for s in page.items} == {
+        ("closed", disclosure, None, None),
+        ("name", disclosure, None, None),
+        ("country", disclosure, None, None),
+        ("worker_band", disclosure, None, None),
+    }
