@@ -209,7 +209,7 @@ async def _ensure_no_cycle(session: AsyncSession, company: Company, parent: Comp
 
 
 async def update_company(
-    session: AsyncSession, principal: Principal, ref: Ref, patch: CompanyUpdate
+    session: AsyncSession, principal: Principal | None, ref: Ref, patch: CompanyUpdate
 ) -> CompanyRead:
     """Only the fields sent change; the source of each changed value is kept."""
     changes = patch.changes()
