@@ -39,7 +39,7 @@ from services.api.webhook_endpoints.endpoints import router as webhook_endpoints
 from services.core import jsonbody
 from services.core.addresses import database_address, redis_address
 from services.core.config import Settings, get_settings
-from services.core.db.engine import create_engine, create_sessionmaker
+from services.core.db.engine import create_driver_pool, create_engine, create_sessionmaker
 from services.core.jobs import JobQueue
 from services.core.logging import configure_logging
 from services.core.signatures.counts import CountMemo
@@ -150,12 +150,9 @@ def create_app(
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.queue = JobQueue.lazy(r_url)
         app.state.login_limiter = RateLimiter.from_url(r_url, settings.login_rate_limit, namespace="login")
-        # Public signing: its own pool, no ping on checkout, autocommit (one statement, one round trip).
-        signing_engine = create_engine(
-            settings, db_url, pre_ping=False, application_name="loom-signing"
-        ).execution_options(isolation_level="AUTOCOMMIT")
-        app.state.signing_engine = signing_engine
-        app.state.signing_connect = signing_engine.connect
+        # Public signing: a plain asyncpg pool of its own (autocommit: one statement, one round trip).
+        signing_pool = await create_driver_pool(settings, db_url, application_name="loom-signing")
+        app.state.signing_connect = signing_pool.acquire
         app.state.signing_limits = SigningLimits.from_settings(settings, r_url)
         app.state.cache = Redis.from_url(r_url, socket_connect_timeout=1, socket_timeout=1)
         app.state.count_memo = CountMemo(ttl=settings.count_memo_seconds)
@@ -164,7 +161,7 @@ def create_app(
         finally:
             await app.state.cache.aclose()
             await app.state.signing_limits.close()
-            await signing_engine.dispose()
+            await signing_pool.close()
             await app.state.login_limiter.close()
             await app.state.queue.close()
             await engine.dispose()
