@@ -17,16 +17,16 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from services.api import problems
 from services.api.auth.endpoints import router as auth_router
-from services.api.bodylimit import ALLOWANCE, BodyLimitMiddleware
+from services.api.bodylimit import ALLOWANCE
 from services.api.campaigns.endpoints import router as campaigns_router
-from services.api.headers import SecurityHeaders
 from services.api.integrations.endpoints import router as integrations_router
 from services.api.mail.endpoints import router as mail_router
 from services.api.mail.pages import router as mail_pages_router
-from services.api.middleware import REQUEST_ID_HEADER, install_middleware
+from services.api.middleware import REQUEST_ID_HEADER, Edge
 from services.api.network.endpoints import router as network_router
 from services.api.ops.endpoints import router as ops_router
-from services.api.routing import AllowedMethods
+from services.api.ops.metrics import Metrics
+from services.api.routing import AllowedMethods, HotRoutes
 from services.api.signatures.endpoints import router as signatures_router
 from services.api.signatures.imports import router as signature_imports_router
 from services.api.signatures.privacy import router as privacy_router
@@ -110,14 +110,31 @@ TAGS = [
 ]
 
 
+# The public hot paths, dispatched ahead of the router (services.api.routing.HotRoutes).
+HOT_ROUTES = (
+    ("POST", "/v1/petitions/{petition}/signatures"),
+    ("GET", "/v1/petitions/{petition}/count"),
+)
+
+
 class LoomAPI(FastAPI):
-    """FastAPI with the security headers outside everything else, so that even the 500 answer to an
-    unhandled error (made by Starlette's outermost middleware) has them."""
+    """FastAPI with one edge layer outside everything else — request id, body limit, security headers,
+    access log and metrics (``services.api.middleware.Edge``), so that even the 500 answer to an unhandled
+    error (made by Starlette's outermost middleware) has them — and the hot routes dispatched in front of
+    the router, inside the exception handlers (problem details)."""
 
     def build_middleware_stack(self) -> ASGIApp:
         settings: Settings = self.state.settings
-        return SecurityHeaders(
-            super().build_middleware_stack(), hsts=settings.public_url.startswith("https://")
+        stack = super().build_middleware_stack()
+        layer: Any = stack
+        while getattr(layer, "app", None) is not self.router:  # the innermost middleware: the router's
+            layer = layer.app
+        layer.app = HotRoutes(self.router, HOT_ROUTES)
+        return Edge(
+            stack,
+            metrics=self.state.metrics,
+            max_body_bytes=settings.max_body_bytes,
+            hsts=settings.public_url.startswith("https://"),
         )
 
 
@@ -183,10 +200,10 @@ def create_app(
             allow_headers=["*"],
             expose_headers=[REQUEST_ID_HEADER],
         )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    install_middleware(app)  # request ids, access log, metrics: outside the other middleware
+    app.state.metrics = Metrics()  # counted by the edge layer, served by GET /metrics
     if settings.trusted_proxies:
-        # Outermost: the client address every part of the app sees (services.api.deps.client_address).
+        # Outside the other middleware: the client address every part of the app sees
+        # (services.api.deps.client_address).
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     problems.install_problem_handlers(app)
     app.include_router(ops_router)
