@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
+from fastapi.telemetry import TelemetryConfig
 from redis.asyncio import Redis
 from starlette.types import ASGIApp
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -117,6 +118,9 @@ HOT_ROUTES = (
 )
 
 
+TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
+
 class LoomAPI(FastAPI):
     """FastAPI with one edge layer outside everything else — request id, body limit, security headers,
     access log and metrics (``services.api.middleware.Edge``), so that even the 500 answer to an unhandled
@@ -190,6 +194,7 @@ def create_app(
         openapi_tags=TAGS,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        telemetry=None if settings.opentelemetry else TELEMETRY_OFF,
     )
     app.state.settings = settings
     if settings.cors_origins:

@@ -12,9 +12,9 @@ docs/security.md, "Logs".
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -73,7 +73,7 @@ class Edge:
         if given and valid_request_id(given):
             request_id = given
         else:
-            request_id = uuid.uuid4().hex
+            request_id = os.urandom(16).hex()  # 32 hex digits, as a uuid4's hex (minus the object)
             if given:
                 request_log.warning("Generated new request ID (%s): the given one is not valid", request_id)
             MutableHeaders(scope=scope)[REQUEST_ID_HEADER] = request_id  # what the app reads is the id
