@@ -88,7 +88,7 @@ class LoomRequest(Request):
 def _refuse_nul(request: Request, query_names: frozenset[str]) -> None:
     errors = [
         _nul_error(("query", name))
-        for name, value in request.query_params.multi_items()
+        for name, value in (request.query_params.multi_items() if request.scope["query_string"] else ())
         if name in query_names and "\x00" in value
     ]
     errors += [
@@ -198,6 +198,8 @@ class DeclaredQuery:
         return cls(frozenset(names), frozenset(lists))
 
     def check(self, request: Request) -> None:
+        if not request.scope["query_string"]:  # nothing to check (most requests): no parsing
+            return
         given = Counter(name for name, _ in request.query_params.multi_items())
         errors: list[dict[str, Any]] = []
         for name, times in given.items():
