@@ -44,6 +44,8 @@ async def create_driver_pool(settings: Settings, database_url: str, *, applicati
         min_size=1,
         max_size=size,
         reset=_keep,
+        # Kept open, not closed after 5 idle minutes: no timer to arm and cancel per checkout.
+        max_inactive_connection_lifetime=0,
         server_settings={"application_name": application_name},
     )
     return pool
