@@ -121,9 +121,20 @@ class FixedWindowLimits:
 
     def __init__(self, pool: ConnectionPool, rates: dict[str, str], *, unavailable_for: float = 5.0) -> None:
         self._pool = pool
-        # Per namespace (in order), its windows; an empty rate turns that limit off.
-        self._items = {
-            namespace: parse_rate(rate) if rate.strip() else [] for namespace, rate in rates.items()
+        # Per namespace (in order), each window's counter key around the identifier's digest — the key
+        # ``item.key_for(f"{namespace}:{digest}")`` of the limits library, worked out once — with its
+        # expiry and limit. An empty rate turns that limit off.
+        self._windows: dict[str, list[tuple[str, str, int, int]]] = {
+            namespace: [
+                (
+                    f"{KEY_PREFIX}:{item.namespace}/{namespace}:",
+                    f"/{item.amount}/{item.multiples}/{item.GRANULARITY.name}",
+                    item.get_expiry(),
+                    item.amount,
+                )
+                for item in (parse_rate(rate) if rate.strip() else [])
+            ]
+            for namespace, rate in rates.items()
         }
         self._unavailable_for = unavailable_for
         self._down_until = 0.0
@@ -137,14 +148,14 @@ class FixedWindowLimits:
     def _counters(self, identifiers: dict[str, str | None]) -> tuple[list[str], list[int]]:
         keys: list[str] = []
         args: list[int] = []
-        for namespace, items in self._items.items():
+        for namespace, windows in self._windows.items():
             identifier = identifiers.get(namespace)
-            if identifier is None or not items:
+            if identifier is None or not windows:
                 continue
             digest = hashlib.sha256(identifier.encode()).hexdigest()[:40]
-            for item in items:
-                keys.append(f"{KEY_PREFIX}:{item.key_for(f'{namespace}:{digest}')}")
-                args += [item.get_expiry(), item.amount]
+            for before, after, expiry, amount in windows:
+                keys.append(before + digest + after)
+                args += [expiry, amount]
         return keys, args
 
     async def hit(self, identifiers: dict[str, str | None]) -> None:
