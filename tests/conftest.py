@@ -10,6 +10,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -24,6 +25,7 @@ from services.core.config import PROJECT_ROOT, Settings
 from services.core.db import migrate
 from services.core.db.engine import async_url, create_engine
 from services.core.embedded import EmbeddedPostgres, EmbeddedRedis
+from tests.factories import driver_connection
 from tests.smtp_server import SmtpServer
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
@@ -162,8 +164,8 @@ async def client(
     signing endpoint's one statement too)."""
 
     @contextlib.asynccontextmanager
-    async def signing_connection() -> AsyncIterator[AsyncConnection]:
-        yield connection
+    async def signing_connection() -> AsyncIterator[Any]:
+        yield await driver_connection(connection)
 
     real = app.state.sessionmaker, app.state.signing_connect
     app.state.sessionmaker = sessionmaker

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.core.campaigns.models import Campaign, CampaignStatus, Petition, PetitionConsentVersion
 from services.core.config import Settings
@@ -188,3 +190,12 @@ async def drop_petition(session: AsyncSession, petition_id: uuid.UUID) -> None:
         text("DELETE FROM petitions WHERE id = :p RETURNING campaign_id"), params
     )
     await session.execute(text("DELETE FROM campaigns WHERE id = :c"), {"c": campaign_id})
+
+
+async def driver_connection(connection: AsyncConnection) -> Any:
+    """The asyncpg connection under ``connection``, inside its transaction (begun by a first statement):
+    what the signing pool would hand out, for statements the test rolls back."""
+    raw = (await connection.get_raw_connection()).driver_connection
+    if not raw.is_in_transaction():  # type: ignore[union-attr]
+        await connection.execute(text("SELECT 1"))
+    return raw

@@ -11,23 +11,24 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
+from fastapi.telemetry import TelemetryConfig
 from redis.asyncio import Redis
 from starlette.types import ASGIApp
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from services.api import problems
 from services.api.auth.endpoints import router as auth_router
-from services.api.bodylimit import ALLOWANCE, BodyLimitMiddleware
+from services.api.bodylimit import ALLOWANCE
 from services.api.campaigns.endpoints import router as campaigns_router
-from services.api.headers import SecurityHeaders
 from services.api.integrations.endpoints import router as integrations_router
 from services.api.mail.endpoints import router as mail_router
 from services.api.mail.pages import router as mail_pages_router
-from services.api.middleware import REQUEST_ID_HEADER, install_middleware
+from services.api.middleware import REQUEST_ID_HEADER, Edge
 from services.api.network.endpoints import router as network_router
 from services.api.ops.endpoints import router as ops_router
+from services.api.ops.metrics import Metrics
 from services.api.registry.endpoints import router as registry_router
-from services.api.routing import AllowedMethods
+from services.api.routing import AllowedMethods, HotRoutes
 from services.api.signatures.endpoints import router as signatures_router
 from services.api.signatures.imports import router as signature_imports_router
 from services.api.signatures.privacy import router as privacy_router
@@ -40,7 +41,7 @@ from services.api.webhook_endpoints.endpoints import router as webhook_endpoints
 from services.core import jsonbody
 from services.core.addresses import database_address, redis_address
 from services.core.config import Settings, get_settings
-from services.core.db.engine import create_engine, create_sessionmaker
+from services.core.db.engine import create_driver_pool, create_engine, create_sessionmaker
 from services.core.jobs import JobQueue
 from services.core.logging import configure_logging
 from services.core.signatures.counts import CountMemo
@@ -121,14 +122,34 @@ TAGS = [
 ]
 
 
+# The public hot paths, dispatched ahead of the router (services.api.routing.HotRoutes).
+HOT_ROUTES = (
+    ("POST", "/v1/petitions/{petition}/signatures"),
+    ("GET", "/v1/petitions/{petition}/count"),
+)
+
+
+TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
+
 class LoomAPI(FastAPI):
-    """FastAPI with the security headers outside everything else, so that even the 500 answer to an
-    unhandled error (made by Starlette's outermost middleware) has them."""
+    """FastAPI with one edge layer outside everything else — request id, body limit, security headers,
+    access log and metrics (``services.api.middleware.Edge``), so that even the 500 answer to an unhandled
+    error (made by Starlette's outermost middleware) has them — and the hot routes dispatched in front of
+    the router, inside the exception handlers (problem details)."""
 
     def build_middleware_stack(self) -> ASGIApp:
         settings: Settings = self.state.settings
-        return SecurityHeaders(
-            super().build_middleware_stack(), hsts=settings.public_url.startswith("https://")
+        stack = super().build_middleware_stack()
+        layer: Any = stack
+        while getattr(layer, "app", None) is not self.router:  # the innermost middleware: the router's
+            layer = layer.app
+        layer.app = HotRoutes(self.router, HOT_ROUTES)
+        return Edge(
+            stack,
+            metrics=self.state.metrics,
+            max_body_bytes=settings.max_body_bytes,
+            hsts=settings.public_url.startswith("https://"),
         )
 
 
@@ -161,12 +182,9 @@ def create_app(
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.queue = JobQueue.lazy(r_url)
         app.state.login_limiter = RateLimiter.from_url(r_url, settings.login_rate_limit, namespace="login")
-        # Public signing: its own pool, no ping on checkout, autocommit (one statement, one round trip).
-        signing_engine = create_engine(
-            settings, db_url, pre_ping=False, application_name="loom-signing"
-        ).execution_options(isolation_level="AUTOCOMMIT")
-        app.state.signing_engine = signing_engine
-        app.state.signing_connect = signing_engine.connect
+        # Public signing: a plain asyncpg pool of its own (autocommit: one statement, one round trip).
+        signing_pool = await create_driver_pool(settings, db_url, application_name="loom-signing")
+        app.state.signing_connect = signing_pool.acquire
         app.state.signing_limits = SigningLimits.from_settings(settings, r_url)
         app.state.cache = Redis.from_url(r_url, socket_connect_timeout=1, socket_timeout=1)
         app.state.count_memo = CountMemo(ttl=settings.count_memo_seconds)
@@ -175,7 +193,7 @@ def create_app(
         finally:
             await app.state.cache.aclose()
             await app.state.signing_limits.close()
-            await signing_engine.dispose()
+            await signing_pool.close()
             await app.state.login_limiter.close()
             await app.state.queue.close()
             await engine.dispose()
@@ -187,6 +205,7 @@ def create_app(
         openapi_tags=TAGS,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        telemetry=None if settings.opentelemetry else TELEMETRY_OFF,
     )
     app.state.settings = settings
     if settings.cors_origins:
@@ -197,10 +216,10 @@ def create_app(
             allow_headers=["*"],
             expose_headers=[REQUEST_ID_HEADER],
         )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    install_middleware(app)  # request ids, access log, metrics: outside the other middleware
+    app.state.metrics = Metrics()  # counted by the edge layer, served by GET /metrics
     if settings.trusted_proxies:
-        # Outermost: the client address every part of the app sees (services.api.deps.client_address).
+        # Outside the other middleware: the client address every part of the app sees
+        # (services.api.deps.client_address).
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     problems.install_problem_handlers(app)
     app.include_router(ops_router)

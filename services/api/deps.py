@@ -12,10 +12,11 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.config import Settings
 from services.core.errors import Forbidden, Unauthenticated
@@ -90,13 +91,16 @@ LoginLimiterDep = Annotated[RateLimiter, Depends(get_login_limiter)]
 # One dependency per endpoint, not one per resource: each dependency costs a few microseconds per request,
 # which the public count (thousands of requests a second) would feel.
 
-SigningConnect = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
+SigningConnect = Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
+
+# What a pooled connection that died (a restarted server, a dropped socket) raises on its next statement.
+CONNECTION_LOST = (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, ConnectionError)
 
 
 @dataclass(frozen=True, slots=True)
 class Signing:
-    """What public signing uses: the settings, the rate limits, a connection of the signing engine
-    (autocommit, its own pool: ``async with connect() as c``) and the client's address."""
+    """What public signing uses: the settings, the rate limits, a plain asyncpg connection of the signing
+    pool (autocommit: ``async with connect() as c``) and the client's address (:func:`client_address`)."""
 
     settings: Settings
     limits: SigningLimits
@@ -106,7 +110,13 @@ class Signing:
 
 async def signing(request: Request) -> Signing:
     state = request.app.state
-    return Signing(state.settings, state.signing_limits, state.signing_connect, await client_address(request))
+    client = request.scope.get("client")
+    return Signing(
+        state.settings,
+        state.signing_limits,
+        state.signing_connect,
+        client[0] if client else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,5 @@
-"""Security headers, set in one place: the outermost ASGI layer, so every response has them (errors, 404s,
-405s and 500s included).
+"""Security headers, set in one place: the outermost ASGI layer (``services.api.middleware.Edge``), so
+every response has them (errors, 404s, 405s and 500s included).
 
 ``nosniff`` and HSTS (``https:`` public URL) everywhere; a route's own headers (``dependencies=[NoStore]``,
 :func:`html_page`) on every answer of that route. docs/security.md, "Security headers".
@@ -14,8 +14,6 @@ from typing import Any
 
 from fastapi import Depends
 from fastapi.dependencies.models import Dependant
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HSTS = "max-age=31536000; includeSubDomains"
 
@@ -77,27 +75,6 @@ def declared_headers(dependant: Dependant) -> dict[str, str]:
     return headers
 
 
-class SecurityHeaders:
-    """Sets the security headers on every HTTP response (see the module's docstring)."""
-
-    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
-        self.app = app
-        self.always = {"X-Content-Type-Options": "nosniff"} | (
-            {"Strict-Transport-Security": HSTS} if hsts else {}
-        )
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                # The route is in the scope once routing found it (404s have none).
-                declared: Mapping[str, str] = getattr(scope.get("route"), "response_headers", None) or {}
-                for name, value in (*declared.items(), *self.always.items()):
-                    headers[name] = value
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+def security_headers(*, hsts: bool) -> dict[str, str]:
+    """The headers every HTTP response has (set by the edge layer, ``services.api.middleware.Edge``)."""
+    return {"X-Content-Type-Options": "nosniff"} | ({"Strict-Transport-Security": HSTS} if hsts else {})

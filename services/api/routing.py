@@ -18,12 +18,13 @@ from typing import Any, Union, get_args, get_origin
 from fastapi import APIRouter, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Match
+from starlette.types import Receive, Scope, Send
 
 from services.api.deps import request_session
 from services.api.headers import declared_headers
@@ -87,7 +88,7 @@ class LoomRequest(Request):
 def _refuse_nul(request: Request, query_names: frozenset[str]) -> None:
     errors = [
         _nul_error(("query", name))
-        for name, value in request.query_params.multi_items()
+        for name, value in (request.query_params.multi_items() if request.scope["query_string"] else ())
         if name in query_names and "\x00" in value
     ]
     errors += [
@@ -197,6 +198,8 @@ class DeclaredQuery:
         return cls(frozenset(names), frozenset(lists))
 
     def check(self, request: Request) -> None:
+        if not request.scope["query_string"]:  # nothing to check (most requests): no parsing
+            return
         given = Counter(name for name, _ in request.query_params.multi_items())
         errors: list[dict[str, Any]] = []
         for name, times in given.items():
@@ -234,3 +237,41 @@ class AllowedMethods:
 
     def header(self, path: str) -> str:
         return ", ".join(sorted(self.for_path(path)))
+
+
+class HotRoutes:
+    """In front of the router: a request for one of a few hot routes (public signing, the public count)
+    goes straight to that route, without matching the path against every route of the app first. The
+    route itself is the one the router would have chosen — same validation, dependencies, problem details
+    and response model, and the same OpenAPI operation — so only the search for it is skipped; anything
+    else (another method on a hot path included) goes to the router as before."""
+
+    def __init__(self, router: APIRouter, hot: Sequence[tuple[str, str]]) -> None:
+        self.router = router
+        wanted = set(hot)
+        self._hot: list[tuple[str, RouteContext]] = []
+        for context in iter_route_contexts(router.routes):
+            route = context.original_route
+            if not isinstance(route, APIRoute):
+                continue
+            for method in route.methods or ():
+                if (method, route.path_format) in wanted:
+                    wanted.discard((method, route.path_format))
+                    self._hot.append((method, context))
+        if wanted:
+            raise LookupError(f"no route for the hot paths {sorted(wanted)}")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            method = scope["method"]
+            for hot_method, context in self._hot:
+                if method != hot_method:
+                    continue
+                match, child_scope = context.matches(scope)
+                if match is Match.FULL:
+                    scope.setdefault("router", self.router)
+                    scope.update(child_scope)
+                    scope["route"] = context.original_route
+                    await context.app(scope, receive, send)  # the route's app, as resolved by inclusion
+                    return
+        await self.router(scope, receive, send)

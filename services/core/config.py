@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = []
     # When set, GET /metrics needs "Authorization: Bearer <this token>".
     metrics_token: SecretStr | None = None
+    # FastAPI's built-in OpenTelemetry (traces, metrics, logs through the globally configured providers).
+    # Off by default: Loom's own metrics are Prometheus (GET /metrics), and with it on, every request asks
+    # whether a provider is configured (about 5 % of a cached public read's time).
+    opentelemetry: bool = False
 
     log_level: str = "INFO"
     log_json: bool = True

@@ -51,6 +51,8 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        # The labelled series of each (method, route, status), looked up once rather than per request.
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.in_progress = Gauge(
             "loom_http_requests_in_progress", "HTTP requests being answered.", registry=self.registry
         )
@@ -88,8 +90,13 @@ class Metrics:
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         method = method if method in METHODS else "OTHER"
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route, str(status)).observe(seconds)
+        key = (method, route, status)
+        series = self._series.get(key)
+        if series is None:  # a bounded set: methods x route templates x statuses
+            labels = (method, route, str(status))
+            series = self._series[key] = (self.requests.labels(*labels), self.latency.labels(*labels))
+        series[0].inc()
+        series[1].observe(seconds)
 
     async def refresh(self, state: Any) -> None:
         """Read the gauges' sources concurrently, each bounded; a failed read sets its gauges to NaN."""

@@ -12,9 +12,16 @@ import time
 from typing import Annotated
 
 from fastapi import Path, Query, Response, status
-from sqlalchemy.exc import DBAPIError
 
-from services.api.deps import CacheDep, PublicCounts, PublicCountsDep, SessionDep, SettingsDep, SigningDep
+from services.api.deps import (
+    CONNECTION_LOST,
+    CacheDep,
+    PublicCounts,
+    PublicCountsDep,
+    SessionDep,
+    SettingsDep,
+    SigningDep,
+)
 from services.api.problems import problem_responses
 from services.api.routing import router as make_router
 from services.core.campaigns.errors import PetitionClosed, PetitionNotFound
@@ -64,24 +71,23 @@ async def sign_petition(
     with an email, a confirmation email follows (double opt-in). The client's address is never stored,
     only a keyed hash of it. Too many signatures from one address, one email domain or on one petition in
     a short time get 429 with `Retry-After`."""
-    settings, limits, address = use.settings, use.limits, use.address
-    address_hash = signing.ip_hash(settings, address)
-    if address_hash is not None:
-        await limits.ip.hit(address_hash)
+    address_hash = signing.ip_hash(use.settings, use.address)
     row = PreparedSignature.of(body)
-    if row.email_canonical:
-        await limits.email_domain.hit(email_domain(row.email_canonical))
-    await limits.petition.hit(petition.text)
+    await use.limits.hit(
+        address_hash=address_hash,
+        email_domain=email_domain(row.email_canonical) if row.email_canonical else None,
+        petition=petition.text,
+    )
     answer = _PENDING if body.email else _RECEIVED
     if not body.website:  # a filled-in honeypot is a bot: answer as usual, store nothing
         for attempt in (1, 2):
             try:
                 async with use.connect() as connection:
-                    await signing.sign(connection, settings, petition, row, ip_address=address)
+                    await signing.sign(connection, petition, row, ip_address_hash=address_hash)
                 break
-            except DBAPIError as exc:
+            except CONNECTION_LOST:
                 # A connection that died in the pool: try once more on a fresh one.
-                if attempt == 2 or not exc.connection_invalidated:
+                if attempt == 2:
                     raise
     return Response(answer, status_code=status.HTTP_202_ACCEPTED, media_type="application/json")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -17,6 +18,37 @@ def async_url(url: str) -> str:
     """Accept ``postgres://``/``postgresql://`` URLs and point them at the asyncpg driver."""
     parsed = make_url(url.replace("postgres://", "postgresql://", 1))
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def driver_dsn(url: str) -> str:
+    """The same database as a plain asyncpg DSN (``postgresql://…``)."""
+    parsed = make_url(async_url(url)).set(drivername="postgresql")
+    return parsed.render_as_string(hide_password=False)
+
+
+async def _keep(connection: asyncpg.Connection) -> None:
+    """Pool reset for connections that only ever run single autocommit statements: nothing to undo, so
+    no round trip (asyncpg's default reset costs one per checkout); a connection left inside a
+    transaction (never expected) is reset the usual way."""
+    if connection.is_in_transaction():
+        await connection.reset()
+
+
+async def create_driver_pool(settings: Settings, database_url: str, *, application_name: str) -> asyncpg.Pool:
+    """A plain asyncpg pool for a hot path of single autocommit statements (public signing): no ORM, no
+    SQLAlchemy pool checkout, and connections kept open up to ``LOOM_DB_POOL_SIZE`` +
+    ``LOOM_DB_MAX_OVERFLOW`` (none opened and closed per request under a burst)."""
+    size = settings.db_pool_size + settings.db_max_overflow
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        driver_dsn(database_url),
+        min_size=1,
+        max_size=size,
+        reset=_keep,
+        # Kept open, not closed after 5 idle minutes: no timer to arm and cancel per checkout.
+        max_inactive_connection_lifetime=0,
+        server_settings={"application_name": application_name},
+    )
+    return pool
 
 
 def create_engine(

@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import NoReturn
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.core.campaigns.errors import PetitionNotFound
 from services.core.campaigns.policy import PUBLIC_STATUSES
@@ -24,16 +24,17 @@ from services.core.config import Settings
 from services.core.refs import Ref
 from services.core.signatures import store
 from services.core.signatures.errors import InvalidSignature
-from services.core.signatures.schemas import SignatureFields
 from services.core.signatures.store import PreparedSignature
-from services.core.users.ratelimit import RateLimiter
+from services.core.users.ratelimit import FixedWindowLimits
 
 _IP_HASH_PURPOSE = b"signer-ip-address"
 
 
 @lru_cache(maxsize=4)
-def _ip_hash_key(secret: str) -> bytes:
-    return hmac.new(secret.encode(), _IP_HASH_PURPOSE, hashlib.sha256).digest()
+def _ip_hasher(secret: str) -> hmac.HMAC:
+    """The keyed HMAC, set up once per secret; each hash starts from a copy (cheaper than a new HMAC)."""
+    key = hmac.new(secret.encode(), _IP_HASH_PURPOSE, hashlib.sha256).digest()
+    return hmac.new(key, digestmod=hashlib.sha256)
 
 
 def ip_hash(settings: Settings, address: str | None) -> str | None:
@@ -41,28 +42,26 @@ def ip_hash(settings: Settings, address: str | None) -> str | None:
     abuse analysis), but the address cannot be recovered without the application secret."""
     if not address:
         return None
-    key = _ip_hash_key(settings.secret_key.get_secret_value())
-    return hmac.new(key, address.encode(), hashlib.sha256).hexdigest()[:32]
+    hasher = _ip_hasher(settings.secret_key.get_secret_value()).copy()
+    hasher.update(address.encode())
+    return hasher.hexdigest()[:32]
 
 
 async def sign(
-    connection: AsyncConnection,
-    settings: Settings,
-    petition: Ref,
-    fields: SignatureFields | PreparedSignature,
-    *,
-    ip_address: str | None,
+    connection: asyncpg.Connection, petition: Ref, row: PreparedSignature, *, ip_address_hash: str | None
 ) -> uuid.UUID:
-    """Store a signature from the public form; returns its id. ``connection`` should be in autocommit
-    mode: the insert is the whole unit of work. Raises the petition's problem when it refuses."""
-    row = fields if isinstance(fields, PreparedSignature) else PreparedSignature.of(fields)
-    signature_id = await store.insert_web(connection, petition, row, ip_hash(settings, ip_address))
+    """Store a signature from the public form; returns its id. ``connection`` (plain asyncpg, autocommit)
+    runs the one insert, the whole unit of work; when the petition refuses, one more statement finds out
+    why and the petition's problem is raised."""
+    signature_id = await store.insert_web(connection, petition, row, ip_address_hash)
     if signature_id is None:
         await explain_refusal(connection, petition, row)
     return signature_id
 
 
-async def explain_refusal(connection: AsyncConnection, petition: Ref, row: PreparedSignature) -> NoReturn:
+async def explain_refusal(
+    connection: asyncpg.Connection | AsyncSession | AsyncConnection, petition: Ref, row: PreparedSignature
+) -> NoReturn:
     """Raise the reason a petition refused ``row``: not found (or not public), closed, email missing,
     unknown partner."""
     found = await store.signing_petition(connection, petition, row.partner)
@@ -79,25 +78,32 @@ async def explain_refusal(connection: AsyncConnection, petition: Ref, row: Prepa
     raise PetitionNotFound(f"No petition {petition.key!r}.")
 
 
-@dataclass(frozen=True)
 class SigningLimits:
-    """The public signing rate limits: per client address (hashed), per email domain, per petition."""
+    """The public signing rate limits — per client address (hashed), per email domain, per petition —
+    checked and counted together in one Redis round trip."""
 
-    ip: RateLimiter
-    email_domain: RateLimiter
-    petition: RateLimiter
+    def __init__(self, limits: FixedWindowLimits) -> None:
+        self._limits = limits
 
     @classmethod
     def from_settings(cls, settings: Settings, redis_url: str) -> SigningLimits:
-        def limiter(rate: str, namespace: str) -> RateLimiter:
-            return RateLimiter.from_url(redis_url, rate, namespace=namespace, moving_window=False)
-
         return cls(
-            ip=limiter(settings.signing_rate_limit_ip, "sign-ip"),
-            email_domain=limiter(settings.signing_rate_limit_email_domain, "sign-domain"),
-            petition=limiter(settings.signing_rate_limit_petition, "sign-petition"),
+            FixedWindowLimits.from_url(
+                redis_url,
+                {
+                    "sign-ip": settings.signing_rate_limit_ip,
+                    "sign-domain": settings.signing_rate_limit_email_domain,
+                    "sign-petition": settings.signing_rate_limit_petition,
+                },
+            )
+        )
+
+    async def hit(self, *, address_hash: str | None, email_domain: str | None, petition: str) -> None:
+        """Count one signature; ``RateLimited`` at the first limit it would pass (address, then email
+        domain, then petition)."""
+        await self._limits.hit(
+            {"sign-ip": address_hash, "sign-domain": email_domain, "sign-petition": petition}
         )
 
     async def close(self) -> None:
-        for limiter in (self.ip, self.email_domain, self.petition):
-            await limiter.close()
+        await self._limits.close()

@@ -22,7 +22,7 @@ from services.api.app import create_app
 from services.core.config import Settings
 from services.core.signatures.models import Signature
 from tests.api.signatures.test_signing import body
-from tests.factories import make_petition
+from tests.factories import driver_connection, make_petition
 
 HIGH = "100000/minute"
 CLOSED_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1
@@ -52,8 +52,8 @@ async def limited_client(
     app = create_app(settings.model_copy(update=values), database_url=database_url, redis_url=redis_url)
 
     @contextlib.asynccontextmanager
-    async def signing_connection() -> AsyncIterator[AsyncConnection]:
-        yield connection
+    async def signing_connection() -> AsyncIterator[Any]:
+        yield await driver_connection(connection)
 
     async with LifespanManager(app):
         app.state.sessionmaker = sessionmaker

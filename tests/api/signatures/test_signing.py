@@ -3,17 +3,19 @@ unknown petitions, honeypot, the keyed address hash."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import event, select
+from asyncpg.connection import LoggedQuery
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.core.campaigns.models import CampaignStatus
 from services.core.signatures.models import Channel, Signature, SignatureState
 from tests.api.signatures.conftest import RunPipeline
-from tests.factories import make_organisation, make_petition
+from tests.factories import driver_connection, make_organisation, make_petition
 
 
 def body(**fields: Any) -> dict[str, Any]:
@@ -149,14 +151,16 @@ async def test_signing_is_one_statement_and_a_refusal_one_more(
     petition = await make_petition(db)
     await db.commit()
     statements: list[str] = []
+    driver = await driver_connection(connection)  # what the signing pool hands out, in the test's transaction
 
-    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
-        statements.append(statement)
+    def record(query: LoggedQuery) -> None:
+        statements.append(query.query)
 
-    event.listen(connection.sync_connection, "before_cursor_execute", record)
+    driver.add_query_logger(record)
     try:
         accepted = await client.post(f"/v1/petitions/{petition.slug}/signatures", json=body())
         assert accepted.status_code == 202, accepted.text
+        await asyncio.sleep(0)  # asyncpg calls query loggers soon after the query, not during it
         assert len(statements) == 1
         assert statements[0].startswith("INSERT INTO signatures")
         statements.clear()
@@ -164,6 +168,7 @@ async def test_signing_is_one_statement_and_a_refusal_one_more(
             f"/v1/petitions/{petition.id}/signatures", json=body(partner="no-such-org")
         )
         assert refused.status_code == 422, refused.text
+        await asyncio.sleep(0)
         assert len(statements) == 2
     finally:
-        event.remove(connection.sync_connection, "before_cursor_execute", record)
+        driver.remove_query_logger(record)
