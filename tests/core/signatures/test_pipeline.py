@@ -156,3 +156,26 @@ async def test_count_memo_shares_one_fetch_among_the_requests_that_ask_together(
     release.set()
     await asyncio.gather(*(unshared.refresh("petition", fetch) for _ in range(3)))
     assert calls == 3
+
+
+async def test_a_batch_reads_signatures_and_signers_by_index_never_whole(db: AsyncSession) -> None:
+    """Each batch looks up its rows' signers and counted signatures by index: planned as a hash join over
+    a sequential scan (what the planner picks for small or unanalysed tables), every batch would read the
+    whole table, a cost growing with every signature ever stored. The setting that prevents it ends with
+    the batch's statement."""
+    petition = await make_petition(db, email_required=False)
+    first = await make_signature(db, petition, email="ana@example.org")
+    await pipeline.process_batch(db, limit=100)
+    for email in ("ana@example.org", "ANA@example.org", "ben@example.org", None):
+        await make_signature(db, petition, email=email, name="Ana Silva", postal_code="1000")
+    scans = text(
+        "SELECT relname, seq_scan FROM pg_stat_xact_user_tables "
+        "WHERE relname IN ('signatures', 'petition_signers')"
+    )
+    before = {row[0]: row[1] for row in await db.execute(scans)}
+    result = await pipeline.process_batch(db, limit=100)
+    after = {row[0]: row[1] for row in await db.execute(scans)}
+    assert (result.processed, result.duplicates) == (4, 2)
+    assert after == before
+    assert (await db.execute(text("SHOW enable_seqscan"))).scalar_one() == "on"
+    assert (await _state(db, first)) == (SignatureState.unique, None)
