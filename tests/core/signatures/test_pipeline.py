@@ -168,14 +168,25 @@ async def test_a_batch_reads_signatures_and_signers_by_index_never_whole(db: Asy
     await pipeline.process_batch(db, limit=100)
     for email in ("ana@example.org", "ANA@example.org", "ben@example.org", None):
         await make_signature(db, petition, email=email, name="Ana Silva", postal_code="1000")
+    # A batch as large as the table: what makes a hash join over a sequential scan look cheapest.
+    await db.execute(
+        text(
+            "INSERT INTO signatures (petition_id, channel, email, email_canonical, consent_version) "
+            "SELECT :petition, 'import', e, e, 1 FROM (SELECT 'p' || n || '@example.org' AS e "
+            "FROM generate_series(1, 300) AS n) AS g"
+        ),
+        {"petition": petition.id},
+    )
+    await db.execute(text("ANALYZE signatures"))
+    await db.execute(text("ANALYZE petition_signers"))
     scans = text(
         "SELECT relname, seq_scan FROM pg_stat_xact_user_tables "
         "WHERE relname IN ('signatures', 'petition_signers')"
     )
     before = {row[0]: row[1] for row in await db.execute(scans)}
-    result = await pipeline.process_batch(db, limit=100)
+    result = await pipeline.process_batch(db, limit=1000)
     after = {row[0]: row[1] for row in await db.execute(scans)}
-    assert (result.processed, result.duplicates) == (4, 2)
+    assert (result.processed, result.duplicates) == (304, 2)
     assert after == before
     assert (await db.execute(text("SHOW enable_seqscan"))).scalar_one() == "on"
     assert (await _state(db, first)) == (SignatureState.unique, None)
