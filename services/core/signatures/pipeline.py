@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 # pg_advisory_xact_lock key: "loom signature pipeline"
 PIPELINE_LOCK = 0x6C6F6F6D_7369676E
 CONFIRMATION_TASK = "signatures.request_confirmations"
+CONFIRMATION_JOB_SIZE = 5000
 
 
 @dataclass
@@ -148,8 +149,10 @@ async def process_batch(session: AsyncSession, *, limit: int) -> BatchResult:
         attested = [uuid.UUID(item[0]) for item in row.paper if item[5]]
         if attested:
             await pass_attestation(session, attested)
-    if row.needing:
-        enqueue(session, CONFIRMATION_TASK, signature_ids=list(row.needing))
+    # One job per batch, or per CONFIRMATION_JOB_SIZE of its signatures: a job issues a token and renders
+    # a mail for each, which must not hold the worker's event loop for long.
+    for start in range(0, len(row.needing or ()), CONFIRMATION_JOB_SIZE):
+        enqueue(session, CONFIRMATION_TASK, signature_ids=row.needing[start : start + CONFIRMATION_JOB_SIZE])
     return result
 
 

@@ -3,6 +3,7 @@ distinct), consent carried over, one confirmation job per batch, the advisory lo
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -190,3 +191,20 @@ async def test_a_batch_reads_signatures_and_signers_by_index_never_whole(db: Asy
     assert after == before
     assert (await db.execute(text("SHOW enable_seqscan"))).scalar_one() == "on"
     assert (await _state(db, first)) == (SignatureState.unique, None)
+
+
+async def test_a_large_batch_splits_its_confirmation_requests_into_jobs_of_bounded_size(
+    db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each job issues a token and renders a mail per signature: a batch of many thousands of web
+    signatures asks in several jobs, each at most CONFIRMATION_JOB_SIZE, every signature in one of them."""
+    monkeypatch.setattr(pipeline, "CONFIRMATION_JOB_SIZE", 2)
+    petition = await make_petition(db)
+    signatures = [await make_signature(db, petition) for _ in range(5)]
+    await db.execute(text("DELETE FROM outbox_jobs"))
+    assert (await pipeline.process_batch(db, limit=100)).processed == 5
+    await db.flush()
+    jobs = (await db.scalars(select(OutboxJob).where(OutboxJob.task == pipeline.CONFIRMATION_TASK))).all()
+    assert sorted(len(job.payload["signature_ids"]) for job in jobs) == [1, 2, 2]
+    asked = sorted(i for job in jobs for i in job.payload["signature_ids"])
+    assert asked == sorted(str(s.id) for s in signatures)
