@@ -887,14 +887,18 @@ def p3(args: argparse.Namespace) -> list[Figure]:
     if count + duplicates + reviews != dataset.rows:
         figure.errors.append(f"{count} + {duplicates} + {reviews} != {dataset.rows} rows")
     deduplicated = done - stored
+    # The floor in the same run: deduplicating writes every row again (its state), with its index
+    # entries, as the COPY wrote it once; so a ratio near 1 means PostgreSQL's writes set the pace.
+    copied = stored - started
     stored_figure = Figure(
         "P3b",
         f"the same {dataset.rows} signatures, from the moment they are stored (the {args.p3_ingest} "
         "committed) until GET …/count equals the SQL count: the worker's deduplication and count alone",
-        "30 s and 300 MB (fixed goals, no baseline)",
+        f"{copied:.1f} s to write the same rows once ({args.p3_ingest}, same run: the floor of rewriting "
+        "each row and its index entries); fixed goals 30 s and 300 MB",
         f"{deduplicated:.1f} s ({dataset.rows / deduplicated:,.0f} signatures/s); "
         f"worker peak RSS {peak:.0f} MB",
-        None,
+        copied / deduplicated if args.p3_ingest == "copy" else None,
         "deduplication and count <= 30 s and worker peak RSS <= 300 MB",
         deduplicated <= 30 and peak <= 300,
         notes=[n for n in figure.notes if "1,000,000" in n],
