@@ -179,11 +179,12 @@ async def _dedup_paper(session: AsyncSession, batch: list[_Paper]) -> tuple[int,
     if located:
         queries.append(
             (
-                # Two look-ups of the paper index, each on all its columns: one ``OR`` of the postal
-                # codes scanned every counted paper signature of the country for each batch row, a cost
-                # growing with the petition (quadratic over an import).
+                # Two look-ups of the paper index, each on all its columns (the countries as char(2), the
+                # column's type: as text, the index could not use them): one ``OR`` of the postal codes
+                # scanned every counted paper signature of the country for each batch row, a cost growing
+                # with the petition (quadratic over an import).
                 "WITH b AS (SELECT DISTINCT * FROM unnest(CAST(:petitions AS uuid[]), "
-                "CAST(:countries AS text[]), CAST(:postals AS text[])) "
+                "CAST(:countries AS char(2)[]), CAST(:postals AS text[])) "
                 "AS b(petition_id, country, postal_key)) "
                 "SELECT s.id, s.petition_id, s.name_key, s.postal_key, s.country FROM signatures s "
                 "JOIN b ON s.petition_id = b.petition_id AND s.country = b.country "
@@ -205,7 +206,8 @@ async def _dedup_paper(session: AsyncSession, batch: list[_Paper]) -> tuple[int,
         queries.append(
             (
                 "SELECT s.id, s.petition_id, s.name_key, s.postal_key, s.country FROM signatures s "
-                "JOIN unnest(CAST(:petitions AS uuid[]), CAST(:countries AS text[]), CAST(:names AS text[])) "
+                "JOIN unnest(CAST(:petitions AS uuid[]), CAST(:countries AS char(2)[]), "
+                "CAST(:names AS text[])) "
                 "AS b(petition_id, country, name_key) "
                 "ON s.petition_id = b.petition_id AND s.country = b.country AND s.name_key = b.name_key "
                 "WHERE s.email_canonical IS NULL AND s.state = 'unique'",
