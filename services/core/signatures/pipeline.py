@@ -126,13 +126,19 @@ async def process_batch(session: AsyncSession, *, limit: int) -> BatchResult:
         result.locked_out = True
         return result
     # Every join of the batch to signatures and petition_signers must be an index look-up per batch row:
-    # planned as a hash join over a sequential scan, each batch would read the whole table (a second a
-    # batch at a million rows). Only for this statement: the setting ends with the transaction, or sooner.
+    # planned as a hash join over a sequential scan (the planner's choice for a small or unanalysed table,
+    # or a batch as large as the table), each batch would read the whole table, a second a batch at a
+    # million rows. Only for the batch's statements: reset before returning (or with the transaction).
     await session.execute(text("SET LOCAL enable_seqscan = off"))
-    row = (await session.execute(_EMAIL_BATCH, {"limit": limit})).one()
+    await _process(session, limit, result)
     await session.execute(text("SET LOCAL enable_seqscan TO DEFAULT"))
+    return result
+
+
+async def _process(session: AsyncSession, limit: int, result: BatchResult) -> None:
+    row = (await session.execute(_EMAIL_BATCH, {"limit": limit})).one()
     if not row.processed:
-        return result
+        return
     result.processed = row.processed
     result.petitions = set(row.petitions)
     result.duplicates = row.duplicates
@@ -153,7 +159,6 @@ async def process_batch(session: AsyncSession, *, limit: int) -> BatchResult:
     # a mail for each, which must not hold the worker's event loop for long.
     for start in range(0, len(row.needing or ()), CONFIRMATION_JOB_SIZE):
         enqueue(session, CONFIRMATION_TASK, signature_ids=row.needing[start : start + CONFIRMATION_JOB_SIZE])
-    return result
 
 
 async def pass_attestation(session: AsyncSession, ids: list[uuid.UUID]) -> None:

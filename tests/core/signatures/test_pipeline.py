@@ -208,3 +208,33 @@ async def test_a_large_batch_splits_its_confirmation_requests_into_jobs_of_bound
     assert sorted(len(job.payload["signature_ids"]) for job in jobs) == [1, 2, 2]
     asked = sorted(i for job in jobs for i in job.payload["signature_ids"])
     assert asked == sorted(str(s.id) for s in signatures)
+
+
+async def test_paper_signatures_are_looked_up_on_all_columns_of_a_paper_index(db: AsyncSession) -> None:
+    """A paper signature's candidates are read on every column of an index: with a postal code on
+    (petition, country, postal code), without one on (petition, country, name). A partial use of an index
+    (the country skipped, or no name in it) read every counted paper signature of the petition or country
+    for each new one: quadratic over an import."""
+    petition = await make_petition(db, email_required=False)
+    await db.execute(
+        text(
+            "INSERT INTO signatures (petition_id, channel, state, name_key, postal_key, country, "
+            "consent_version) SELECT :petition, 'import', 'unique', n || ' person', "
+            "CASE WHEN n <> 3 THEN 'P' || n END, 'BD', 1 FROM generate_series(1, 2000) AS n"
+        ),
+        {"petition": petition.id},
+    )
+    await db.execute(text("ANALYZE signatures"))
+    located = await make_signature(db, petition, email=None, name="Person 4", postal_code="P4")
+    unlocated = await make_signature(db, petition, email=None, name="Person 3")
+    reads = text(
+        "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables "
+        "WHERE relname = 'signatures'"
+    )
+    before = await db.scalar(reads)
+    result = await pipeline.process_batch(db, limit=10)
+    read = await db.scalar(reads) - before
+    assert (result.processed, result.duplicates, result.reviews) == (2, 1, 1)
+    assert (await _state(db, located))[0] == SignatureState.duplicate
+    assert (await _state(db, unlocated))[0] == SignatureState.review  # no postal code: a person decides
+    assert read <= 20  # the batch, the two candidates (and a few around them), not hundreds
