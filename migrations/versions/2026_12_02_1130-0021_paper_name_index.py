@@ -1,8 +1,8 @@
 """paper signatures without a postal code are matched by name through an index of their own
 
-Revision ID: 0013
-Revises: 0012
-Create Date: 2026-12-02 11:00:00+00:00
+Revision ID: 0021
+Revises: 0020
+Create Date: 2026-12-02 11:30:00+00:00
 """
 
 from collections.abc import Sequence
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013"
-down_revision: str | None = "0012"
+revision: str = "0021"
+down_revision: str | None = "0020"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
