@@ -101,6 +101,16 @@ async def unsubscribe(session: AsyncSession, settings: Settings, token: str) -> 
     return Unsubscribed()
 
 
+def resubscribe_sql(signed: str) -> str:
+    """The statement of :func:`resubscribe` for signatures read from ``signed`` (a table or CTE with
+    ``email_canonical``, ``opt_in`` and ``created_at``), for a caller deciding a batch in one statement."""
+    return (
+        "DELETE FROM email_suppressions e "  # noqa: S608 - ``signed`` is a constant name chosen by the caller
+        f"USING {signed} b WHERE b.opt_in AND e.email_canonical = b.email_canonical "
+        "AND e.reason = 'unsubscribed' AND e.created_at < b.created_at"
+    )
+
+
 async def resubscribe(session: AsyncSession, emails: Sequence[str], signed_at: Sequence[datetime]) -> int:
     """Lift the ``unsubscribed`` suppression of each canonical email whose signature (opting in to updates)
     was made after it; returns how many were lifted. A bounce suppression is never lifted here."""
@@ -129,5 +139,6 @@ __all__ = [
     "post_url",
     "read",
     "resubscribe",
+    "resubscribe_sql",
     "unsubscribe",
 ]

@@ -65,6 +65,14 @@ class Signature(Base):
             "postal_key",
             postgresql_where=text("email_canonical IS NULL AND state = 'unique'"),
         ),
+        # Paper signatures without a postal code: matched by petition, country and normalised name.
+        Index(
+            "ix_signatures_paper_name",
+            "petition_id",
+            "country",
+            "name_key",
+            postgresql_where=text("email_canonical IS NULL AND state = 'unique'"),
+        ),
         # The public count: an index-only scan over a petition's counted signatures.
         Index(
             "ix_signatures_counted",

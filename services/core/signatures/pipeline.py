@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Row, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.mail import unsubscribe
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 # pg_advisory_xact_lock key: "loom signature pipeline"
 PIPELINE_LOCK = 0x6C6F6F6D_7369676E
 CONFIRMATION_TASK = "signatures.request_confirmations"
+CONFIRMATION_JOB_SIZE = 5000
 
 
 @dataclass
@@ -55,53 +56,109 @@ async def _lock(session: AsyncSession) -> bool:
     return bool(locked)
 
 
+# One statement decides a batch's signatures with an email, set-based, and returns what the caller needs
+# (the batch's paper signatures are matched in Python: their rule is a fuzzy name comparison). All its
+# parts read one snapshot, so each is written against the batch as read, never against another's effect:
+# - ``batch``: the oldest ``limit`` new signatures (the advisory lock keeps other pipelines out);
+# - ``emailed``: each one's counted signature (``first_id``): the person's earlier one on the petition
+#   (``petition_signers``) or else the batch's first of that person, oldest first as always;
+# - ``carried``: what the duplicates pass on to the counted signature: an opt-in (with the highest consent
+#   version) and an attestation;
+# - ``decided`` writes each row's state (the batch's counted rows take on what they carry in the same
+#   update), ``carried_back`` writes what earlier counted signatures take on, ``signers`` records the new
+#   counted ones, ``resubscribed`` lifts one-click unsubscribes an explicit opt-in overrides;
+# - ``needing``: one signature per person that gets a confirmation link: a new signer, or someone signing
+#   again who has not confirmed yet (and was not asked in this batch); the latest of their signatures.
+_EMAIL_BATCH = text(
+    "WITH batch AS MATERIALIZED ("  # noqa: S608 - constant SQL: the resubscribe part names a CTE
+    " SELECT id, petition_id, email_canonical, name_key, postal_key, country, opt_in, consent_version,"
+    " created_at, attested, send_confirmation_mail, confirmed_at FROM signatures"
+    " WHERE state = 'new' ORDER BY created_at, id LIMIT :limit),"
+    " emailed AS MATERIALIZED ("
+    " SELECT b.*, ps.signature_id IS NOT NULL AS earlier,"
+    " coalesce(ps.signature_id, first_value(b.id) OVER ("
+    "  PARTITION BY b.petition_id, b.email_canonical ORDER BY b.created_at, b.id)) AS first_id"
+    " FROM batch b LEFT JOIN petition_signers ps"
+    " ON ps.petition_id = b.petition_id AND ps.email_canonical = b.email_canonical"
+    " WHERE b.email_canonical IS NOT NULL),"
+    " carried AS MATERIALIZED ("
+    " SELECT first_id, bool_and(earlier) AS earlier, bool_or(opt_in) AS opt_in,"
+    " max(consent_version) FILTER (WHERE opt_in) AS consent_version, bool_or(attested) AS attested"
+    " FROM emailed WHERE id <> first_id GROUP BY first_id),"
+    " decided AS ("
+    " UPDATE signatures s SET"
+    " state = CASE WHEN e.first_id = s.id THEN 'unique' ELSE 'duplicate' END,"
+    " duplicate_of = nullif(e.first_id, s.id),"
+    " opt_in = s.opt_in OR coalesce(c.opt_in, false),"
+    " consent_version = greatest(s.consent_version, c.consent_version),"
+    " attested = s.attested OR coalesce(c.attested, false)"
+    " FROM emailed e LEFT JOIN carried c ON c.first_id = e.id"
+    " WHERE s.id = e.id),"
+    " carried_back AS ("
+    " UPDATE signatures f SET"
+    " opt_in = f.opt_in OR c.opt_in,"
+    " consent_version = greatest(f.consent_version, c.consent_version),"
+    " attested = f.attested OR c.attested"
+    " FROM carried c WHERE f.id = c.first_id AND c.earlier"
+    " AND (c.opt_in OR (c.attested AND NOT f.attested))),"
+    " signers AS ("
+    " INSERT INTO petition_signers (petition_id, email_canonical, signature_id)"
+    " SELECT petition_id, email_canonical, id FROM emailed WHERE id = first_id ON CONFLICT DO NOTHING),"
+    f" resubscribed AS ({unsubscribe.resubscribe_sql('emailed')}),"
+    " needing AS ("
+    " SELECT DISTINCT ON (e.first_id) e.id FROM emailed e JOIN signatures f ON f.id = e.first_id"
+    " WHERE e.send_confirmation_mail AND e.confirmed_at IS NULL AND (e.id = e.first_id OR"
+    " (f.confirmed_at IS NULL AND (e.earlier OR NOT f.send_confirmation_mail)))"
+    " ORDER BY e.first_id, e.created_at DESC)"
+    " SELECT (SELECT count(*) FROM batch) AS processed,"
+    " (SELECT array_agg(DISTINCT petition_id) FROM batch) AS petitions,"
+    " (SELECT count(*) FROM emailed WHERE id <> first_id) AS duplicates,"
+    " (SELECT array_agg(id) FROM needing) AS needing,"
+    " (SELECT json_agg(json_build_array(id, petition_id, name_key, postal_key, country, attested)"
+    "  ORDER BY created_at, id) FROM batch WHERE email_canonical IS NULL) AS paper"
+)
+
+
 async def process_batch(session: AsyncSession, *, limit: int) -> BatchResult:
     """Deduplicate up to ``limit`` new signatures, oldest first, in the caller's transaction."""
     result = BatchResult()
     if not await _lock(session):
         result.locked_out = True
         return result
-    rows = (
-        await session.execute(
-            text(
-                "SELECT id, petition_id, email_canonical, name_key, postal_key, country, opt_in, "
-                "consent_version, created_at, attested, send_confirmation_mail FROM signatures "
-                "WHERE state = 'new' ORDER BY created_at, id LIMIT :limit"
-            ),
-            {"limit": limit},
-        )
-    ).all()
-    if not rows:
-        return result
-    result.processed = len(rows)
-    result.petitions = {row.petition_id for row in rows}
-    with_email = [row for row in rows if row.email_canonical is not None]
-    paper = [
-        _Paper(
-            row.id,
-            row.petition_id,
-            PaperIdentity(row.name_key or "", row.postal_key or "", row.country or ""),
-        )
-        for row in rows
-        if row.email_canonical is None
-    ]
-    if with_email:
-        result.duplicates += await _dedup_by_email(session, with_email)
-        # A new explicit opt-in lifts an earlier one-click unsubscribe (and nothing else does).
-        opted_in = [row for row in with_email if row.opt_in]
-        if opted_in:
-            await unsubscribe.resubscribe(
-                session, [row.email_canonical for row in opted_in], [row.created_at for row in opted_in]
+    # Every join of the batch to signatures and petition_signers must be an index look-up per batch row:
+    # planned as a hash join over a sequential scan (the planner's choice for a small or unanalysed table,
+    # or a batch as large as the table), each batch would read the whole table, a second a batch at a
+    # million rows. Only for the batch's statements: reset before returning (or with the transaction).
+    await session.execute(text("SET LOCAL enable_seqscan = off"))
+    await _process(session, limit, result)
+    await session.execute(text("SET LOCAL enable_seqscan TO DEFAULT"))
+    return result
+
+
+async def _process(session: AsyncSession, limit: int, result: BatchResult) -> None:
+    row = (await session.execute(_EMAIL_BATCH, {"limit": limit})).one()
+    if not row.processed:
+        return
+    result.processed = row.processed
+    result.petitions = set(row.petitions)
+    result.duplicates = row.duplicates
+    if row.paper:
+        paper = [
+            _Paper(
+                uuid.UUID(id_), uuid.UUID(petition), PaperIdentity(name or "", postal or "", country or "")
             )
-    if paper:
+            for id_, petition, name, postal, country, _ in row.paper
+        ]
         duplicates, reviews = await _dedup_paper(session, paper)
         result.duplicates += duplicates
         result.reviews += reviews
-    attested = [row.id for row in rows if row.attested]
-    if attested:
-        await pass_attestation(session, attested)
-    await _request_confirmations(session, [row.id for row in with_email if row.send_confirmation_mail])
-    return result
+        attested = [uuid.UUID(item[0]) for item in row.paper if item[5]]
+        if attested:
+            await pass_attestation(session, attested)
+    # One job per batch, or per CONFIRMATION_JOB_SIZE of its signatures: a job issues a token and renders
+    # a mail for each, which must not hold the worker's event loop for long.
+    for start in range(0, len(row.needing or ()), CONFIRMATION_JOB_SIZE):
+        enqueue(session, CONFIRMATION_TASK, signature_ids=row.needing[start : start + CONFIRMATION_JOB_SIZE])
 
 
 async def pass_attestation(session: AsyncSession, ids: list[uuid.UUID]) -> None:
@@ -117,66 +174,6 @@ async def pass_attestation(session: AsyncSession, ids: list[uuid.UUID]) -> None:
     )
 
 
-async def _dedup_by_email(session: AsyncSession, rows: list[Row[Any]]) -> int:
-    """``rows`` (oldest first) have an email. Every statement joins on the batch's own keys passed as
-    arrays (``unnest``), so PostgreSQL looks each up in an index: joining ``petition_signers`` as a table
-    made the planner hash all of it, a cost that grew with every signature ever counted."""
-    first_of: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
-    for row in rows:
-        first_of.setdefault((row.petition_id, row.email_canonical), row.id)
-    keys = list(first_of)
-    await session.execute(
-        text(
-            "INSERT INTO petition_signers (petition_id, email_canonical, signature_id) "
-            "SELECT * FROM unnest(CAST(:petitions AS uuid[]), CAST(:emails AS text[]), CAST(:ids AS uuid[])) "
-            "ON CONFLICT DO NOTHING"
-        ),
-        {"petitions": [k[0] for k in keys], "emails": [k[1] for k in keys], "ids": list(first_of.values())},
-    )
-    signers = await session.execute(
-        text(
-            "SELECT ps.petition_id, ps.email_canonical, ps.signature_id FROM petition_signers ps "
-            "JOIN unnest(CAST(:petitions AS uuid[]), CAST(:emails AS text[])) AS k(petition_id, email) "
-            "ON ps.petition_id = k.petition_id AND ps.email_canonical = k.email"
-        ),
-        {"petitions": [k[0] for k in keys], "emails": [k[1] for k in keys]},
-    )
-    counted = {(r.petition_id, r.email_canonical): r.signature_id for r in signers}
-    states: list[str] = []
-    duplicate_of: list[uuid.UUID | None] = []
-    consent: dict[uuid.UUID, int] = {}  # counted signature -> highest consent version a duplicate opted in to
-    for row in rows:
-        first = counted[(row.petition_id, row.email_canonical)]
-        if first == row.id:
-            states.append("unique")
-            duplicate_of.append(None)
-        else:
-            states.append("duplicate")
-            duplicate_of.append(first)
-            if row.opt_in:
-                consent[first] = max(consent.get(first, 0), row.consent_version)
-    await session.execute(
-        text(
-            "UPDATE signatures s SET state = b.state, duplicate_of = b.duplicate_of "
-            "FROM unnest(CAST(:ids AS uuid[]), CAST(:states AS text[]), CAST(:dups AS uuid[])) "
-            "AS b(id, state, duplicate_of) WHERE s.id = b.id"
-        ),
-        {"ids": [row.id for row in rows], "states": states, "dups": duplicate_of},
-    )
-    if consent:
-        # A later signature may give consent the first one did not: the counted signature takes it on.
-        await session.execute(
-            text(
-                "UPDATE signatures first SET opt_in = true, "
-                "consent_version = greatest(first.consent_version, d.version) "
-                "FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS int[])) AS d(id, version) "
-                "WHERE first.id = d.id"
-            ),
-            {"ids": list(consent), "versions": list(consent.values())},
-        )
-    return states.count("duplicate")
-
-
 async def _dedup_paper(session: AsyncSession, batch: list[_Paper]) -> tuple[int, int]:
     """Match paper signatures against counted paper signatures of the same petition, country and postal
     code (or, when the postal code is unknown, the same normalised name in the same country)."""
@@ -187,12 +184,21 @@ async def _dedup_paper(session: AsyncSession, batch: list[_Paper]) -> tuple[int,
     if located:
         queries.append(
             (
+                # Two look-ups of the paper index, each on all its columns (the countries as char(2), the
+                # column's type: as text, the index could not use them): one ``OR`` of the postal codes
+                # scanned every counted paper signature of the country for each batch row, a cost growing
+                # with the petition (quadratic over an import).
+                "WITH b AS (SELECT DISTINCT * FROM unnest(CAST(:petitions AS uuid[]), "
+                "CAST(:countries AS char(2)[]), CAST(:postals AS text[])) "
+                "AS b(petition_id, country, postal_key)) "
                 "SELECT s.id, s.petition_id, s.name_key, s.postal_key, s.country FROM signatures s "
-                "JOIN unnest(CAST(:petitions AS uuid[]), CAST(:countries AS text[]), "
-                "CAST(:postals AS text[])) "
-                "AS b(petition_id, country, postal_key) "
-                "ON s.petition_id = b.petition_id AND s.country = b.country "
-                "AND (s.postal_key = b.postal_key OR s.postal_key IS NULL) "
+                "JOIN b ON s.petition_id = b.petition_id AND s.country = b.country "
+                "AND s.postal_key = b.postal_key "
+                "WHERE s.email_canonical IS NULL AND s.state = 'unique' "
+                "UNION ALL "
+                "SELECT s.id, s.petition_id, s.name_key, s.postal_key, s.country FROM signatures s "
+                "JOIN (SELECT DISTINCT petition_id, country FROM b) AS pc "
+                "ON s.petition_id = pc.petition_id AND s.country = pc.country AND s.postal_key IS NULL "
                 "WHERE s.email_canonical IS NULL AND s.state = 'unique'",
                 {
                     "petitions": [p.petition_id for p in located],
@@ -205,7 +211,8 @@ async def _dedup_paper(session: AsyncSession, batch: list[_Paper]) -> tuple[int,
         queries.append(
             (
                 "SELECT s.id, s.petition_id, s.name_key, s.postal_key, s.country FROM signatures s "
-                "JOIN unnest(CAST(:petitions AS uuid[]), CAST(:countries AS text[]), CAST(:names AS text[])) "
+                "JOIN unnest(CAST(:petitions AS uuid[]), CAST(:countries AS char(2)[]), "
+                "CAST(:names AS text[])) "
                 "AS b(petition_id, country, name_key) "
                 "ON s.petition_id = b.petition_id AND s.country = b.country AND s.name_key = b.name_key "
                 "WHERE s.email_canonical IS NULL AND s.state = 'unique'",
@@ -306,26 +313,3 @@ def _best_match(
         if (rank[decision], score) > (rank[best[0]], best[2]):
             best = (decision, candidate_id, score)
     return best
-
-
-async def _request_confirmations(session: AsyncSession, ids: list[uuid.UUID]) -> None:
-    """One outbox job for the batch: the confirmation emails it calls for."""
-    if not ids:
-        return
-    # One email per person and batch: a new signer, or someone signing again (in a later batch) who has
-    # not confirmed yet; the latest of their signatures gets the link.
-    needing = (
-        await session.scalars(
-            text(
-                "SELECT DISTINCT ON (coalesce(s.duplicate_of, s.id)) s.id "
-                "FROM unnest(CAST(:ids AS uuid[])) AS b(id) JOIN signatures s ON s.id = b.id "
-                "LEFT JOIN signatures first ON first.id = s.duplicate_of "
-                "WHERE s.confirmed_at IS NULL AND (s.state = 'unique' OR "
-                "(s.state = 'duplicate' AND first.confirmed_at IS NULL AND NOT first.id = ANY(:ids))) "
-                "ORDER BY coalesce(s.duplicate_of, s.id), s.created_at DESC"
-            ),
-            {"ids": ids},
-        )
-    ).all()
-    if needing:
-        enqueue(session, CONFIRMATION_TASK, signature_ids=list(needing))

@@ -3,6 +3,7 @@ distinct), consent carried over, one confirmation job per batch, the advisory lo
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -156,3 +157,84 @@ async def test_count_memo_shares_one_fetch_among_the_requests_that_ask_together(
     release.set()
     await asyncio.gather(*(unshared.refresh("petition", fetch) for _ in range(3)))
     assert calls == 3
+
+
+async def test_a_batch_reads_signatures_and_signers_by_index_never_whole(db: AsyncSession) -> None:
+    """Each batch looks up its rows' signers and counted signatures by index: planned as a hash join over
+    a sequential scan (what the planner picks for small or unanalysed tables), every batch would read the
+    whole table, a cost growing with every signature ever stored. The setting that prevents it ends with
+    the batch's statement."""
+    petition = await make_petition(db, email_required=False)
+    first = await make_signature(db, petition, email="ana@example.org")
+    await pipeline.process_batch(db, limit=100)
+    for email in ("ana@example.org", "ANA@example.org", "ben@example.org", None):
+        await make_signature(db, petition, email=email, name="Ana Silva", postal_code="1000")
+    # A batch as large as the table: what makes a hash join over a sequential scan look cheapest.
+    await db.execute(
+        text(
+            "INSERT INTO signatures (petition_id, channel, email, email_canonical, consent_version) "
+            "SELECT :petition, 'import', e, e, 1 FROM (SELECT 'p' || n || '@example.org' AS e "
+            "FROM generate_series(1, 300) AS n) AS g"
+        ),
+        {"petition": petition.id},
+    )
+    await db.execute(text("ANALYZE signatures"))
+    await db.execute(text("ANALYZE petition_signers"))
+    scans = text(
+        "SELECT relname, seq_scan FROM pg_stat_xact_user_tables "
+        "WHERE relname IN ('signatures', 'petition_signers')"
+    )
+    before = {row[0]: row[1] for row in await db.execute(scans)}
+    result = await pipeline.process_batch(db, limit=1000)
+    after = {row[0]: row[1] for row in await db.execute(scans)}
+    assert (result.processed, result.duplicates) == (304, 2)
+    assert after == before
+    assert (await db.execute(text("SHOW enable_seqscan"))).scalar_one() == "on"
+    assert (await _state(db, first)) == (SignatureState.unique, None)
+
+
+async def test_a_large_batch_splits_its_confirmation_requests_into_jobs_of_bounded_size(
+    db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each job issues a token and renders a mail per signature: a batch of many thousands of web
+    signatures asks in several jobs, each at most CONFIRMATION_JOB_SIZE, every signature in one of them."""
+    monkeypatch.setattr(pipeline, "CONFIRMATION_JOB_SIZE", 2)
+    petition = await make_petition(db)
+    signatures = [await make_signature(db, petition) for _ in range(5)]
+    await db.execute(text("DELETE FROM outbox_jobs"))
+    assert (await pipeline.process_batch(db, limit=100)).processed == 5
+    await db.flush()
+    jobs = (await db.scalars(select(OutboxJob).where(OutboxJob.task == pipeline.CONFIRMATION_TASK))).all()
+    assert sorted(len(job.payload["signature_ids"]) for job in jobs) == [1, 2, 2]
+    asked = sorted(i for job in jobs for i in job.payload["signature_ids"])
+    assert asked == sorted(str(s.id) for s in signatures)
+
+
+async def test_paper_signatures_are_looked_up_on_all_columns_of_a_paper_index(db: AsyncSession) -> None:
+    """A paper signature's candidates are read on every column of an index: with a postal code on
+    (petition, country, postal code), without one on (petition, country, name). A partial use of an index
+    (the country skipped, or no name in it) read every counted paper signature of the petition or country
+    for each new one: quadratic over an import."""
+    petition = await make_petition(db, email_required=False)
+    await db.execute(
+        text(
+            "INSERT INTO signatures (petition_id, channel, state, name_key, postal_key, country, "
+            "consent_version) SELECT :petition, 'import', 'unique', n || ' person', "
+            "CASE WHEN n <> 3 THEN 'P' || n END, 'BD', 1 FROM generate_series(1, 2000) AS n"
+        ),
+        {"petition": petition.id},
+    )
+    await db.execute(text("ANALYZE signatures"))
+    located = await make_signature(db, petition, email=None, name="Person 4", postal_code="P4")
+    unlocated = await make_signature(db, petition, email=None, name="Person 3")
+    reads = text(
+        "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables "
+        "WHERE relname = 'signatures'"
+    )
+    before = await db.scalar(reads)
+    result = await pipeline.process_batch(db, limit=10)
+    read = await db.scalar(reads) - before
+    assert (result.processed, result.duplicates, result.reviews) == (2, 1, 1)
+    assert (await _state(db, located))[0] == SignatureState.duplicate
+    assert (await _state(db, unlocated))[0] == SignatureState.review  # no postal code: a person decides
+    assert read <= 20  # the batch, the two candidates (and a few around them), not hundreds
