@@ -26,6 +26,7 @@ from services.api.mail.pages import router as mail_pages_router
 from services.api.middleware import REQUEST_ID_HEADER, install_middleware
 from services.api.network.endpoints import router as network_router
 from services.api.ops.endpoints import router as ops_router
+from services.api.publicread import PublicCache
 from services.api.routing import AllowedMethods
 from services.api.signatures.endpoints import router as signatures_router
 from services.api.signatures.imports import router as signature_imports_router
@@ -40,6 +41,7 @@ from services.core import jsonbody
 from services.core.addresses import database_address, redis_address
 from services.core.config import Settings, get_settings
 from services.core.db.engine import create_engine, create_sessionmaker
+from services.core.generations import Generations
 from services.core.jobs import JobQueue
 from services.core.logging import configure_logging
 from services.core.signatures.counts import CountMemo
@@ -159,9 +161,14 @@ def create_app(
         app.state.signing_limits = SigningLimits.from_settings(settings, r_url)
         app.state.cache = Redis.from_url(r_url, socket_connect_timeout=1, socket_timeout=1)
         app.state.count_memo = CountMemo(ttl=settings.count_memo_seconds)
+        generations = Generations(db_url, poll_seconds=settings.public_cache_poll_seconds)
+        app.state.public_cache = PublicCache(settings, generations)
+        if settings.public_cache_entries > 0:
+            await generations.start()
         try:
             yield
         finally:
+            await generations.close()
             await app.state.cache.aclose()
             await app.state.signing_limits.close()
             await signing_engine.dispose()
@@ -178,6 +185,7 @@ def create_app(
         generate_unique_id_function=_operation_id,
     )
     app.state.settings = settings
+    app.state.public_cache = PublicCache(settings, None)  # headers only until the lifespan starts
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

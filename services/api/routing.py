@@ -8,6 +8,7 @@ operation and answers 405 for other methods. Why: docs/architecture.md, docs/sec
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import types
@@ -27,6 +28,7 @@ from starlette.routing import BaseRoute
 
 from services.api.deps import request_session
 from services.api.headers import declared_headers
+from services.api.publicread import PublicCache, anonymous, declared_public_read, private
 from services.core import jsonbody, outbox
 from services.core.jobs import JobQueue
 
@@ -131,11 +133,21 @@ class LoomRoute(APIRoute):
         declared = DeclaredQuery.of(self.dependant)
         strict = self.include_in_schema
 
+        public = declared_public_read(self.dependant)
+
         async def handle(request: Request) -> Response:
             request = LoomRequest(request.scope, request.receive)
             if strict:
                 declared.check(request)
             _refuse_nul(request, declared.names)  # the parameters the endpoint reads, NUL or not
+            if public is None:
+                return await run(request)
+            if anonymous(request):
+                cache: PublicCache = request.app.state.public_cache
+                return await cache.answer(request, public, functools.partial(run, request))
+            return private(await run(request))
+
+        async def run(request: Request) -> Response:
             try:
                 response = await handler(request)
             except BaseException:

@@ -1,0 +1,154 @@
+"""Generations of public data: which cached public answers are still current, in every process.
+
+Each domain whose rows public reads show (``network``, ``campaigns``, ``signatures``) has a sequence in
+PostgreSQL; a statement-level trigger on each of its tables takes the next value and announces it with
+``NOTIFY loom_generations, '<domain> <value>'``, delivered when the writing transaction commits (migration
+0013). :class:`Generations` listens on a connection of its own and keeps a token per domain that changes
+whenever that domain may have changed; an answer cached under older tokens is stale. Every write counts,
+whoever makes it (API, worker, CLI, a migration, psql), and every process listening sees it.
+
+While the listening connection is down the tokens say nothing: :meth:`Generations.snapshot` answers None
+and callers must not serve or keep cached answers. A poll of the sequences every ``poll_seconds`` checks
+the connection and catches anything a notification could have missed. docs/caching.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "loom_generations"
+DOMAINS = ("network", "campaigns", "signatures")
+_SEQUENCES = [f"(SELECT last_value FROM loom_generation_{d})" for d in DOMAINS]  # noqa: S608 - constants
+_POLL = "SELECT " + ", ".join(_SEQUENCES)
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    """A libpq-style URL asyncpg's ``connect`` takes, from any of Loom's database URLs."""
+    parsed = make_url(database_url.replace("postgres://", "postgresql://", 1))
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class Generations:
+    """This process's view of the domains' generations (see the module's docstring)."""
+
+    def __init__(self, database_url: str, *, poll_seconds: float = 5.0) -> None:
+        self._dsn = asyncpg_dsn(database_url)
+        self.poll_seconds = poll_seconds
+        self.tokens: dict[str, int] = dict.fromkeys(DOMAINS, 0)
+        self.live = False
+        self._polled: tuple[int, ...] | None = None
+        self._connection: asyncpg.Connection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Condition()
+
+    # --- reading -------------------------------------------------------------------------------------
+
+    def snapshot(self, domains: Iterable[str]) -> tuple[int, ...] | None:
+        """The tokens of ``domains`` now, or None while this process cannot see writes."""
+        if not self.live:
+            return None
+        tokens = self.tokens
+        return tuple(tokens[d] for d in domains)
+
+    async def wait_for_change(self, domain: str, since: int) -> None:
+        """Until ``domain``'s token is no longer ``since`` (tests, tools; bound it with a timeout)."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.tokens[domain] != since)
+
+    async def wait_live(self) -> None:
+        """Until this process sees writes (tests, tools; bound it with a timeout)."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.live)
+
+    # --- keeping them ----------------------------------------------------------------------------------
+
+    def _bump(self, domains: Iterable[str]) -> None:
+        for domain in domains:
+            self.tokens[domain] += 1
+        self._wake()
+
+    def _wake(self) -> None:
+        async def notify() -> None:
+            async with self._changed:
+                self._changed.notify_all()
+
+        with contextlib.suppress(RuntimeError):  # no running loop: nobody can be waiting
+            asyncio.get_running_loop().create_task(notify())
+
+    def _notified(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
+        domain = payload.partition(" ")[0]
+        self._bump([domain] if domain in self.tokens else DOMAINS)
+
+    def _lost(self, _connection: object) -> None:
+        if self.live:
+            log.warning("public read cache off: lost the connection listening for writes")
+        self.live = False
+        self._bump(DOMAINS)
+
+    async def _poll(self, connection: asyncpg.Connection) -> None:
+        row = await connection.fetchrow(_POLL, timeout=max(self.poll_seconds, 1.0))
+        values = tuple(int(v) for v in row) if row is not None else ()
+        if self._polled is not None:
+            # A value no notification covered: a write of a transaction still open (its notification
+            # follows at commit and bumps again) or one rolled back. Either way, drop the domain's answers.
+            self._bump(d for d, old, new in zip(DOMAINS, self._polled, values, strict=True) if old != new)
+        self._polled = values
+
+    async def start(self) -> None:
+        """Listen in the background; the tokens are live once the first connection is listening."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="loom-generations")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self.live = False
+        await self._disconnect()
+
+    async def _disconnect(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.close(timeout=1)
+
+    async def _run(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                connection = self._connection = await asyncpg.connect(
+                    self._dsn, timeout=5, server_settings={"application_name": "loom-generations"}
+                )
+                connection.add_termination_listener(self._lost)
+                await connection.add_listener(CHANNEL, self._notified)
+                self._polled = None
+                await self._poll(connection)  # listening first: nothing committed after this is missed
+                self._bump(DOMAINS)  # whatever was cached before (re)connecting is suspect
+                self.live = True
+                self._wake()
+                if delay > 0.5:
+                    log.info("public read cache on again: listening for writes")
+                delay = 0.5
+                while not connection.is_closed():
+                    await asyncio.sleep(self.poll_seconds)
+                    await self._poll(connection)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database is down or restarting: retry, cache off meanwhile
+                if self.live or delay == 0.5:
+                    log.warning("public read cache off: cannot listen for writes (%s)", type(exc).__name__)
+                delay = min(delay * 2, 30.0)
+            self.live = False
+            self._bump(DOMAINS)
+            await self._disconnect()
+            await asyncio.sleep(delay)
