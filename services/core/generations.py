@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Iterable
 
 import asyncpg
@@ -25,6 +26,7 @@ from sqlalchemy.engine import make_url
 log = logging.getLogger(__name__)
 
 CHANNEL = "loom_generations"
+SYNC = "sync"  # a marker's payload: "sync <id>"
 DOMAINS = ("network", "campaigns", "signatures")
 _SEQUENCES = [f"(SELECT last_value FROM loom_generation_{d})" for d in DOMAINS]  # noqa: S608 - constants
 _POLL = "SELECT " + ", ".join(_SEQUENCES)
@@ -44,7 +46,10 @@ class Generations:
         self.poll_seconds = poll_seconds
         self.tokens: dict[str, int] = dict.fromkeys(DOMAINS, 0)
         self.live = False
-        self._polled: tuple[int, ...] | None = None
+        self._polled: dict[str, int] | None = None
+        self._notified_values: dict[str, int] = {}
+        self._syncs: dict[str, asyncio.Future[None]] = {}
+        self._lock = asyncio.Lock()  # one statement at a time on the listening connection
         self._connection: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Condition()
@@ -84,8 +89,34 @@ class Generations:
             asyncio.get_running_loop().create_task(notify())
 
     def _notified(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
-        domain = payload.partition(" ")[0]
-        self._bump([domain] if domain in self.tokens else DOMAINS)
+        domain, _, value = payload.partition(" ")
+        if domain == SYNC:
+            waiter = self._syncs.pop(value, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+            return
+        if domain not in self.tokens:
+            self._bump(DOMAINS)
+            return
+        with contextlib.suppress(ValueError):
+            self._notified_values[domain] = max(self._notified_values.get(domain, 0), int(value))
+        self._bump([domain])
+
+    async def sync(self) -> None:
+        """Until every write committed before this call is seen here: notifications reach a listener in
+        commit order, so once this process's own marker comes back, the earlier ones have (read your
+        writes across processes; tests). Raises if the listening connection is down."""
+        connection = self._connection
+        if connection is None or not self.live:
+            raise ConnectionError("not listening for writes")
+        marker = uuid.uuid4().hex
+        waiter = self._syncs[marker] = asyncio.get_running_loop().create_future()
+        try:
+            async with self._lock:
+                await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, f"{SYNC} {marker}")
+            await waiter
+        finally:
+            self._syncs.pop(marker, None)
 
     def _lost(self, _connection: object) -> None:
         if self.live:
@@ -94,12 +125,17 @@ class Generations:
         self._bump(DOMAINS)
 
     async def _poll(self, connection: asyncpg.Connection) -> None:
-        row = await connection.fetchrow(_POLL, timeout=max(self.poll_seconds, 1.0))
-        values = tuple(int(v) for v in row) if row is not None else ()
+        async with self._lock:
+            row = await connection.fetchrow(_POLL, timeout=max(self.poll_seconds, 1.0))
+        values = dict(zip(DOMAINS, (int(v) for v in row or ()), strict=True))
         if self._polled is not None:
             # A value no notification covered: a write of a transaction still open (its notification
             # follows at commit and bumps again) or one rolled back. Either way, drop the domain's answers.
-            self._bump(d for d, old, new in zip(DOMAINS, self._polled, values, strict=True) if old != new)
+            self._bump(
+                d
+                for d, new in values.items()
+                if new != self._polled[d] and new > self._notified_values.get(d, 0)
+            )
         self._polled = values
 
     async def start(self) -> None:
