@@ -6,9 +6,9 @@ shows (services.core.generations). ``LoomRoute`` then, for anonymous callers (no
 
 - answers from this process's cache when an answer to the same path, query and ``Accept-Language`` was
   kept under the domains' current generations (no session, no dependencies, no serialisation);
-- else runs the endpoint once per key at a time (the others asking meanwhile share its answer) and keeps
-  a 200 under the generations read *before* the endpoint ran, so a write committed meanwhile makes it
-  stale at once;
+- else runs the endpoint once per key and generations at a time (requests asking meanwhile share its
+  answer) and keeps a 200 under the generations read *before* the endpoint ran, so a write committed
+  meanwhile makes it stale at once;
 - sends ``Cache-Control: public, max-age, stale-while-revalidate``, ``Vary`` and a strong ``ETag``
   (a hash of the body), and answers ``If-None-Match`` with 304.
 
@@ -41,14 +41,16 @@ _KEPT_HEADERS = ("content-type", "content-language")
 
 class PublicRead:
     """A route dependency that only marks the route as a public read of ``domains`` (it does nothing when
-    called); ``languages``: the answer depends on ``Accept-Language``."""
+    called); ``languages``: the answer depends on ``Accept-Language``; ``clock``: on the time too (a
+    petition's ``is_open``), so it is kept ``LOOM_PUBLIC_MAX_AGE`` seconds at most."""
 
-    def __init__(self, domains: tuple[str, ...], languages: bool) -> None:
+    def __init__(self, domains: tuple[str, ...], languages: bool, clock: bool) -> None:
         unknown = set(domains) - set(DOMAINS)
         if not domains or unknown:
             raise ValueError(f"public_read needs domains among {DOMAINS}, not {sorted(unknown)}")
         self.domains = domains
         self.languages = languages
+        self.clock = clock
         credentials = "Authorization, X-API-Key"
         self.vary = f"Accept-Language, {credentials}" if languages else credentials
 
@@ -56,9 +58,9 @@ class PublicRead:
         return None
 
 
-def public_read(*domains: str, languages: bool = False) -> Any:
+def public_read(*domains: str, languages: bool = False, clock: bool = False) -> Any:
     """``dependencies=[public_read("campaigns", "network", languages=True)]`` on a GET route."""
-    return Depends(PublicRead(tuple(domains), languages))
+    return Depends(PublicRead(tuple(domains), languages, clock))
 
 
 def declared_public_read(dependant: Dependant) -> PublicRead | None:
@@ -119,14 +121,15 @@ class PublicCache:
         self.generations = generations
         self.max_entries = settings.public_cache_entries
         self.max_bytes = settings.public_cache_bytes
-        self.ttl = float(settings.public_max_age)
+        self.clock_ttl = float(settings.public_max_age)
+        self.ttl = float(settings.public_cache_seconds)
         self.cache_control = (
             f"public, max-age={settings.public_max_age}, "
             f"stale-while-revalidate={settings.public_stale_while_revalidate}"
         )
         self._entries: OrderedDict[Key, Answer] = OrderedDict()
         self._bytes = 0
-        self._pending: dict[Key, asyncio.Future[Answer | None]] = {}
+        self._pending: dict[Key, tuple[tuple[int, ...], asyncio.Future[Answer | None]]] = {}
         self.hits = 0
         self.misses = 0
 
@@ -166,14 +169,16 @@ class PublicCache:
                 return entry.response(request)
             self._drop(key)
         pending = self._pending.get(key)
-        if pending is not None:
-            shared = await asyncio.shield(pending)
-            if shared is not None and shared.tokens == generations.snapshot(spec.domains):
+        if pending is not None and pending[0] == tokens:
+            # Its read began after every write this request could know of: its answer will do, even if
+            # a write commits meanwhile (that write is concurrent with this request).
+            shared = await asyncio.shield(pending[1])
+            if shared is not None:
                 self.hits += 1
                 return shared.response(request)
         self.misses += 1
         future: asyncio.Future[Answer | None] = asyncio.get_running_loop().create_future()
-        self._pending[key] = future
+        self._pending[key] = (tokens, future)
         kept: Answer | None = None
         try:
             response = await run()
@@ -181,12 +186,12 @@ class PublicCache:
                 return response
             kept = Answer.of(response, spec, self.cache_control)
             kept.tokens = tokens
-            kept.expires = time.monotonic() + self.ttl
+            kept.expires = time.monotonic() + (self.clock_ttl if spec.clock else self.ttl)
             if tokens == generations.snapshot(spec.domains):  # else a write came meanwhile: don't keep
                 self._keep(key, kept)
             return kept.response(request)
         finally:
-            if self._pending.get(key) is future:
+            if self._pending.get(key, (None, None))[1] is future:
                 del self._pending[key]
             future.set_result(kept)
 
@@ -196,7 +201,7 @@ class PublicCache:
         return Answer.of(response, spec, self.cache_control).response(request)
 
     def _keep(self, key: Key, answer: Answer) -> None:
-        if self.ttl <= 0 or len(answer.body) > self.max_bytes:
+        if answer.expires <= time.monotonic() or len(answer.body) > self.max_bytes:
             return
         self._drop(key)
         self._entries[key] = answer

@@ -136,11 +136,13 @@ class Settings(BaseSettings):
     # each API process keeps them until a write changes them instead).
     stats_cache_seconds: int = Field(default=30, ge=0)
 
-    # Public reads (docs/caching.md): what anonymous answers say to browsers and CDNs, and this process's
-    # cache of them, kept until a write changes their data (or this long at most: `is_open` follows the
-    # clock). 0 entries turns the process cache off (the headers stay).
+    # Public reads (docs/caching.md): what anonymous answers say to browsers and CDNs (`max-age`,
+    # `stale-while-revalidate`), and this process's cache of them, kept until a write changes their data
+    # or `public_cache_seconds` have passed (answers that follow the clock, a petition's `is_open`:
+    # `public_max_age`). 0 entries turns the process cache off (the headers stay).
     public_max_age: int = Field(default=5, ge=0, le=3600)
     public_stale_while_revalidate: int = Field(default=30, ge=0, le=86400)
+    public_cache_seconds: float = Field(default=300.0, ge=0)
     public_cache_entries: int = Field(default=10_000, ge=0)
     public_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     # How often each API process checks its connection listening for writes (and the generations).

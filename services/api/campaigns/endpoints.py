@@ -266,7 +266,7 @@ _transition_endpoint(
 
 @router.get(
     "/v1/petitions",
-    dependencies=[public_read("campaigns", "network", languages=True)],
+    dependencies=[public_read("campaigns", "network", languages=True, clock=True)],
     tags=["petitions"],
     summary="List petitions",
     response_model=PetitionPage,
@@ -323,7 +323,7 @@ async def create_petition(
 
 @router.get(
     "/v1/petitions/{ref}",
-    dependencies=[public_read("campaigns", "network", languages=True)],
+    dependencies=[public_read("campaigns", "network", languages=True, clock=True)],
     tags=["petitions"],
     summary="Get a petition",
     response_model=PetitionRead,
