@@ -25,18 +25,18 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import Depends
 from fastapi.dependencies.models import Dependant
-from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 from services.core.config import Settings
 from services.core.generations import DOMAINS, Generations
 
 PRIVATE = "private, no-store"
 _CREDENTIALS = (b"authorization", b"x-api-key")
-_KEPT_HEADERS = ("content-type", "content-language")
 
 
 class PublicRead:
@@ -84,33 +84,83 @@ def _matches(if_none_match: str, etag: str) -> bool:
     return any(tag.strip().removeprefix("W/") == etag for tag in if_none_match.split(","))
 
 
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """What a request's headers say that matters here, from one pass over them."""
+
+    anonymous: bool
+    if_none_match: str | None
+    accept_language: str
+
+    @classmethod
+    def of(cls, scope: Scope) -> Ask:
+        anonymous, if_none_match, accept_language = True, None, ""
+        for name, value in scope["headers"]:
+            if name in _CREDENTIALS:
+                anonymous = False
+            elif name == b"if-none-match":
+                if_none_match = value.decode("latin-1")
+            elif name == b"accept-language":
+                accept_language = value.decode("latin-1")
+        return cls(anonymous, if_none_match, accept_language)
+
+
+class KeptResponse(Response):
+    """A kept answer, sent as is: its headers were encoded once, when it was kept."""
+
+    def __init__(self, status_code: int, body: bytes, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code = status_code
+        self.body = body
+        self.background = None
+        self.raw_headers = list(raw_headers)  # the middleware adds to the list it is sent
+
+
 @dataclass(slots=True)
 class Answer:
-    """A public answer as sent: body, the endpoint's headers worth keeping, and its validators."""
+    """A public answer as sent: its body and headers (encoded), and the 304's headers."""
 
     body: bytes
-    headers: dict[str, str]
+    etag: str
+    full: list[tuple[bytes, bytes]]
+    not_modified: list[tuple[bytes, bytes]]
     tokens: tuple[int, ...] | None = None
     expires: float = 0.0
 
     @classmethod
     def of(cls, response: Response, spec: PublicRead, cache_control: str) -> Answer:
         body = bytes(response.body)
-        headers = {name: response.headers[name] for name in _KEPT_HEADERS if name in response.headers}
-        headers["Cache-Control"] = cache_control
-        headers["Vary"] = spec.vary
-        headers["ETag"] = etag_of(body)
-        return cls(body, headers)
+        etag = etag_of(body)
+        validators = [
+            (b"cache-control", cache_control.encode()),
+            (b"vary", spec.vary.encode()),
+            (b"etag", etag.encode()),
+        ]
+        language = response.headers.get("content-language")
+        if language is not None:
+            validators.append((b"content-language", language.encode("latin-1")))
+        content_type = response.headers.get("content-type", "application/json").encode("latin-1")
+        full = [
+            (b"content-type", content_type),
+            (b"content-length", str(len(body)).encode()),
+            *validators,
+        ]
+        return cls(body, etag, full, validators)
 
-    def response(self, request: Request) -> Response:
-        if_none_match = request.headers.get("if-none-match")
-        if if_none_match is not None and _matches(if_none_match, self.headers["ETag"]):
-            headers = {k: v for k, v in self.headers.items() if k != "content-type"}
-            return Response(status_code=304, headers=headers)
-        return Response(self.body, headers=self.headers)
+    def response(self, ask: Ask) -> Response:
+        if ask.if_none_match is not None and _matches(ask.if_none_match, self.etag):
+            return KeptResponse(304, b"", self.not_modified)
+        return KeptResponse(200, self.body, self.full)
 
 
-Key = tuple[str, str, str]
+Key = tuple[str, tuple[tuple[str, str], ...], str]
+
+
+@dataclass(slots=True)
+class Lookup:
+    """A look-up that found nothing: where the answer goes once there is one."""
+
+    key: Key
+    tokens: tuple[int, ...]
 
 
 class PublicCache:
@@ -138,36 +188,50 @@ class PublicCache:
         return self.max_entries > 0 and self.generations is not None and self.generations.live
 
     @staticmethod
-    def key(request: Request, spec: PublicRead) -> Key:
-        query = request.scope["query_string"]
-        if query:
-            items = sorted(
-                ((n, v) for n, v in request.query_params.multi_items() if n != "_"), key=lambda i: i[0]
-            )
-            query_key = "&".join(f"{n}={v}" for n, v in items)
-        else:
-            query_key = ""
-        language = request.headers.get("accept-language", "") if spec.languages else ""
-        return (request.scope["path"], query_key, language)
+    def key(scope: Scope, spec: PublicRead, ask: Ask) -> Key:
+        query = scope["query_string"]
+        items: tuple[tuple[str, str], ...] = ()
+        if query:  # parsed as Starlette does, in order but for the names'; the cache-buster left out
+            pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+            items = tuple(sorted((item for item in pairs if item[0] != "_"), key=lambda item: item[0]))
+        return (scope["path"], items, ask.accept_language if spec.languages else "")
 
-    async def answer(
-        self, request: Request, spec: PublicRead, run: Callable[[], Awaitable[Response]]
-    ) -> Response:
-        """The anonymous answer to ``request``: kept, shared with a request in flight, or run."""
+    def lookup(self, scope: Scope, spec: PublicRead, ask: Ask) -> Response | Lookup | None:
+        """The kept answer to an anonymous request; else where to keep it (None: no cache now).
+
+        Only 200s are kept, so a kept answer's request passed the operation's checks, and so does any
+        request of the same key (same path, parameters and values): hits skip them."""
         generations = self.generations
-        tokens = None
-        if generations is not None and self.max_entries > 0:
-            tokens = generations.snapshot(spec.domains)
-        if generations is None or tokens is None:  # no cache: the headers only
-            return self._answer_of(await run(), spec, request)
-        key = self.key(request, spec)
+        if generations is None or self.max_entries <= 0:
+            return None
+        tokens = generations.snapshot(spec.domains)
+        if tokens is None:
+            return None
+        key = self.key(scope, spec, ask)
         entry = self._entries.get(key)
         if entry is not None:
             if entry.tokens == tokens and entry.expires > time.monotonic():
                 self._entries.move_to_end(key)
                 self.hits += 1
-                return entry.response(request)
+                return entry.response(ask)
             self._drop(key)
+        return Lookup(key, tokens)
+
+    async def answer(
+        self,
+        spec: PublicRead,
+        ask: Ask,
+        found: Lookup | None,
+        run: Callable[[], Awaitable[Response]],
+    ) -> Response:
+        """The anonymous answer after a look-up found nothing: shared with a request in flight, or run
+        (and kept when ``found`` says where)."""
+        if found is None or self.generations is None:  # no cache: the headers only
+            response = await run()
+            if response.status_code != 200:
+                return response
+            return Answer.of(response, spec, self.cache_control).response(ask)
+        key, tokens = found.key, found.tokens
         pending = self._pending.get(key)
         if pending is not None and pending[0] == tokens:
             # Its read began after every write this request could know of: its answer will do, even if
@@ -175,7 +239,7 @@ class PublicCache:
             shared = await asyncio.shield(pending[1])
             if shared is not None:
                 self.hits += 1
-                return shared.response(request)
+                return shared.response(ask)
         self.misses += 1
         future: asyncio.Future[Answer | None] = asyncio.get_running_loop().create_future()
         self._pending[key] = (tokens, future)
@@ -187,18 +251,13 @@ class PublicCache:
             kept = Answer.of(response, spec, self.cache_control)
             kept.tokens = tokens
             kept.expires = time.monotonic() + (self.clock_ttl if spec.clock else self.ttl)
-            if tokens == generations.snapshot(spec.domains):  # else a write came meanwhile: don't keep
+            if tokens == self.generations.snapshot(spec.domains):  # else a write came meanwhile
                 self._keep(key, kept)
-            return kept.response(request)
+            return kept.response(ask)
         finally:
             if self._pending.get(key, (None, None))[1] is future:
                 del self._pending[key]
             future.set_result(kept)
-
-    def _answer_of(self, response: Response, spec: PublicRead, request: Request) -> Response:
-        if response.status_code != 200:
-            return response
-        return Answer.of(response, spec, self.cache_control).response(request)
 
     def _keep(self, key: Key, answer: Answer) -> None:
         if answer.expires <= time.monotonic() or len(answer.body) > self.max_bytes:
@@ -218,10 +277,6 @@ class PublicCache:
     def clear(self) -> None:
         self._entries.clear()
         self._bytes = 0
-
-
-def anonymous(request: Request) -> bool:
-    return not any(name in _CREDENTIALS for name, _ in request.scope["headers"])
 
 
 def private(response: Response) -> Response:

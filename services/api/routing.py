@@ -28,7 +28,7 @@ from starlette.routing import BaseRoute
 
 from services.api.deps import request_session
 from services.api.headers import declared_headers
-from services.api.publicread import PublicCache, anonymous, declared_public_read, private
+from services.api.publicread import Ask, PublicCache, declared_public_read, private
 from services.core import jsonbody, outbox
 from services.core.jobs import JobQueue
 
@@ -137,15 +137,24 @@ class LoomRoute(APIRoute):
 
         async def handle(request: Request) -> Response:
             request = LoomRequest(request.scope, request.receive)
+            if public is not None:
+                ask = Ask.of(request.scope)
+                if ask.anonymous:
+                    cache: PublicCache = request.app.state.public_cache
+                    found = cache.lookup(request.scope, public, ask)
+                    if isinstance(found, Response):
+                        return found  # the request of a kept answer passed the checks below
+                    check(request)
+                    return await cache.answer(public, ask, found, functools.partial(run, request))
+                check(request)
+                return private(await run(request))
+            check(request)
+            return await run(request)
+
+        def check(request: Request) -> None:
             if strict:
                 declared.check(request)
             _refuse_nul(request, declared.names)  # the parameters the endpoint reads, NUL or not
-            if public is None:
-                return await run(request)
-            if anonymous(request):
-                cache: PublicCache = request.app.state.public_cache
-                return await cache.answer(request, public, functools.partial(run, request))
-            return private(await run(request))
 
         async def run(request: Request) -> Response:
             try:

@@ -203,6 +203,13 @@ async def test_repeated_reads_are_kept_by_normalised_query(
     assert refused.headers["content-type"] == "application/problem+json"
     bad = await a.http.get("/v1/organisations?limit=0")
     assert bad.status_code == 422
+    # a value holding what reads as more parameters is kept apart from those parameters
+    searched = await a.http.get("/v1/organisations", params={"q": "a&status=former"})
+    assert searched.status_code == 200
+    staff_only = await a.http.get("/v1/organisations?q=a&status=former")
+    assert staff_only.status_code == 401, staff_only.text
+    repeated = await a.http.get("/v1/organisations?limit=5&limit=5")
+    assert repeated.status_code == 422
 
 
 async def test_requests_in_flight_share_one_database_read(
