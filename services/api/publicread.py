@@ -1,19 +1,8 @@
-"""Public reads: HTTP caching headers, ``If-None-Match``, and this process's cache of anonymous answers.
+"""Public reads: ``Cache-Control``, a strong ``ETag`` and 304s, and this process's cache of anonymous answers.
 
-A route marks itself with ``dependencies=[public_read("network", ...)]``, naming the domains its answer
-shows (services.core.generations). ``LoomRoute`` then, for anonymous callers (no ``Authorization``, no
-``X-API-Key``):
-
-- answers from this process's cache when an answer to the same path, query and ``Accept-Language`` was
-  kept under the domains' current generations (no session, no dependencies, no serialisation);
-- else runs the endpoint once per key and generations at a time (requests asking meanwhile share its
-  answer) and keeps a 200 under the generations read *before* the endpoint ran, so a write committed
-  meanwhile makes it stale at once;
-- sends ``Cache-Control: public, max-age, stale-while-revalidate``, ``Vary`` and a strong ``ETag``
-  (a hash of the body), and answers ``If-None-Match`` with 304.
-
-Callers with credentials get the endpoint's own answer (staff see drafts) with ``Cache-Control:
-private, no-store``: nothing that depends on who asks is kept or shared. docs/caching.md.
+A route marked ``dependencies=[public_read(<domains>)]`` is answered by ``LoomRoute`` from here for callers
+without credentials (kept until a write to one of its domains, services.core.generations); callers with
+credentials get the endpoint's own answer, ``private, no-store``. Why and how: docs/caching.md.
 """
 
 from __future__ import annotations
@@ -61,6 +50,40 @@ class PublicRead:
 def public_read(*domains: str, languages: bool = False, clock: bool = False) -> Any:
     """``dependencies=[public_read("campaigns", "network", languages=True)]`` on a GET route."""
     return Depends(PublicRead(tuple(domains), languages, clock))
+
+
+NOT_MODIFIED = "Not modified: `If-None-Match` names this answer's `ETag` (anonymous callers)."
+
+
+def openapi_extra(extra: dict[str, Any] | None) -> dict[str, Any]:
+    """What a public read's operation says in the OpenAPI: ``If-None-Match``, and the 200's caching
+    headers (merged into what FastAPI generates: lists are appended, mappings merged)."""
+    header = {"schema": {"type": "string"}}
+    return {
+        **(extra or {}),
+        "parameters": [
+            *(extra or {}).get("parameters", []),
+            {
+                "name": "If-None-Match",
+                "in": "header",
+                "required": False,
+                "description": "An `ETag` of an earlier answer: 304 if the answer is still the same.",
+                "schema": {"type": "string"},
+            },
+        ],
+        "responses": {
+            "200": {
+                "headers": {
+                    "ETag": {"description": "A strong tag of this answer's bytes.", **header},
+                    "Cache-Control": {
+                        "description": "`public, max-age=…, stale-while-revalidate=…` to anonymous "
+                        "callers; `private, no-store` to callers with credentials.",
+                        **header,
+                    },
+                }
+            }
+        },
+    }
 
 
 def declared_public_read(dependant: Dependant) -> PublicRead | None:

@@ -28,7 +28,14 @@ from starlette.routing import BaseRoute
 
 from services.api.deps import request_session
 from services.api.headers import declared_headers
-from services.api.publicread import Ask, PublicCache, declared_public_read, private
+from services.api.publicread import (
+    NOT_MODIFIED,
+    Ask,
+    PublicCache,
+    declared_public_read,
+    openapi_extra,
+    private,
+)
 from services.core import jsonbody, outbox
 from services.core.jobs import JobQueue
 
@@ -125,6 +132,9 @@ class LoomRoute(APIRoute):
         if self.include_in_schema:
             # Every operation may answer 422, even one without parameters: its query string is checked.
             self.responses.setdefault(422, {"description": "Validation error: see `errors`."})
+            if declared_public_read(self.dependant) is not None:
+                self.responses.setdefault(304, {"description": NOT_MODIFIED})
+                self.openapi_extra = openapi_extra(self.openapi_extra)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

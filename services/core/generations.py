@@ -1,15 +1,8 @@
 """Generations of public data: which cached public answers are still current, in every process.
 
-Each domain whose rows public reads show (``network``, ``campaigns``, ``signatures``) has a sequence in
-PostgreSQL; a statement-level trigger on each of its tables takes the next value and announces it with
-``NOTIFY loom_generations, '<domain> <value>'``, delivered when the writing transaction commits (migration
-0013). :class:`Generations` listens on a connection of its own and keeps a token per domain that changes
-whenever that domain may have changed; an answer cached under older tokens is stale. Every write counts,
-whoever makes it (API, worker, CLI, a migration, psql), and every process listening sees it.
-
-While the listening connection is down the tokens say nothing: :meth:`Generations.snapshot` answers None
-and callers must not serve or keep cached answers. A poll of the sequences every ``poll_seconds`` checks
-the connection and catches anything a notification could have missed. docs/caching.md.
+A trigger on each table of a domain takes the next value of its sequence and sends ``NOTIFY
+loom_generations, '<domain> <value>'`` at commit (migration 0013); :class:`Generations` listens and keeps
+a token per domain that changes with every such write, whoever made it. docs/caching.md.
 """
 
 from __future__ import annotations

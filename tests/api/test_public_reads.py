@@ -383,3 +383,13 @@ def test_every_public_read_names_its_domains(app: FastAPI) -> None:
         "/v1/petitions/{ref}",
         "/v1/petitions/{petition}/stats",
     }
+
+
+def test_the_openapi_documents_the_caching_of_each_public_read(app: FastAPI) -> None:
+    schema = app.openapi()
+    for path in ("/v1/organisations", "/v1/petitions/{ref}", "/v1/petitions/{petition}/stats"):
+        operation = schema["paths"][path]["get"]
+        assert "304" in operation["responses"], path
+        assert {"ETag", "Cache-Control"} <= set(operation["responses"]["200"]["headers"]), path
+        assert "If-None-Match" in {p["name"] for p in operation["parameters"] if p["in"] == "header"}
+    assert "304" not in schema["paths"]["/v1/users"]["get"]["responses"]
