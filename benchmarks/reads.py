@@ -55,7 +55,9 @@ class World:
 async def _seed(database_url: str, organisations: int, signatures: int) -> World:
     slugs = await seed_directory(database_url, organisations)
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
-    campaigns, petitions, drafts = [], [], []
+    campaigns: list[str] = []
+    petitions: list[str] = []
+    drafts: list[str] = []
     try:
         async with conn.transaction():
             for i in range(CAMPAIGNS * 2):
