@@ -210,6 +210,15 @@ class PublicCache:
     def on(self) -> bool:
         return self.max_entries > 0 and self.generations is not None and self.generations.live
 
+    def figures(self) -> dict[str, float]:
+        return {
+            "hits": self.hits,
+            "misses": self.misses,
+            "entries": len(self._entries),
+            "bytes": self._bytes,
+            "live": 1.0 if self.on else 0.0,
+        }
+
     @staticmethod
     def key(scope: Scope, spec: PublicRead, ask: Ask) -> Key:
         query = scope["query_string"]

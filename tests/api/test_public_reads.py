@@ -393,3 +393,12 @@ def test_the_openapi_documents_the_caching_of_each_public_read(app: FastAPI) -> 
         assert {"ETag", "Cache-Control"} <= set(operation["responses"]["200"]["headers"]), path
         assert "If-None-Match" in {p["name"] for p in operation["parameters"] if p["in"] == "header"}
     assert "304" not in schema["paths"]["/v1/users"]["get"]["responses"]
+
+
+async def test_metrics_show_the_cache(processes: tuple[Process, Process], world: World) -> None:
+    a, _ = processes
+    await a.http.get("/v1/coalitions")
+    await a.http.get("/v1/coalitions")
+    text_ = (await a.http.get("/metrics")).text
+    assert 'loom_public_cache{what="live"} 1.0' in text_
+    assert f'loom_public_cache{{what="hits"}} {float(a.cache.hits)}' in text_
