@@ -161,7 +161,9 @@ def create_app(
         app.state.signing_limits = SigningLimits.from_settings(settings, r_url)
         app.state.cache = Redis.from_url(r_url, socket_connect_timeout=1, socket_timeout=1)
         app.state.count_memo = CountMemo(ttl=settings.count_memo_seconds)
-        generations = Generations(db_url, poll_seconds=settings.public_cache_poll_seconds)
+        generations = Generations(
+            settings.public_cache_listen_url or db_url, poll_seconds=settings.public_cache_poll_seconds
+        )
         app.state.public_cache = PublicCache(settings, generations)
         if settings.public_cache_entries > 0:
             await generations.start()

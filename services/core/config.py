@@ -147,6 +147,9 @@ class Settings(BaseSettings):
     public_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     # How often each API process checks its connection listening for writes (and the generations).
     public_cache_poll_seconds: float = Field(default=5.0, gt=0)
+    # Where that connection goes, when DATABASE_URL points at a pool that cannot LISTEN (PgBouncer in
+    # transaction mode): PostgreSQL itself, the primary. Unset: DATABASE_URL.
+    public_cache_listen_url: str | None = None
 
     # After a rotation, an integration's previous webhook secret is still accepted this long.
     webhook_secret_grace_hours: int = Field(default=24, ge=0, le=24 * 30)

@@ -402,3 +402,26 @@ async def test_metrics_show_the_cache(processes: tuple[Process, Process], world:
     text_ = (await a.http.get("/metrics")).text
     assert 'loom_public_cache{what="live"} 1.0' in text_
     assert f'loom_public_cache{{what="hits"}} {float(a.cache.hits)}' in text_
+
+
+async def test_the_listening_connection_goes_where_it_is_told(
+    settings: Settings, database_url: str, redis_url: str
+) -> None:
+    """``LOOM_PUBLIC_CACHE_LISTEN_URL`` (PgBouncer in transaction mode cannot LISTEN): here a database that
+    does not exist, so the cache stays off while the app answers from its own database."""
+    elsewhere = database_url.rsplit("/", 1)[0] + "/loom_no_such_database"
+    app = create_app(
+        settings.model_copy(update={"public_cache_entries": 100, "public_cache_listen_url": elsewhere}),
+        database_url=database_url,
+        redis_url=redis_url,
+    )
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            await asyncio.sleep(0.5)
+            for _ in range(2):
+                response = await http.get("/v1/network/stats")
+                assert response.status_code == 200
+                assert response.headers["cache-control"].startswith("public")
+        assert not app.state.public_cache.on
+        assert app.state.public_cache.hits == 0
