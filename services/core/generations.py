@@ -1,7 +1,7 @@
 """Generations of public data: which cached public answers are still current, in every process.
 
 A trigger on each table of a domain takes the next value of its sequence and sends ``NOTIFY
-loom_generations, '<domain> <value>'`` at commit (migration 0013); :class:`Generations` listens and keeps
+loom_generations, '<domain> <value>'`` at commit (migration 0021); :class:`Generations` listens and keeps
 a token per domain that changes with every such write, whoever made it. docs/caching.md.
 """
 
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "loom_generations"
 SYNC = "sync"  # a marker's payload: "sync <id>"
-DOMAINS = ("network", "campaigns", "signatures")
+DOMAINS = ("network", "campaigns", "registry", "signatures")
 _SEQUENCES = [f"(SELECT last_value FROM loom_generation_{d})" for d in DOMAINS]  # noqa: S608 - constants
 _POLL = "SELECT " + ", ".join(_SEQUENCES)
 

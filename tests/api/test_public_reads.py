@@ -382,6 +382,10 @@ def test_every_public_read_names_its_domains(app: FastAPI) -> None:
         "/v1/petitions",
         "/v1/petitions/{ref}",
         "/v1/petitions/{petition}/stats",
+        "/v1/companies",
+        "/v1/companies/{ref}",
+        "/v1/facilities",
+        "/v1/facilities/{ref}",
     }
 
 

@@ -49,6 +49,7 @@ from services.core.campaigns.schemas import (
 from services.core.errors import Forbidden, InvalidToken, Unauthenticated
 from services.core.network.errors import StaffOnly
 from services.core.refs import Ref, RefQuery
+from services.core.registry.errors import TargetCompanyNotFound
 from services.core.schemas import SearchText
 from services.core.users.scopes import Scope
 from services.core.users.security import Principal
@@ -91,7 +92,7 @@ def _content_language(response: Response, language: str) -> None:
 
 @router.get(
     "/v1/campaigns",
-    dependencies=[public_read("campaigns", "network", languages=True)],
+    dependencies=[public_read("campaigns", "network", "registry", languages=True)],
     tags=["campaigns"],
     summary="List campaigns",
     response_model=CampaignPage,
@@ -133,7 +134,9 @@ async def list_campaigns(
     summary="Create a campaign",
     status_code=status.HTTP_201_CREATED,
     response_model=CampaignRead,
-    responses=problem_responses(*_AUTH, CampaignSlugTaken, PartnerOrganisationNotFound, DuplicatePartner),
+    responses=problem_responses(
+        *_AUTH, CampaignSlugTaken, PartnerOrganisationNotFound, DuplicatePartner, TargetCompanyNotFound
+    ),
 )
 async def create_campaign(
     session: SessionDep,
@@ -143,7 +146,9 @@ async def create_campaign(
     response: Response,
 ) -> CampaignRead:
     """Admins, coordinators and campaigners. A new campaign is a `draft`. The slug is generated from the
-    default language's title unless given; partners are member organisations by id or slug."""
+    default language's title unless given; partners are member organisations by id or slug; targets are
+    companies of the registry by id or slug (or, deprecated, by name: `target_companies`, where a name no
+    company has becomes a new company)."""
     campaign = await service.create_campaign(session, principal, body, languages)
     response.headers["Location"] = f"/v1/campaigns/{campaign.id}"
     _content_language(response, campaign.language)
@@ -152,7 +157,7 @@ async def create_campaign(
 
 @router.get(
     "/v1/campaigns/{ref}",
-    dependencies=[public_read("campaigns", "network", languages=True)],
+    dependencies=[public_read("campaigns", "network", "registry", languages=True)],
     tags=["campaigns"],
     summary="Get a campaign",
     response_model=CampaignRead,
@@ -185,6 +190,7 @@ async def get_campaign(
         PartnerOrganisationNotFound,
         DuplicatePartner,
         DefaultLanguageMissing,
+        TargetCompanyNotFound,
     ),
 )
 async def update_campaign(
@@ -195,9 +201,9 @@ async def update_campaign(
     languages: Languages,
     response: Response,
 ) -> CampaignRead:
-    """Only the fields sent change; `translations`, `demands`, `target_companies` and `partners` are
-    replaced whole. Archived campaigns cannot change (409). The status changes with the lifecycle
-    endpoints (`publish`, `close`, `archive`)."""
+    """Only the fields sent change; `translations`, `demands`, `targets` (with the deprecated
+    `target_companies`, if sent) and `partners` are replaced whole. Archived campaigns cannot change
+    (409). The status changes with the lifecycle endpoints (`publish`, `close`, `archive`)."""
     campaign = await service.update_campaign(session, principal, ref, body, languages)
     _content_language(response, campaign.language)
     return campaign

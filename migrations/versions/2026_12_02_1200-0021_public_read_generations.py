@@ -5,17 +5,17 @@ announces it with ``NOTIFY loom_generations`` (sent when its transaction commits
 listens and drops its cached public answers of that domain (docs/caching.md). Triggers, not application
 code, so every write path counts: the API, the worker, the CLI, migrations and psql alike.
 
-Revision ID: 0013
-Revises: 0012
-Create Date: 2026-12-02 03:00:00+00:00
+Revision ID: 0021
+Revises: 0020
+Create Date: 2026-12-02 12:00:00+00:00
 """
 
 from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0013"
-down_revision: str | None = "0012"
+revision: str = "0021"
+down_revision: str | None = "0020"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -24,9 +24,10 @@ depends_on: str | Sequence[str] | None = None
 DOMAINS: dict[str, tuple[tuple[str, ...], str]] = {
     "network": (("organisations", "coalitions", "coalition_memberships"), "INSERT OR UPDATE OR DELETE"),
     "campaigns": (
-        ("campaigns", "campaign_partners", "petitions", "petition_consent_versions"),
+        ("campaigns", "campaign_partners", "campaign_targets", "petitions", "petition_consent_versions"),
         "INSERT OR UPDATE OR DELETE",
     ),
+    "registry": (("companies", "facilities"), "INSERT OR UPDATE OR DELETE"),
     "signatures": (("signatures",), "UPDATE OR DELETE"),
 }
 
