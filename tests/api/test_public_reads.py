@@ -280,6 +280,36 @@ async def test_the_workers_counting_makes_the_statistics_fresh(
     assert (await b.http.get(path)).json()["count"] == 1
 
 
+async def test_a_registry_write_makes_company_reads_fresh_in_every_process(
+    processes: tuple[Process, Process],
+    world: World,
+    settings: Settings,
+    factory: async_sessionmaker[AsyncSession],
+) -> None:
+    a, b = processes
+    staff = auth_headers(settings, world.admin)
+    made = await a.http.post(
+        "/v1/companies", json={"name": f"Brand {world.organisation.slug}"}, headers=staff
+    )
+    assert made.status_code == 201, made.text
+    company = made.json()
+    try:
+        path = f"/v1/companies/{company['slug']}"
+        for _ in range(2):
+            assert (await b.http.get(path)).json()["website"] is None
+        since = b.generations.tokens["registry"]
+        changed = await a.http.patch(path, json={"website": "https://brand.example.org"}, headers=staff)
+        assert changed.status_code == 200, changed.text
+        await _bumped(b, "registry", since)
+        assert (await b.http.get(path)).json()["website"] == "https://brand.example.org/"
+    finally:
+        async with factory.begin() as session:
+            await session.execute(
+                text("DELETE FROM registry_field_sources WHERE record_id = :id"), {"id": company["id"]}
+            )
+            await session.execute(text("DELETE FROM companies WHERE id = :id"), {"id": company["id"]})
+
+
 async def test_a_write_rolled_back_leaves_the_answers_right(
     processes: tuple[Process, Process], world: World, factory: async_sessionmaker[AsyncSession]
 ) -> None:
