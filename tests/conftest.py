@@ -106,6 +106,9 @@ def settings(database_url: str, redis_url: str) -> Settings:
         signing_rate_limit_email_domain="100000/minute",
         signing_rate_limit_petition="100000/minute",
         count_memo_seconds=0,  # tests read counts right after changing them (CountMemo has its own test)
+        # Tests write inside transactions they roll back, which announce no writes: answers kept from one
+        # test's data would outlive it. The cache has tests of its own (tests/api/test_public_reads.py).
+        public_cache_entries=0,
         # Webhook receivers in tests listen on 127.0.0.1 (the SSRF tests turn this off for themselves).
         webhooks_allow_private_urls=True,
     )

@@ -27,6 +27,7 @@ from services.api.middleware import REQUEST_ID_HEADER, Edge
 from services.api.network.endpoints import router as network_router
 from services.api.ops.endpoints import router as ops_router
 from services.api.ops.metrics import Metrics
+from services.api.publicread import PublicCache
 from services.api.registry.endpoints import router as registry_router
 from services.api.routing import AllowedMethods, HotRoutes
 from services.api.signatures.endpoints import router as signatures_router
@@ -42,6 +43,7 @@ from services.core import jsonbody
 from services.core.addresses import database_address, redis_address
 from services.core.config import Settings, get_settings
 from services.core.db.engine import create_driver_pool, create_engine, create_sessionmaker
+from services.core.generations import Generations
 from services.core.jobs import JobQueue
 from services.core.logging import configure_logging
 from services.core.signatures.counts import CountMemo
@@ -188,9 +190,16 @@ def create_app(
         app.state.signing_limits = SigningLimits.from_settings(settings, r_url)
         app.state.cache = Redis.from_url(r_url, socket_connect_timeout=1, socket_timeout=1)
         app.state.count_memo = CountMemo(ttl=settings.count_memo_seconds)
+        generations = Generations(
+            settings.public_cache_listen_url or db_url, poll_seconds=settings.public_cache_poll_seconds
+        )
+        app.state.public_cache = PublicCache(settings, generations)
+        if settings.public_cache_entries > 0:
+            await generations.start()
         try:
             yield
         finally:
+            await generations.close()
             await app.state.cache.aclose()
             await app.state.signing_limits.close()
             await signing_pool.close()
@@ -208,6 +217,7 @@ def create_app(
         telemetry=None if settings.opentelemetry else TELEMETRY_OFF,
     )
     app.state.settings = settings
+    app.state.public_cache = PublicCache(settings, None)  # headers only until the lifespan starts
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

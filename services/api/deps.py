@@ -141,9 +141,20 @@ async def get_cache(request: Request) -> Redis:
     return cache
 
 
+async def get_stats_cache(request: Request) -> Redis | None:
+    """Redis for petition statistics kept a while (``LOOM_STATS_CACHE_SECONDS``), or None while this
+    process's public read cache is on: that keeps them until a write changes them, where Redis would keep
+    an older count for the rest of its time."""
+    if request.app.state.public_cache.on:
+        return None
+    cache: Redis = request.app.state.cache
+    return cache
+
+
 SigningDep = Annotated[Signing, Depends(signing)]
 PublicCountsDep = Annotated[PublicCounts, Depends(public_counts)]
 CacheDep = Annotated[Redis, Depends(get_cache)]
+StatsCacheDep = Annotated[Redis | None, Depends(get_stats_cache)]
 
 _bearer = OAuth2PasswordBearer(
     tokenUrl="/v1/auth/token", auto_error=False, description="Staff access token (JWT)."

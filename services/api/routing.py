@@ -8,6 +8,7 @@ operation and answers 405 for other methods. Why: docs/architecture.md, docs/sec
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import types
@@ -28,6 +29,14 @@ from starlette.types import Receive, Scope, Send
 
 from services.api.deps import request_session
 from services.api.headers import declared_headers
+from services.api.publicread import (
+    NOT_MODIFIED,
+    Ask,
+    PublicCache,
+    declared_public_read,
+    openapi_extra,
+    private,
+)
 from services.core import jsonbody, outbox
 from services.core.jobs import JobQueue
 
@@ -124,6 +133,9 @@ class LoomRoute(APIRoute):
         if self.include_in_schema:
             # Every operation may answer 422, even one without parameters: its query string is checked.
             self.responses.setdefault(422, {"description": "Validation error: see `errors`."})
+            if declared_public_read(self.dependant) is not None:
+                self.responses.setdefault(304, {"description": NOT_MODIFIED})
+                self.openapi_extra = openapi_extra(self.openapi_extra)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -132,11 +144,30 @@ class LoomRoute(APIRoute):
         declared = DeclaredQuery.of(self.dependant)
         strict = self.include_in_schema
 
+        public = declared_public_read(self.dependant)
+
         async def handle(request: Request) -> Response:
             request = LoomRequest(request.scope, request.receive)
+            if public is not None:
+                ask = Ask.of(request.scope)
+                if ask.anonymous:
+                    cache: PublicCache = request.app.state.public_cache
+                    found = cache.lookup(request.scope, public, ask)
+                    if isinstance(found, Response):
+                        return found  # the request of a kept answer passed the checks below
+                    check(request)
+                    return await cache.answer(public, ask, found, functools.partial(run, request))
+                check(request)
+                return private(await run(request))
+            check(request)
+            return await run(request)
+
+        def check(request: Request) -> None:
             if strict:
                 declared.check(request)
             _refuse_nul(request, declared.names)  # the parameters the endpoint reads, NUL or not
+
+        async def run(request: Request) -> Response:
             try:
                 response = await handler(request)
             except BaseException:

@@ -136,8 +136,24 @@ class Settings(BaseSettings):
     signature_pipeline_budget_seconds: float = Field(default=3.0, gt=0)
     # Each API process keeps a petition's public count this long before asking Redis again (0: always ask).
     count_memo_seconds: float = Field(default=1.0, ge=0)
-    # Public petition statistics are cached this long.
+    # Public petition statistics are cached this long (in Redis; while the public read cache is on,
+    # each API process keeps them until a write changes them instead).
     stats_cache_seconds: int = Field(default=30, ge=0)
+
+    # Public reads (docs/caching.md): what anonymous answers say to browsers and CDNs (`max-age`,
+    # `stale-while-revalidate`), and this process's cache of them, kept until a write changes their data
+    # or `public_cache_seconds` have passed (answers that follow the clock, a petition's `is_open`:
+    # `public_max_age`). 0 entries turns the process cache off (the headers stay).
+    public_max_age: int = Field(default=5, ge=0, le=3600)
+    public_stale_while_revalidate: int = Field(default=30, ge=0, le=86400)
+    public_cache_seconds: float = Field(default=300.0, ge=0)
+    public_cache_entries: int = Field(default=10_000, ge=0)
+    public_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    # How often each API process checks its connection listening for writes (and the generations).
+    public_cache_poll_seconds: float = Field(default=5.0, gt=0)
+    # Where that connection goes, when DATABASE_URL points at a pool that cannot LISTEN (PgBouncer in
+    # transaction mode): PostgreSQL itself, the primary. Unset: DATABASE_URL.
+    public_cache_listen_url: str | None = None
 
     # After a rotation, an integration's previous webhook secret is still accepted this long.
     webhook_secret_grace_hours: int = Field(default=24, ge=0, le=24 * 30)

@@ -14,6 +14,7 @@ from fastapi import Depends, Header, Path, Query, Response, status
 
 from services.api.deps import OptionalPrincipal, PaginationDep, SessionDep, require_roles
 from services.api.problems import problem_responses
+from services.api.publicread import public_read
 from services.api.routing import router as make_router
 from services.core.campaigns import policy, service
 from services.core.campaigns.errors import (
@@ -91,6 +92,7 @@ def _content_language(response: Response, language: str) -> None:
 
 @router.get(
     "/v1/campaigns",
+    dependencies=[public_read("campaigns", "network", "registry", languages=True)],
     tags=["campaigns"],
     summary="List campaigns",
     response_model=CampaignPage,
@@ -155,6 +157,7 @@ async def create_campaign(
 
 @router.get(
     "/v1/campaigns/{ref}",
+    dependencies=[public_read("campaigns", "network", "registry", languages=True)],
     tags=["campaigns"],
     summary="Get a campaign",
     response_model=CampaignRead,
@@ -269,6 +272,7 @@ _transition_endpoint(
 
 @router.get(
     "/v1/petitions",
+    dependencies=[public_read("campaigns", "network", languages=True, clock=True)],
     tags=["petitions"],
     summary="List petitions",
     response_model=PetitionPage,
@@ -325,6 +329,7 @@ async def create_petition(
 
 @router.get(
     "/v1/petitions/{ref}",
+    dependencies=[public_read("campaigns", "network", languages=True, clock=True)],
     tags=["petitions"],
     summary="Get a petition",
     response_model=PetitionRead,

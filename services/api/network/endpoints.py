@@ -13,6 +13,7 @@ from fastapi import Body, Depends, Path, Query, Response, status
 
 from services.api.deps import OptionalPrincipal, PaginationDep, SessionDep, require_roles
 from services.api.problems import problem_responses
+from services.api.publicread import public_read
 from services.api.routing import router as make_router
 from services.core.errors import Forbidden, InvalidToken, Unauthenticated
 from services.core.network import policy, service
@@ -91,6 +92,7 @@ MemberFilters = Annotated[OrganisationFilters, Depends(member_filters)]
 
 @router.get(
     "/v1/organisations",
+    dependencies=[public_read("network")],
     tags=["organisations"],
     summary="List member organisations",
     response_model=OrganisationPage,
@@ -133,6 +135,7 @@ async def create_organisation(
 
 @router.get(
     "/v1/organisations/{ref}",
+    dependencies=[public_read("network")],
     tags=["organisations"],
     summary="Get a member organisation",
     response_model=OrganisationRead,
@@ -170,6 +173,7 @@ async def update_organisation(
 
 @router.get(
     "/v1/coalitions",
+    dependencies=[public_read("network")],
     tags=["coalitions"],
     summary="List coalitions",
     response_model=CoalitionPage,
@@ -204,6 +208,7 @@ async def create_coalition(
 
 @router.get(
     "/v1/coalitions/{ref}",
+    dependencies=[public_read("network")],
     tags=["coalitions"],
     summary="Get a coalition",
     response_model=CoalitionRead,
@@ -247,6 +252,7 @@ async def delete_coalition(session: SessionDep, principal: DirectoryEditor, ref:
 
 @router.get(
     "/v1/coalitions/{ref}/members",
+    dependencies=[public_read("network")],
     tags=["coalitions"],
     summary="List a coalition's member organisations",
     response_model=OrganisationPage,
@@ -311,6 +317,7 @@ async def remove_coalition_member(
 
 @router.get(
     "/v1/network/stats",
+    dependencies=[public_read("network")],
     tags=["network"],
     summary="Organisations and countries in the network",
     response_model=NetworkStats,

@@ -88,6 +88,14 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.public_cache = Gauge(
+            "loom_public_cache",
+            "This process's cache of public answers: `hits` and `misses` since start, `entries`, `bytes`, "
+            "`live` (1 while it sees writes, 0: off).",
+            ("what",),
+            registry=self.registry,
+        )
+
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         method = method if method in METHODS else "OTHER"
         key = (method, route, status)
@@ -110,6 +118,10 @@ class Metrics:
             depth: int = await state.queue.depth()
             return depth
 
+        cache = getattr(state, "public_cache", None)
+        if cache is not None:
+            for what, value in cache.figures().items():
+                self.public_cache.labels(what).set(value)
         read, depth = await asyncio.gather(
             bounded("database gauges", database()), bounded("queue depth", queue()), return_exceptions=True
         )

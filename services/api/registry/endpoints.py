@@ -13,6 +13,7 @@ from fastapi import Depends, Path, Query, Response, status
 
 from services.api.deps import OptionalPrincipal, PaginationDep, SessionDep, require_roles
 from services.api.problems import problem_responses
+from services.api.publicread import public_read
 from services.api.routing import router as make_router
 from services.core.errors import Forbidden, InvalidToken, Unauthenticated
 from services.core.network.errors import StaffOnly
@@ -72,6 +73,7 @@ _COMPANY_CONFLICTS = (CompanySlugTaken, CompanyNameTaken, CompanyIdentifierTaken
 
 @router.get(
     "/v1/companies",
+    dependencies=[public_read("registry")],
     tags=["companies"],
     summary="List companies",
     response_model=CompanyPage,
@@ -117,6 +119,7 @@ async def create_company(
 
 @router.get(
     "/v1/companies/{ref}",
+    dependencies=[public_read("registry")],
     tags=["companies"],
     summary="Get a company",
     response_model=CompanyRead,
@@ -168,6 +171,7 @@ async def list_company_sources(
 
 @router.get(
     "/v1/facilities",
+    dependencies=[public_read("registry")],
     tags=["facilities"],
     summary="List facilities",
     response_model=FacilityPage,
@@ -221,6 +225,7 @@ async def create_facility(
 
 @router.get(
     "/v1/facilities/{ref}",
+    dependencies=[public_read("registry")],
     tags=["facilities"],
     summary="Get a facility",
     response_model=FacilityRead,

@@ -15,14 +15,15 @@ from fastapi import Path, Query, Response, status
 
 from services.api.deps import (
     CONNECTION_LOST,
-    CacheDep,
     PublicCounts,
     PublicCountsDep,
     SessionDep,
     SettingsDep,
     SigningDep,
+    StatsCacheDep,
 )
 from services.api.problems import problem_responses
+from services.api.publicread import public_read
 from services.api.routing import router as make_router
 from services.core.campaigns.errors import PetitionClosed, PetitionNotFound
 from services.core.errors import RateLimited
@@ -124,13 +125,14 @@ async def _fetch_count(use: PublicCounts, petition: Ref) -> bytes:
 
 @router.get(
     "/v1/petitions/{petition}/stats",
+    dependencies=[public_read("signatures", "campaigns", "network")],
     tags=["signatures"],
     response_model=PetitionStats,
     responses=problem_responses(PetitionNotFound),
     summary="A petition's counted signatures per country, partner and day",
 )
 async def petition_stats(
-    petition: PetitionRefParam, session: SessionDep, settings: SettingsDep, cache: CacheDep
+    petition: PetitionRefParam, session: SessionDep, settings: SettingsDep, cache: StatsCacheDep
 ) -> PetitionStats:
     """Counted signatures per country, per partner organisation (null: none) and per day (UTC)."""
     return await counts.stats(session, cache, settings, petition)

@@ -132,12 +132,15 @@ async def load(session: AsyncSession, redis: Redis, settings: Settings, ref: Ref
 _STATS = TypeAdapter(PetitionStats)
 
 
-async def stats(session: AsyncSession, redis: Redis, settings: Settings, ref: Ref) -> PetitionStats:
-    """Counted signatures of a public petition per country, partner and day (UTC)."""
+async def stats(session: AsyncSession, redis: Redis | None, settings: Settings, ref: Ref) -> PetitionStats:
+    """Counted signatures of a public petition per country, partner and day (UTC); kept in ``redis`` for
+    ``stats_cache_seconds`` unless it is None (the caller keeps them itself)."""
     cached = await compute_one(session, ref)
     if cached is None or not cached.public:
         raise PetitionNotFound(f"No petition {ref.text!r}.")
     petition_id = cached.count.petition
+    if redis is None:
+        return await _compute_stats(session, petition_id, cached.count.count)
     key = STATS_KEY + str(petition_id)
     try:
         hit = await redis.get(key)
