@@ -281,14 +281,23 @@ class HotRoutes:
         self.router = router
         wanted = set(hot)
         self._hot: list[tuple[str, RouteContext]] = []
+        earlier: list[tuple[str, str]] = []
         for context in iter_route_contexts(router.routes):
             route = context.original_route
             if not isinstance(route, APIRoute):
                 continue
             for method in route.methods or ():
                 if (method, route.path_format) in wanted:
+                    shadowed = [
+                        path for m, path in earlier if m == method and _may_overlap(path, route.path_format)
+                    ]
+                    if shadowed:
+                        # The router would answer some of its requests with an earlier route: going
+                        # ahead of the router would change which route answers.
+                        raise ValueError(f"{method} {route.path_format} is not hot: {shadowed} come first")
                     wanted.discard((method, route.path_format))
                     self._hot.append((method, context))
+                earlier.append((method, route.path_format))
         if wanted:
             raise LookupError(f"no route for the hot paths {sorted(wanted)}")
 
@@ -306,3 +315,14 @@ class HotRoutes:
                     await context.app(scope, receive, send)  # the route's app, as resolved by inclusion
                     return
         await self.router(scope, receive, send)
+
+
+def _may_overlap(first: str, second: str) -> bool:
+    """Whether one request path could match both path formats: as many segments, each equal or a
+    parameter in either (a ``{…:path}`` parameter may span segments, so it may match anything)."""
+    if ":path}" in first or ":path}" in second:
+        return True
+    one, two = first.split("/"), second.split("/")
+    return len(one) == len(two) and all(
+        a == b or a.startswith("{") or b.startswith("{") for a, b in zip(one, two, strict=True)
+    )

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import Receive, Scope, Send
 
@@ -94,3 +94,32 @@ def test_every_hot_route_exists(app: FastAPI) -> None:
     HotRoutes(app.router, HOT_ROUTES)
     with pytest.raises(LookupError):
         HotRoutes(app.router, [("POST", "/v1/no-such-path")])
+
+
+def test_every_public_read_is_hot(app: FastAPI) -> None:
+    hot = {(method, context.original_route.path_format) for method, context in _hot_routes(app)._hot}  # type: ignore[attr-defined]
+    for path in (
+        "/v1/petitions/{ref}",
+        "/v1/petitions/{petition}/stats",
+        "/v1/organisations",
+        "/v1/network/stats",
+    ):
+        assert ("GET", path) in hot
+
+
+def test_a_route_the_router_would_answer_first_is_not_made_hot(app: FastAPI) -> None:
+    # The router answers GET /v1/things/mine with the literal route declared first: dispatching the
+    # pattern ahead of the router would take that request from it.
+    router = APIRouter()
+
+    @router.get("/v1/things/mine")
+    async def mine() -> dict[str, str]:
+        return {}
+
+    @router.get("/v1/things/{ref}")
+    async def thing(ref: str) -> dict[str, str]:
+        return {}
+
+    with pytest.raises(ValueError, match="is not hot"):
+        HotRoutes(router, [("GET", "/v1/things/{ref}")])
+    HotRoutes(router, [("GET", "/v1/things/mine")])
