@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, each printing ratios against a baseline measured in the same run."""
 
-from benchmarks import api, mail, mail_latency, signatures, worker
+from benchmarks import api, mail, mail_latency, registry, signatures, worker
 
 if __name__ == "__main__":
     worker.main([])
@@ -8,3 +8,4 @@ if __name__ == "__main__":
     signatures.main([])
     mail.main([])
     mail_latency.main([])
+    registry.main([])

@@ -10,6 +10,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.core.db.engine import async_url
 from services.core.db.models import Base
+from services.core.registry.models import OPTIONAL_INDEXES
+
+
+def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    """Leave out of autogenerate the indexes made only where an extension is installed."""
+    return not (type_ == "index" and name in OPTIONAL_INDEXES)
+
 
 config = context.config
 target_metadata = Base.metadata
@@ -31,13 +38,19 @@ def run_migrations_offline() -> None:
         target_metadata=target_metadata,
         literal_binds=True,
         compare_type=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()
 
 
 def _run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        compare_type=True,
+        include_object=include_object,
+    )
     with context.begin_transaction():
         context.run_migrations()
 

@@ -26,6 +26,7 @@ from services.api.mail.pages import router as mail_pages_router
 from services.api.middleware import REQUEST_ID_HEADER, install_middleware
 from services.api.network.endpoints import router as network_router
 from services.api.ops.endpoints import router as ops_router
+from services.api.registry.endpoints import router as registry_router
 from services.api.routing import AllowedMethods
 from services.api.signatures.endpoints import router as signatures_router
 from services.api.signatures.imports import router as signature_imports_router
@@ -77,6 +78,16 @@ TAGS = [
         "name": "petitions",
         "description": "Petitions of campaigns: goal, consent text and its versions, count policy and "
         "signing window.",
+    },
+    {
+        "name": "companies",
+        "description": "The registry's companies: brands, retailers, manufacturer groups and agents, "
+        "their groups (a group owns brands) and identifiers (LEI, WikiRate, Open Supply Hub).",
+    },
+    {
+        "name": "facilities",
+        "description": "The registry's production and processing sites, with Open Supply Hub's OS ID and "
+        "where each value came from.",
     },
     {
         "name": "integrations",
@@ -197,6 +208,7 @@ def create_app(
     app.include_router(users_router)
     app.include_router(network_router)
     app.include_router(campaigns_router)
+    app.include_router(registry_router)
     app.include_router(integrations_router)
     app.include_router(signatures_router)
     app.include_router(signature_reviews_router)

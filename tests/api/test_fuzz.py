@@ -29,6 +29,7 @@ from services.core.config import Settings
 from services.core.integrations.models import Integration
 from services.core.integrations.webhooks import generate_secret
 from services.core.network.models import Coalition
+from services.core.registry.models import Company, Facility
 from services.core.users.models import Role
 from services.core.users.scopes import Scope
 from services.core.webhooks.models import WebhookEndpoint
@@ -69,7 +70,7 @@ class World:
 
     def known(self, path: str, names: list[str]) -> dict[str, str]:
         values = dict(self.path_values)
-        for prefix in ("organisations", "campaigns", "petitions", "coalitions"):
+        for prefix in ("organisations", "campaigns", "petitions", "coalitions", "companies", "facilities"):
             if path.startswith(f"/v1/{prefix}/{{ref}}"):
                 values["ref"] = self.path_values[prefix]
         return {name: values[name] for name in names if name in values}
@@ -88,7 +89,11 @@ async def world(db: AsyncSession, settings: Settings) -> World:
     endpoint = WebhookEndpoint(
         url="https://crm.example.org/hook", event_types=["signature.confirmed"], secret=generate_secret()
     )
-    db.add_all([integration, coalition, endpoint])
+    company = Company(slug="fuzz-brand", name="Fuzz Brand", name_key="fuzz brand", search_text="fuzz brand")
+    facility = Facility(
+        name="Fuzz Factory", country="BD", os_id="BD2019189N7D07M", search_text="fuzz factory"
+    )
+    db.add_all([integration, coalition, endpoint, company, facility])
     await db.flush()
     await db.commit()
     return World(
@@ -103,6 +108,8 @@ async def world(db: AsyncSession, settings: Settings) -> World:
             "petitions": petition.slug,
             "integration_id": str(integration.id),
             "coalitions": coalition.slug,
+            "companies": company.slug,
+            "facilities": facility.os_id or "",
             "endpoint_id": str(endpoint.id),
             "signature_id": str(signature.id),
             "kind": "confirmation",

@@ -17,6 +17,7 @@ from services.core.config import Settings
 from services.core.db import migrate
 from services.core.db.engine import create_engine
 from services.core.db.models import Base
+from services.core.registry.models import OPTIONAL_INDEXES
 from tests.conftest import _create_database, _drop_database
 
 
@@ -28,6 +29,10 @@ def scratch_database(server_url: str) -> Iterator[str]:
     asyncio.run(_drop_database(server_url, name))
 
 
+def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    return not (type_ == "index" and name in OPTIONAL_INDEXES)
+
+
 def _diff(url: str) -> list[Any]:
     async def run() -> list[Any]:
         engine = create_engine(Settings(), url)
@@ -35,7 +40,8 @@ def _diff(url: str) -> list[Any]:
             async with engine.connect() as conn:
 
                 def compare(sync_conn: Connection) -> list[Any]:
-                    context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+                    opts = {"compare_type": True, "include_object": include_object}
+                    context = MigrationContext.configure(sync_conn, opts=opts)
                     return list(compare_metadata(context, Base.metadata))
 
                 return await conn.run_sync(compare)
@@ -152,3 +158,48 @@ def test_existing_imported_and_delivered_signatures_become_attested(scratch_data
         ("b@x.org", "2026-11-30T10:00:00+00:00"),
     ]
     assert [r[0] for r in refresh] == [ids["petition"]]
+
+
+def test_campaign_targets_become_companies(scratch_database: str) -> None:
+    """Migration 0020 on campaigns written before it: each distinct name (ignoring case, accents and
+    punctuation) becomes one company, linked in order; downgrading gives the names back."""
+    migrate.upgrade(scratch_database, "0012")
+
+    async def run(statements: list[str]) -> list[Any]:
+        engine = create_engine(Settings(), scratch_database)
+        try:
+            async with engine.begin() as conn:
+                return [(await conn.execute(text(sql))).all() for sql in statements]
+        finally:
+            await engine.dispose()
+
+    asyncio.run(
+        run(
+            [
+                "INSERT INTO campaigns (id, slug, default_language, translations, status, target_companies, "
+                "created_at) VALUES "
+                "(gen_random_uuid(), 'a', 'en', '{}', 'published', '[\"H&M\", \"Zara\", \"h & m\"]', "
+                "'2026-01-01'), "
+                "(gen_random_uuid(), 'b', 'en', '{}', 'draft', '[\"zára\", \"Primark\"]', '2026-02-01'), "
+                "(gen_random_uuid(), 'c', 'en', '{}', 'draft', '[]', '2026-03-01') RETURNING id",
+            ]
+        )
+    )
+    migrate.upgrade(scratch_database)
+    companies, targets, sources = asyncio.run(
+        run(
+            [
+                "SELECT slug, name FROM companies ORDER BY slug",
+                "SELECT c.slug, co.name FROM campaign_targets t JOIN campaigns c ON c.id = t.campaign_id "
+                "JOIN companies co ON co.id = t.company_id ORDER BY c.slug, t.position",
+                "SELECT field, value, source_label FROM registry_field_sources ORDER BY value::text",
+            ]
+        )
+    )
+    assert [tuple(r) for r in companies] == [("h-m", "H&M"), ("primark", "Primark"), ("zara", "Zara")]
+    assert [tuple(r) for r in targets] == [("a", "H&M"), ("a", "Zara"), ("b", "Zara"), ("b", "Primark")]
+    assert [r[1] for r in sources] == ["H&M", "Primark", "Zara"]
+    assert {r[2] for r in sources} == {"campaign target (migration 0020)"}
+    migrate.downgrade(scratch_database, "0012")
+    (names,) = asyncio.run(run(["SELECT slug, target_companies FROM campaigns ORDER BY slug"]))
+    assert [tuple(r) for r in names] == [("a", ["H&M", "Zara"]), ("b", ["Zara", "Primark"]), ("c", [])]

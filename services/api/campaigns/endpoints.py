@@ -48,6 +48,7 @@ from services.core.campaigns.schemas import (
 from services.core.errors import Forbidden, InvalidToken, Unauthenticated
 from services.core.network.errors import StaffOnly
 from services.core.refs import Ref, RefQuery
+from services.core.registry.errors import TargetCompanyNotFound
 from services.core.schemas import SearchText
 from services.core.users.scopes import Scope
 from services.core.users.security import Principal
@@ -131,7 +132,9 @@ async def list_campaigns(
     summary="Create a campaign",
     status_code=status.HTTP_201_CREATED,
     response_model=CampaignRead,
-    responses=problem_responses(*_AUTH, CampaignSlugTaken, PartnerOrganisationNotFound, DuplicatePartner),
+    responses=problem_responses(
+        *_AUTH, CampaignSlugTaken, PartnerOrganisationNotFound, DuplicatePartner, TargetCompanyNotFound
+    ),
 )
 async def create_campaign(
     session: SessionDep,
@@ -141,7 +144,9 @@ async def create_campaign(
     response: Response,
 ) -> CampaignRead:
     """Admins, coordinators and campaigners. A new campaign is a `draft`. The slug is generated from the
-    default language's title unless given; partners are member organisations by id or slug."""
+    default language's title unless given; partners are member organisations by id or slug; targets are
+    companies of the registry by id or slug (or, deprecated, by name: `target_companies`, where a name no
+    company has becomes a new company)."""
     campaign = await service.create_campaign(session, principal, body, languages)
     response.headers["Location"] = f"/v1/campaigns/{campaign.id}"
     _content_language(response, campaign.language)
@@ -182,6 +187,7 @@ async def get_campaign(
         PartnerOrganisationNotFound,
         DuplicatePartner,
         DefaultLanguageMissing,
+        TargetCompanyNotFound,
     ),
 )
 async def update_campaign(
@@ -192,9 +198,9 @@ async def update_campaign(
     languages: Languages,
     response: Response,
 ) -> CampaignRead:
-    """Only the fields sent change; `translations`, `demands`, `target_companies` and `partners` are
-    replaced whole. Archived campaigns cannot change (409). The status changes with the lifecycle
-    endpoints (`publish`, `close`, `archive`)."""
+    """Only the fields sent change; `translations`, `demands`, `targets` (with the deprecated
+    `target_companies`, if sent) and `partners` are replaced whole. Archived campaigns cannot change
+    (409). The status changes with the lifecycle endpoints (`publish`, `close`, `archive`)."""
     campaign = await service.update_campaign(session, principal, ref, body, languages)
     _content_language(response, campaign.language)
     return campaign

@@ -43,9 +43,6 @@ class Campaign(UUIDPrimaryKey, Timestamps, Base):
     # {language: {"title": …, "summary": …, "body": …}}; holds default_language.
     translations: Mapped[dict[str, Any]] = mapped_column(JSONB)
     demands: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default=text("'[]'::jsonb"))
-    target_companies: Mapped[list[str]] = mapped_column(
-        JSONB, default=list, server_default=text("'[]'::jsonb")
-    )
     status: Mapped[CampaignStatus] = mapped_column(
         str_enum(CampaignStatus, "campaign_status"),
         default=CampaignStatus.draft,
@@ -69,6 +66,20 @@ class CampaignPartner(Base):
         ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     role: Mapped[PartnerRole] = mapped_column(str_enum(PartnerRole, "campaign_partner_role"))
+    position: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class CampaignTarget(Base):
+    """A company a campaign targets (in the registry), in order."""
+
+    __tablename__ = "campaign_targets"
+
+    campaign_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    company_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("companies.id", ondelete="RESTRICT"), primary_key=True, index=True
+    )
     position: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 

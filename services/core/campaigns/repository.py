@@ -13,6 +13,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from services.core.campaigns.models import (
     Campaign,
     CampaignPartner,
+    CampaignTarget,
     Petition,
     PetitionConsentVersion,
 )
@@ -21,6 +22,8 @@ from services.core.campaigns.schemas import CampaignFilters, PetitionFilters
 from services.core.db.unique import escape_like
 from services.core.network.models import Organisation
 from services.core.refs import Ref
+from services.core.registry.identifiers import fold
+from services.core.registry.models import Company
 
 
 def campaign_visibility(all_statuses: bool) -> ColumnElement[bool]:
@@ -33,6 +36,18 @@ def _text_matches(column: ColumnElement[Any] | InstrumentedAttribute[Any], q: st
 
 
 # --- campaigns --------------------------------------------------------------------------------------
+
+
+def _target_matches(q: str) -> ColumnElement[bool]:
+    """A company the campaign targets has ``q`` in its name or aliases (ignoring case and accents)."""
+    return exists(
+        select(CampaignTarget.campaign_id)
+        .join(Company, Company.id == CampaignTarget.company_id)
+        .where(
+            CampaignTarget.campaign_id == Campaign.id,
+            Company.search_text.ilike(f"%{escape_like(fold(q))}%", escape="\\"),
+        )
+    )
 
 
 async def get_campaign(session: AsyncSession, ref: Ref, *, for_update: bool = False) -> Campaign | None:
@@ -74,7 +89,7 @@ async def list_campaigns(
             or_(
                 Campaign.slug.ilike(f"%{escape_like(filters.q)}%", escape="\\"),
                 _text_matches(Campaign.translations, filters.q),
-                _text_matches(Campaign.target_companies, filters.q),
+                _target_matches(filters.q),
             )
         )
     condition = and_(*conditions)
@@ -114,6 +129,35 @@ async def replace_partners(
 ) -> None:
     await session.execute(delete(CampaignPartner).where(CampaignPartner.campaign_id == campaign_id))
     session.add_all(partners)
+    await session.flush()
+
+
+async def targets_of(
+    session: AsyncSession, campaign_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[Company]]:
+    """Each campaign's targeted companies, in order, in one query."""
+    result: dict[uuid.UUID, list[Company]] = {c: [] for c in campaign_ids}
+    if not campaign_ids:
+        return result
+    rows = await session.execute(
+        select(CampaignTarget.campaign_id, Company)
+        .join(Company, Company.id == CampaignTarget.company_id)
+        .where(CampaignTarget.campaign_id.in_(campaign_ids))
+        .order_by(CampaignTarget.campaign_id, CampaignTarget.position)
+    )
+    for campaign_id, company in rows:
+        result[campaign_id].append(company)
+    return result
+
+
+async def replace_targets(
+    session: AsyncSession, campaign_id: uuid.UUID, company_ids: Sequence[uuid.UUID]
+) -> None:
+    await session.execute(delete(CampaignTarget).where(CampaignTarget.campaign_id == campaign_id))
+    session.add_all(
+        CampaignTarget(campaign_id=campaign_id, company_id=company_id, position=position)
+        for position, company_id in enumerate(company_ids)
+    )
     await session.flush()
 
 

@@ -14,6 +14,7 @@ from services.core.campaigns.languages import MAX_TAG_LENGTH, TAG_PATTERN, norma
 from services.core.campaigns.models import CampaignStatus, CountPolicy, PartnerRole
 from services.core.network.schemas import Slug
 from services.core.refs import Ref, RefText
+from services.core.registry.schemas import CompanyBrief, CompanyRefText
 from services.core.schemas import NOT_BLANK, Instant, Page, Patch, no_nul
 
 LanguageTag = TypeAliasType(
@@ -135,8 +136,25 @@ Partners = Annotated[
     Field(max_length=MAX_PARTNERS, description="Member organisations running the campaign, in order."),
 ]
 Demands = Annotated[list[Demand], Field(max_length=MAX_DEMANDS, description="The demands, in order.")]
-Targets = Annotated[
-    list[CompanyName], Field(max_length=MAX_TARGETS, description="Names of the companies targeted.")
+TARGET_NAMES = (
+    "Deprecated (use `targets`; kept for one version): names of the companies targeted. A name matching "
+    "a company's (ignoring case, accents and punctuation) targets it; any other becomes a new company."
+)
+Targets = Annotated[list[CompanyName], Field(max_length=MAX_TARGETS, description=TARGET_NAMES)]
+
+
+def _unique_refs(refs: list[Ref]) -> list[Ref]:
+    return list(dict.fromkeys(refs))
+
+
+TargetRefs = Annotated[
+    list[CompanyRefText],
+    AfterValidator(_unique_refs),
+    Field(
+        max_length=MAX_TARGETS,
+        description="The companies targeted, by id or slug (see `/v1/companies`), in order. Sent with "
+        "`target_companies`, those named there follow.",
+    ),
 ]
 
 
@@ -147,7 +165,8 @@ class CampaignCreate(BaseModel):
     default_language: LanguageTag
     translations: CampaignTranslations
     demands: Demands = Field(default_factory=list)
-    target_companies: Targets = Field(default_factory=list)
+    targets: TargetRefs = Field(default_factory=list)
+    target_companies: Targets = Field(default_factory=list, json_schema_extra={"deprecated": True})
     partners: Partners = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -157,14 +176,16 @@ class CampaignCreate(BaseModel):
 
 
 class CampaignUpdate(Patch):
-    """Fields to change. ``translations``, ``demands``, ``target_companies`` and ``partners`` replace the
-    whole list or map; the translations must then include the (new or current) default language."""
+    """Fields to change. ``translations``, ``demands``, ``targets`` (with or without the deprecated
+    ``target_companies``) and ``partners`` replace the whole list or map; the translations must then
+    include the (new or current) default language."""
 
     slug: Slug | None = None
     default_language: LanguageTag | None = None
     translations: CampaignTranslations | None = None
     demands: Demands | None = None
-    target_companies: Targets | None = None
+    targets: TargetRefs | None = None
+    target_companies: Targets | None = Field(default=None, json_schema_extra={"deprecated": True})
     partners: Partners | None = None
 
     @model_validator(mode="after")
@@ -199,7 +220,11 @@ class CampaignRead(BaseModel):
     summary: str
     body: str
     demands: list[str]
-    target_companies: list[str]
+    targets: list[CompanyBrief] = Field(description="The companies targeted, in order.")
+    target_companies: list[str] = Field(
+        description="Deprecated (use `targets`; kept for one version): the targeted companies' names.",
+        json_schema_extra={"deprecated": True},
+    )
     partners: list[PartnerRead]
     published_at: datetime | None
     closed_at: datetime | None

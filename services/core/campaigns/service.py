@@ -60,6 +60,8 @@ from services.core.campaigns.window import signing_refusal
 from services.core.db.unique import free_slug, save_unique
 from services.core.network import repository as network_repository
 from services.core.refs import SLUG_MAX_LENGTH, Ref
+from services.core.registry import service as registry
+from services.core.registry.schemas import CompanyBrief
 from services.core.signatures.recount import mark_for_recount
 from services.core.users.security import Principal
 from services.core.webhooks.events import emit
@@ -104,6 +106,7 @@ async def _read_campaigns(
     session: AsyncSession, campaigns: Sequence[Campaign], languages: Sequence[str]
 ) -> list[CampaignRead]:
     partners = await repository.partners_of(session, [c.id for c in campaigns])
+    targets = await repository.targets_of(session, [c.id for c in campaigns])
     result = []
     for campaign in campaigns:
         language = choose_language(campaign.translations, languages, campaign.default_language)
@@ -120,7 +123,8 @@ async def _read_campaigns(
                 summary=text.summary,
                 body=text.body,
                 demands=list(campaign.demands),
-                target_companies=list(campaign.target_companies),
+                targets=[CompanyBrief.model_validate(company) for company in targets[campaign.id]],
+                target_companies=[company.name for company in targets[campaign.id]],
                 partners=[
                     PartnerRead(
                         organisation=OrganisationBrief(
@@ -229,13 +233,15 @@ async def create_campaign(
         default_language=data.default_language,
         translations=_dump_translations(data.translations),
         demands=list(data.demands),
-        target_companies=list(data.target_companies),
         status=CampaignStatus.draft,
     )
     partners = await _partner_rows(session, campaign.id, data.partners)
+    targets = await registry.target_companies(session, principal, data.targets, data.target_companies)
     await _save(session, campaign)
     if partners:
         await repository.replace_partners(session, campaign.id, partners)
+    if targets:
+        await repository.replace_targets(session, campaign.id, [company.id for company in targets])
     return (await _read_campaigns(session, [campaign], languages))[0]
 
 
@@ -252,6 +258,8 @@ async def update_campaign(
         raise CampaignArchived(f"{campaign.slug} is archived.")
     changes = patch.changes()
     partners = changes.pop("partners", None)
+    target_refs = changes.pop("targets", None)
+    target_names = changes.pop("target_companies", None)
     if "translations" in changes:
         changes["translations"] = _dump_translations(changes["translations"])
     _check_default_present(
@@ -259,16 +267,21 @@ async def update_campaign(
         changes.get("translations", campaign.translations),
     )
     partner_rows = None if partners is None else await _partner_rows(session, campaign.id, partners)
+    targets = None
+    if target_refs is not None or target_names is not None:
+        targets = await registry.target_companies(session, principal, target_refs or [], target_names or [])
 
     def apply() -> None:
         for name, value in changes.items():
             setattr(campaign, name, value)
-        if partner_rows is not None:
+        if partner_rows is not None or targets is not None:
             campaign.updated_at = datetime.now(UTC)
 
     await _save(session, campaign, apply)
     if partner_rows is not None:
         await repository.replace_partners(session, campaign.id, partner_rows)
+    if targets is not None:
+        await repository.replace_targets(session, campaign.id, [company.id for company in targets])
     return (await _read_campaigns(session, [campaign], languages))[0]
 
 

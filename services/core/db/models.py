@@ -7,6 +7,7 @@ from services.core.mail.models import EmailMessage, Suppression
 from services.core.milestones.models import PetitionMilestone
 from services.core.network.models import Coalition, CoalitionMembership, Organisation
 from services.core.outbox.models import OutboxJob
+from services.core.registry.models import Company, Facility, FieldSource
 from services.core.signatures.models import (
     PetitionCountRefresh,
     PetitionSigner,
@@ -26,7 +27,10 @@ __all__ = [
     "CampaignUpdate",
     "Coalition",
     "CoalitionMembership",
+    "Company",
     "EmailMessage",
+    "Facility",
+    "FieldSource",
     "Integration",
     "Organisation",
     "OutboxJob",

@@ -295,3 +295,39 @@ async def test_pagination(client: httpx.AsyncClient, staff: dict[str, str]) -> N
     slugs = [c["slug"] for c in first["items"] + rest["items"]]
     assert sorted(slugs) == [f"page-{n}" for n in range(5)]
     assert_problem(await client.get("/v1/campaigns?limit=0"), 422)
+
+
+async def test_targets_are_companies_of_the_registry(
+    client: httpx.AsyncClient, staff: dict[str, str]
+) -> None:
+    """Targets by id or slug; names (deprecated) name the company of that name, or make a new one."""
+    known = (
+        await client.post("/v1/companies", json={"name": "H&M", "kind": "retailer"}, headers=staff)
+    ).json()
+    other = (await client.post("/v1/companies", json={"name": "Zalando"}, headers=staff)).json()
+    body = new_campaign(targets=[other["id"]], target_companies=["h & m", "New Brand", "zalando"])
+    created = await client.post("/v1/campaigns", json=body, headers=staff)
+    assert created.status_code == 201, created.text
+    campaign = created.json()
+    assert [t["slug"] for t in campaign["targets"]] == ["zalando", "h-m", "new-brand"]  # each once
+    assert campaign["target_companies"] == ["Zalando", "H&M", "New Brand"]
+    assert campaign["targets"][1]["id"] == known["id"]
+    new = (await client.get("/v1/companies/new-brand")).json()
+    assert (new["name"], new["kind"]) == ("New Brand", None)
+    # search by a target's name or alias
+    await client.patch("/v1/companies/zalando", json={"aliases": ["Zalándo SE"]}, headers=staff)
+    found = (await client.get("/v1/campaigns", params={"q": "zalando se"}, headers=staff)).json()
+    assert [c["id"] for c in found["items"]] == [campaign["id"]]
+    # replacing the targets; names alone replace them too
+    response = await client.patch(f"/v1/campaigns/{campaign['id']}", json={"targets": ["h-m"]}, headers=staff)
+    assert response.json()["target_companies"] == ["H&M"]
+    response = await client.patch(
+        f"/v1/campaigns/{campaign['id']}", json={"target_companies": ["Zalando"]}, headers=staff
+    )
+    assert [t["slug"] for t in response.json()["targets"]] == ["zalando"]
+    response = await client.patch(
+        f"/v1/campaigns/{campaign['id']}", json={"targets": ["no-such"]}, headers=staff
+    )
+    assert_problem(response, 422, "target-company-not-found")
+    response = await client.post("/v1/campaigns", json=new_campaign(targets=["no-such"]), headers=staff)
+    assert_problem(response, 422, "target-company-not-found")

@@ -1,0 +1,1 @@
+"""The supply-chain registry: companies (group → brands) and facilities (production sites)."""
