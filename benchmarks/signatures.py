@@ -29,10 +29,15 @@
   ≤ 300 MB.
 - P4: ``GET /v1/petitions/{slug}/count`` against ``GET /healthz`` (no I/O) of the same server, at
   ``--concurrency`` clients (``benchmarks.api.measure``). Goal: >= 0.9x.
+- Scaling (issue 10): P1's signing and P4's count again against ``loom serve --workers N`` for each N of
+  ``--api-processes`` (1,2), in the same run, on a scratch database of their own; the baseline is the first
+  N (one process), the ratio each N's rate over it. Reported, no goal: the load generator, PostgreSQL and
+  Redis share the same cores (docs/scaling.md).
 
     python -m benchmarks.signatures [--only P1,P2,P3,P3i,P4] [--concurrency 50] [--seconds 5]
                                     [--warmup 1] [--repeats 2] [--p2-batches 40] [--p2-concurrency 4]
                                     [--p3-rows 1000000] [--p3-ingest import|copy]
+                                    [--api-processes 1,2]
 
 Uses DATABASE_URL / REDIS_URL (embedded servers when unset), in scratch databases that are dropped
 afterwards; the Redis keys it writes (cached counts, leftover jobs) are deleted too. Exit status 1 when a
@@ -54,7 +59,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,6 +78,7 @@ from benchmarks.common import (
     LOOM,
     RawConnection,
     Sample,
+    loom_serve,
     run_load,
     scratch_database,
     serving,
@@ -578,6 +584,96 @@ def serve_benchmarks(selected: Sequence[str], args: argparse.Namespace) -> list[
     return figures
 
 
+# --- scaling: P1 and P4 with 1 and more API processes -----------------------------------------------
+
+
+def _serve_with(processes: int) -> Callable[[int], list[str]]:
+    def command(port: int) -> list[str]:
+        return [*loom_serve(port), "--workers", str(processes)]
+
+    return command
+
+
+async def _scaled_round(loom_url: str, seeded: Seeded, args: argparse.Namespace) -> tuple[Target, Any]:
+    """P1's signing (Loom only) and P4's count, on one server."""
+    signing = Target("loom", loom_url)
+    for _ in range(args.repeats):
+        await _sign_round(signing, f"/v1/petitions/{seeded.slug('sign')}/signatures", args.concurrency,
+                          args.seconds, args.warmup)  # fmt: skip
+
+    def count(body: Any) -> str | None:
+        return None if body.get("count") == COUNT_SEEDED else f"{body!r}"[:300]
+
+    [counted] = await measure(
+        loom_url,
+        [Endpoint("GET /v1/petitions/{slug}/count", [f"/v1/petitions/{seeded.slug('count')}/count"], count)],
+        concurrency=args.concurrency,
+        seconds=args.seconds,
+        warmup=args.warmup,
+        repeats=args.repeats,
+    )
+    return signing, counted
+
+
+def scaling_benchmarks(selected: Sequence[str], args: argparse.Namespace) -> list[Figure]:
+    """P1 and P4 against ``loom serve --workers N`` for each N of ``--api-processes``, one scratch
+    database; each N's rate over the first N's."""
+    counts = [int(n) for n in args.api_processes.split(",") if n.strip()]
+    rounds: dict[int, tuple[Target, Any]] = {}
+    with scratch_database() as scratch:
+        seeded = asyncio.run(_seed(scratch.database_url))
+        env = scratch.with_env(
+            LOOM_SIGNING_RATE_LIMIT_IP=RATE_LIMIT,
+            LOOM_SIGNING_RATE_LIMIT_EMAIL_DOMAIN=RATE_LIMIT,
+            LOOM_SIGNING_RATE_LIMIT_PETITION=RATE_LIMIT,
+            LOOM_TRUSTED_PROXIES='["127.0.0.1"]',
+        )
+        try:
+            for n in counts:
+                with serving(env, _serve_with(n), timeout=180, name=f"loom serve --workers {n}") as url:
+                    print(f"signatures: loom serve --workers {n} over {scratch.label}", flush=True)
+                    rounds[n] = asyncio.run(_scaled_round(url, seeded, args))
+        finally:
+            asyncio.run(_forget_counts(scratch.redis_url, seeded))
+    figures = []
+    first = counts[0]
+
+    def pick(name: str, got: tuple[Target, Any]) -> Any:
+        return got[0] if name == "P1" else got[1]
+
+    for name in ("P1", "P4"):
+        if name not in selected:
+            continue
+        base = pick(name, rounds[first]).best
+        assert base is not None
+        for n in counts[1:]:
+            got = pick(name, rounds[n]).best
+            assert got is not None
+            figure = Figure(
+                f"{name}x{n}",
+                f"{'public signing' if name == 'P1' else 'public count'}, c={args.concurrency}, "
+                f"loom serve --workers {n} against --workers {first}, same run",
+                f"{base.rate:7.0f} req/s  p50 {_ms(base.percentile(0.5))}  p99 {_ms(base.percentile(0.99))}"
+                f"  ({first} API process{'es' if first > 1 else ''})",
+                f"{got.rate:7.0f} req/s  p50 {_ms(got.percentile(0.5))}  p99 {_ms(got.percentile(0.99))}"
+                f"  ({n} API processes)",
+                got.rate / base.rate,
+                "reported (scaling; no goal)",
+                True,
+                notes=[
+                    f"per API process: {got.rate / n:.0f} req/s with {n}, "
+                    f"{base.rate / first:.0f} with {first}"
+                ],
+            )
+            for n_, r in rounds.items():
+                errors = pick(name, r).errors
+                if errors:
+                    figure.errors.append(f"--workers {n_}: {dict(errors)}")
+            figures.append(figure)
+            print(figure.show(), flush=True)
+    return figures
+
+
 # --- P3: a million signatures through import, deduplication and count ---------------------------------
 
 
@@ -968,6 +1064,12 @@ def main(argv: list[str] | None = None) -> None:
         "normalised beforehand (the database's floor)",
     )
     parser.add_argument("--p3-timeout", type=float, default=900.0, help="P3: give up after this long")
+    parser.add_argument(
+        "--api-processes",
+        default="1,2",
+        help="P1, P4 scaling: comma-separated API process counts (loom serve --workers N); the first is "
+        "the baseline; one value turns the scaling figures off",
+    )
     args = parser.parse_args(argv)
     selected = [name.strip().upper() for name in args.only.split(",") if name.strip()]
     unknown = [name for name in selected if name not in BENCHMARKS]
@@ -977,6 +1079,8 @@ def main(argv: list[str] | None = None) -> None:
     figures: list[Figure] = []
     if any(name in selected for name in ("P1", "P2", "P4")):
         figures += serve_benchmarks(selected, args)
+    if any(name in selected for name in ("P1", "P4")) and len(args.api_processes.split(",")) > 1:
+        figures += scaling_benchmarks(selected, args)
     if "P3I" in selected:
         figures.append(p3i(args))
         print(figures[-1].show(), flush=True)

@@ -201,3 +201,35 @@ def test_the_api_logs_where_it_connects_without_the_password(
     where = f"PostgreSQL at {database_address(database_url)} and Redis at {redis_address(redis_url)}"
     assert f"API using {where}" in output
     assert "hunter2" not in output
+
+
+def test_a_stopped_worker_runs_its_exit_handlers_and_skips_the_interpreters_teardown(tmp_path: Path) -> None:
+    """``loom worker`` ends through ``_exit_without_finalizing`` once arq has stopped: exit handlers run
+    (embedded-server sign-out, log flush), the teardown that frees every object one by one (seconds on a
+    loaded machine, when `loom run` gives its worker 2 s) does not."""
+    script = tmp_path / "ending.py"
+    script.write_text(
+        "import atexit, sys\n"
+        "from pathlib import Path\n"
+        "from services.cli import _exit_without_finalizing\n"
+        "out = Path(sys.argv[1])\n"
+        "class Torn:\n"
+        "    def __del__(self):\n"
+        "        with out.open('a') as f: f.write('teardown\\n')\n"
+        "kept = Torn()\n"
+        "atexit.register(lambda: out.open('a').write('exit handler\\n'))\n"
+        "print('buffered', end='')\n"
+        "_exit_without_finalizing(3)\n"
+    )
+    marks = tmp_path / "marks"
+    done = subprocess.run(
+        [str(Path(LOOM).parent / "python"), str(script), str(marks)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=PROJECT_ROOT,
+        check=False,
+    )
+    assert done.returncode == 3
+    assert done.stdout == "buffered"  # flushed before the exit
+    assert marks.read_text() == "exit handler\n"

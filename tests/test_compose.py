@@ -142,11 +142,11 @@ def check_loom_command(argv: list[str]) -> None:
 # ---- the services --------------------------------------------------------------------------------
 
 
-def test_the_six_services_exist() -> None:
-    assert set(SERVICES) == {"postgres", "redis", "migrate", "api", "worker", "mailpit"}
+def test_the_seven_services_exist() -> None:
+    assert set(SERVICES) == {"postgres", "redis", "migrate", "api", "worker", "proxy", "mailpit"}
 
 
-@pytest.mark.parametrize("service", ["postgres", "redis", "api", "worker"])
+@pytest.mark.parametrize("service", ["postgres", "redis", "api", "worker", "proxy"])
 def test_long_running_services_have_health_checks(service: str) -> None:
     spec = SERVICES[service]["healthcheck"]
     assert not spec.get("disable", False)
@@ -166,7 +166,7 @@ def test_api_health_check_asks_readyz_on_the_port_it_listens_on() -> None:
     port = environment("api")["LOOM_API_PORT"]
     assert f"127.0.0.1:{port}/readyz" in test or f"localhost:{port}/readyz" in test
     assert environment("api")["LOOM_API_HOST"] == "0.0.0.0"
-    assert any(str(mapping).endswith(f":{port}") for mapping in SERVICES["api"]["ports"])
+    assert str(port) in [str(exposed) for exposed in SERVICES["api"]["expose"]]
 
 
 def test_worker_health_check_is_loom_worker_check() -> None:
@@ -198,6 +198,68 @@ def test_mailpit_catches_mail_for_loom() -> None:
     for service in LOOM_SERVICES:
         smtp = interpolate(environment(service)["LOOM_SMTP_URL"], {})
         assert smtp == "smtp://mailpit:1025"
+
+
+# ---- scaling out (docs/scaling.md) ----------------------------------------------------------------
+
+
+def replicas(service: str, variables: Mapping[str, str] | None = None) -> int:
+    value = SERVICES[service].get("deploy", {}).get("replicas", 1)
+    return int(interpolate(str(value), variables or {}))
+
+
+def nginx_config() -> str:
+    [source] = [c["source"] for c in SERVICES["proxy"]["configs"] if c["target"].startswith("/etc/nginx/")]
+    return interpolate(COMPOSE["configs"][source]["content"], {})
+
+
+def test_several_api_and_worker_replicas_by_default_and_on_demand() -> None:
+    assert replicas("api") >= 2
+    assert replicas("worker") >= 3
+    assert replicas("api", {"LOOM_API_REPLICAS": "6"}) == 6
+    assert replicas("worker", {"LOOM_WORKER_REPLICAS": "12"}) == 12
+    workers = interpolate(environment("api")["LOOM_API_WORKERS"], {})
+    assert int(workers) >= 2
+    # Replicas cannot share a published host port: only the proxy publishes one.
+    assert "ports" not in SERVICES["api"]
+    assert "ports" not in SERVICES["worker"]
+    assert "container_name" not in SERVICES["api"]
+    assert "container_name" not in SERVICES["worker"]
+
+
+def test_the_proxy_is_a_standard_load_balancer_over_every_api_replica() -> None:
+    proxy = SERVICES["proxy"]
+    assert proxy["image"].startswith("nginx:")
+    version = tuple(int(part) for part in proxy["image"].split(":")[1].split("-")[0].split("."))
+    assert version >= (1, 27, 3) or version[:2] >= (1, 28), "`server … resolve` needs nginx 1.27.3+"
+    port = environment("api")["LOOM_API_PORT"]
+    assert any(str(mapping).endswith(f":{port}") for mapping in proxy["ports"])
+    assert proxy["depends_on"]["api"]["condition"] == "service_healthy"
+    config = nginx_config()
+    # The api service's name, looked up again as replicas come and go (Docker's DNS answers them all).
+    assert re.search(rf"server\s+api:{port}\s+resolve;", config)
+    assert re.search(r"resolver\s+127\.0\.0\.11\b", config)
+    assert re.search(r"listen\s+8000;", config)
+    assert "proxy_pass http://loom_api;" in config
+    # The client's address is appended (the api believes the right-most untrusted entry), never replaced
+    # by what the client sent alone.
+    assert "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;" in config
+    assert "proxy_set_header X-Forwarded-Proto $scheme;" in config
+    # A signature must never be posted twice: nginx retries only requests that never reached an api
+    # replica, and never non-idempotent ones (no `non_idempotent`).
+    assert "non_idempotent" not in config
+    assert config.count("{") == config.count("}")
+
+
+def test_the_api_believes_the_proxy_and_only_it() -> None:
+    import ipaddress
+
+    [network] = COMPOSE["networks"]["default"]["ipam"]["config"]
+    subnet = ipaddress.ip_network(network["subnet"])
+    address = ipaddress.ip_address(SERVICES["proxy"]["networks"]["default"]["ipv4_address"])
+    assert address in subnet
+    trusted = json.loads(interpolate(environment("api")["LOOM_TRUSTED_PROXIES"], {}))
+    assert trusted == [str(address)], "the proxy alone: api replicas and workers must not be believed"
 
 
 # ---- environment ---------------------------------------------------------------------------------

@@ -86,6 +86,8 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
+    # `loom serve` runs this many API processes (uvicorn workers) on one port; about one per core.
+    api_workers: int = Field(default=1, ge=1, le=64)
     public_url: str = "http://127.0.0.1:8000"
     cors_origins: list[str] = []
     # Largest request body accepted, in bytes (routes that take uploads declare their own allowance).

@@ -141,3 +141,35 @@ def test_a_killed_process_leaves_the_servers_to_the_next_one_that_exits(machine:
     )
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
     wait_gone(servers, 10)  # the last user (migrate) stopped them, seeing the killed one gone
+
+
+@pytest.mark.timeout(180)
+def test_on_ctrl_c_loom_run_checkpoints_the_postgres_it_started_while_its_children_stop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a CHECKPOINT writes while the API and the worker stop, PostgreSQL's shutdown checkpoint (most
+    of a stop on a busy disk, and of `loom run`'s 5 s) need not write."""
+    from services.core import embedded
+
+    monkeypatch.setattr(embedded, "_started", {})
+    assert embedded.checkpoint_started() is None  # no server of ours: nothing to do
+    data_dir = short_data_dir()
+    pg = embedded.EmbeddedPostgres(data_dir / "postgres")
+    url = pg.start()
+    try:
+        monkeypatch.setitem(embedded._started, "postgres", (pg, url))
+
+        def requested() -> int:
+            out = pg.server.psql("SELECT checkpoints_req FROM pg_stat_bgwriter;")
+            return int(next(line for line in out.splitlines() if line.strip().isdigit()).strip())
+
+        before = requested()
+        thread = embedded.checkpoint_started()
+        assert thread is not None
+        assert thread.daemon  # never holds the process up
+        thread.join(timeout=60)
+        assert not thread.is_alive()
+        assert requested() == before + 1
+    finally:
+        pg.stop()
+        subprocess.run(["rm", "-rf", str(data_dir)], check=False)
