@@ -137,7 +137,9 @@ def public_reads(router: APIRouter) -> list[tuple[str, str]]:
     return [
         ("GET", route.path_format)
         for route in (context.original_route for context in iter_route_contexts(router.routes))
-        if isinstance(route, APIRoute) and "GET" in route.methods and declared_public_read(route.dependant)
+        if isinstance(route, APIRoute)
+        and "GET" in (route.methods or ())
+        and declared_public_read(route.dependant)
     ]
 
 
