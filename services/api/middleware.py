@@ -1,12 +1,8 @@
-"""The edge of the app: ONE ASGI layer, outermost, doing in a single pass what every HTTP request needs —
-its request id, its size limit, the security headers on its answer, one access-log line and its metrics.
-
-A safe incoming ``X-Request-ID`` is kept, else one is made; it is on every response and log record. The
-``loom.access`` line has method, route template, status and duration — never query strings, bodies or
-headers. Bodies past the limit are 413 (``services.api.bodylimit``); the security headers are those of
-``services.api.headers``. One layer rather than four: each pure-ASGI layer costs a call, a closure and a
-wrapped ``send`` per request, which the public hot paths feel (docs/architecture.md, "Hot paths").
-docs/security.md, "Logs".
+"""The edge of the app: ONE outermost ASGI layer doing in a single pass what every request needs — its
+request id (a safe incoming ``X-Request-ID`` is kept), its size limit (413, ``bodylimit``), the security
+headers (``headers``), one ``loom.access`` line (method, route template, status, duration — never query
+strings, bodies or headers) and its metrics. One layer, not four: each costs a call, a closure and a
+wrapped ``send`` per request (docs/architecture.md, "Hot paths"; docs/security.md, "Logs").
 """
 
 from __future__ import annotations

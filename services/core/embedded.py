@@ -344,8 +344,19 @@ def checkpoint_started() -> threading.Thread | None:
         return None
 
     def checkpoint() -> None:
-        with contextlib.suppress(Exception):  # an optimisation only: the shutdown checkpoint still runs
-            pg.server.psql("CHECKPOINT;")
+        from pgserver.postgres_server import POSTGRES_BIN_PATH  # development only
+
+        # An optimisation only: the shutdown checkpoint still runs. psql's own output is dropped — the
+        # server's stop may end this session, and its "FATAL: terminating connection" is no log line.
+        with contextlib.suppress(Exception):
+            subprocess.run(  # noqa: S603
+                [str(POSTGRES_BIN_PATH / "psql"), pg.server.get_uri(), "-c", "CHECKPOINT"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=30,
+                check=False,
+            )
 
     thread = threading.Thread(target=checkpoint, name="embedded-checkpoint", daemon=True)
     thread.start()

@@ -122,13 +122,24 @@ async def world(db: AsyncSession, settings: Settings) -> World:
     )
 
 
+def _header_bytes(value: str | bytes) -> str | bytes:
+    if isinstance(value, bytes) or value.isascii():
+        return value
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode()
+
+
 def _request(case: Any, headers: dict[str, str]) -> dict[str, Any]:
     """httpx arguments for a schemathesis case (which serialises for ``requests``)."""
     kwargs = case.as_transport_kwargs(base_url="http://test", headers=headers)
     request: dict[str, Any] = {
         "method": kwargs["method"],
         "url": kwargs["url"],
-        "headers": kwargs.get("headers") or {},
+        # Header values are bytes on the wire; schemathesis draws non-ASCII ones too (obs-text, which
+        # servers must survive), which httpx would refuse to encode as str.
+        "headers": {name: _header_bytes(value) for name, value in (kwargs.get("headers") or {}).items()},
         "params": kwargs.get("params") or None,
     }
     cookies = kwargs.get("cookies")
