@@ -26,6 +26,7 @@ from services.api.mail.pages import router as mail_pages_router
 from services.api.middleware import REQUEST_ID_HEADER, install_middleware
 from services.api.network.endpoints import router as network_router
 from services.api.ops.endpoints import router as ops_router
+from services.api.registry.disclosures import router as disclosures_router
 from services.api.registry.endpoints import router as registry_router
 from services.api.routing import AllowedMethods
 from services.api.signatures.endpoints import router as signatures_router
@@ -209,6 +210,7 @@ def create_app(
     app.include_router(network_router)
     app.include_router(campaigns_router)
     app.include_router(registry_router)
+    app.include_router(disclosures_router)
     app.include_router(integrations_router)
     app.include_router(signatures_router)
     app.include_router(signature_reviews_router)

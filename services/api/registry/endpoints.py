@@ -42,6 +42,7 @@ from services.core.registry.schemas import (
     FacilityPage,
     FacilityRead,
     FacilityUpdate,
+    FacilityWithSourcing,
     FieldSourcePage,
     OsId,
 )
@@ -223,12 +224,13 @@ async def create_facility(
     "/v1/facilities/{ref}",
     tags=["facilities"],
     summary="Get a facility",
-    response_model=FacilityRead,
+    response_model=FacilityWithSourcing,
     responses=problem_responses(InvalidToken, FacilityNotFound),
 )
-async def get_facility(session: SessionDep, ref: FacilityRefParam) -> FacilityRead:
-    """By id or OS ID. Public."""
-    return await service.get_facility(session, ref)
+async def get_facility(session: SessionDep, ref: FacilityRefParam) -> FacilityWithSourcing:
+    """By id or OS ID, with the companies whose published supplier lists name it (`sourced_by`).
+    Public."""
+    return await service.get_facility_with_sourcing(session, ref)
 
 
 @router.patch(

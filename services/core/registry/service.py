@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.db.unique import free_slug, is_uuid, save_unique
 from services.core.refs import SLUG_MAX_LENGTH, Ref
-from services.core.registry import policy, repository
+from services.core.registry import disclosure_repository, policy, repository
 from services.core.registry.errors import (
     CompanyIdentifierTaken,
     CompanyNameTaken,
@@ -41,8 +41,10 @@ from services.core.registry.schemas import (
     FacilityPage,
     FacilityRead,
     FacilityUpdate,
+    FacilityWithSourcing,
     FieldSourcePage,
     FieldSourceRead,
+    SourcingRead,
 )
 from services.core.users.security import Principal
 
@@ -381,6 +383,24 @@ async def list_facilities(
 async def get_facility(session: AsyncSession, ref: str) -> FacilityRead:
     facility, companies = await _facility(session, ref)
     return (await _read_facilities(session, [facility], companies))[0]
+
+
+async def get_facility_with_sourcing(session: AsyncSession, ref: str) -> FacilityWithSourcing:
+    """The facility and the companies whose supplier lists name it (one more query)."""
+    facility, companies = await _facility(session, ref)
+    read = (await _read_facilities(session, [facility], companies))[0]
+    links = (await disclosure_repository.sourcing(session, [facility.id]))[facility.id]
+    return FacilityWithSourcing(
+        **read.model_dump(),
+        sourced_by=[
+            SourcingRead(
+                company=CompanyBrief.model_validate(company),
+                first_seen=link.first_seen,
+                last_seen=link.last_seen,
+            )
+            for link, company in links
+        ],
+    )
 
 
 def _facility_search_text(name: str, native_name: str | None, aliases: Sequence[str]) -> str:

@@ -1,0 +1,96 @@
+"""Matching a supplier-list row to a facility: cleaned keys for the exact match, rapidfuzz for the rest.
+
+``clean`` folds case and accents, drops punctuation and the legal-form words (Ltd, Pvt, Co, …) that lists
+write one way or another. The exact match is cleaned name + cleaned address + country; the row identity
+(what decisions are remembered by) is its hash. Fuzzy candidates are the facilities of the same country:
+the score is ``token_sort_ratio`` of the cleaned names, blended with that of the addresses when both have
+one (70/30). docs/registry.md, "Disclosures".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz, process, utils
+
+from services.core.registry.identifiers import fold
+
+_NOT_WORD = re.compile(r"[\W_]+")
+_LEGAL = frozenset(
+    {
+        "ltd",
+        "limited",
+        "pvt",
+        "private",
+        "co",
+        "company",
+        "inc",
+        "llc",
+        "plc",
+        "corp",
+        "corporation",
+        "sa",
+        "srl",
+        "gmbh",
+        "bv",
+        "jsc",
+        "sdn",
+        "bhd",
+        "tbk",
+        "pt",
+        "the",
+    }
+)
+
+
+def clean(text: str | None) -> str:
+    words = _NOT_WORD.sub(" ", fold(text or "")).split()
+    kept = [w for w in words if w not in _LEGAL]
+    return " ".join(kept or words)
+
+
+def exact_key(name: str, address: str | None, country: str) -> str:
+    return f"{country}|{clean(name)}|{clean(address)}"
+
+
+def row_key(name: str, address: str | None, country: str) -> str:
+    """The row identity decisions are remembered by (a hash: the key column stays short)."""
+    return hashlib.sha256(exact_key(name, address, country).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Candidate:
+    id: uuid.UUID
+    name: str  # cleaned
+    address: str  # cleaned
+
+
+@dataclass(frozen=True)
+class Match:
+    facility_id: uuid.UUID
+    score: float
+
+
+def best_match(name: str, address: str | None, candidates: Sequence[Candidate]) -> Match | None:
+    """The candidate scoring highest (0 to 100) against the row, or None without candidates."""
+    if not candidates:
+        return None
+    cleaned, cleaned_address = clean(name), clean(address)
+    names = [c.name for c in candidates]
+    shortlist = process.extract(
+        cleaned, names, scorer=fuzz.token_sort_ratio, processor=utils.default_process, limit=5
+    )
+    best: Match | None = None
+    for _, name_score, index in shortlist:
+        candidate = candidates[index]
+        score = float(name_score)
+        if cleaned_address and candidate.address:
+            address_score = fuzz.token_set_ratio(cleaned_address, candidate.address)
+            score = 0.7 * score + 0.3 * address_score
+        if best is None or score > best.score:
+            best = Match(candidate.id, round(score, 1))
+    return best

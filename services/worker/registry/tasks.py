@@ -1,0 +1,15 @@
+"""Supplier-list disclosures: one job per step (reading the rows, then each batch of matches), each
+enqueueing the next, so progress commits batch by batch and a crash resumes at the cursor."""
+
+from __future__ import annotations
+
+import uuid
+
+from services.core.outbox.registry import JobContext, task
+from services.core.registry import disclosures
+
+
+@task(disclosures.PROCESS_TASK)
+async def process_disclosure(ctx: JobContext, disclosure_id: uuid.UUID) -> None:
+    """Read the disclosure's rows, or match the next batch of them."""
+    await disclosures.process_batch(ctx.session, ctx.settings, disclosure_id)
