@@ -52,6 +52,11 @@ async def get(
     return await session.scalar(query)
 
 
+async def content(session: AsyncSession, disclosure_id: uuid.UUID) -> bytes:
+    """The file as uploaded (deferred on the model: reads of progress never load it)."""
+    return await session.scalar(select(Disclosure.content).where(Disclosure.id == disclosure_id)) or b""
+
+
 async def page(
     session: AsyncSession, company_id: uuid.UUID, *, limit: int, offset: int
 ) -> tuple[Sequence[Disclosure], int]:
@@ -126,7 +131,7 @@ async def decisions(
             MatchDecision.company_id == company_id, MatchDecision.row_key.in_(wanted)
         )
     )
-    return dict(rows.tuples())
+    return {row[0]: row[1] for row in rows}
 
 
 async def remember(session: AsyncSession, values: list[dict[str, Any]]) -> None:

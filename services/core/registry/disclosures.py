@@ -240,7 +240,8 @@ async def process_batch(session: AsyncSession, settings: Settings, disclosure_id
 
 async def _read_rows(session: AsyncSession, settings: Settings, disclosure: Disclosure) -> BatchResult:
     try:
-        rows = read_list(disclosure.content, disclosure.format, max_rows=settings.disclosure_max_rows)
+        content = await repo.content(session, disclosure.id)
+        rows = read_list(content, disclosure.format, max_rows=settings.disclosure_max_rows)
     except UnreadableList as exc:
         disclosure.state = DisclosureState.failed
         disclosure.machine_readable = False

@@ -4,7 +4,7 @@
 write one way or another. The exact match is cleaned name + cleaned address + country; the row identity
 (what decisions are remembered by) is its hash. Fuzzy candidates are the facilities of the same country:
 the score is ``token_sort_ratio`` of the cleaned names, blended with that of the addresses when both have
-one (70/30). docs/registry.md, "Disclosures".
+one (70/30); names whose numbers differ ("Unit 2", "Unit 3") are never a fuzzy match. docs/registry.md, "Disclosures".
 """
 
 from __future__ import annotations
@@ -62,11 +62,21 @@ def row_key(name: str, address: str | None, country: str) -> str:
     return hashlib.sha256(exact_key(name, address, country).encode()).hexdigest()
 
 
+def numbers(cleaned: str) -> frozenset[str]:
+    """The words of a cleaned name that hold digits ("unit 2", "factory 3"): sister sites differ only
+    there, so two names whose numbers differ are never a fuzzy match."""
+    return frozenset(w for w in cleaned.split() if any(c.isdigit() for c in w))
+
+
 @dataclass(frozen=True)
 class Candidate:
     id: uuid.UUID
     name: str  # cleaned
     address: str  # cleaned
+
+    @property
+    def numbers(self) -> frozenset[str]:
+        return numbers(self.name)
 
 
 @dataclass(frozen=True)
@@ -82,11 +92,14 @@ def best_match(name: str, address: str | None, candidates: Sequence[Candidate]) 
     cleaned, cleaned_address = clean(name), clean(address)
     names = [c.name for c in candidates]
     shortlist = process.extract(
-        cleaned, names, scorer=fuzz.token_sort_ratio, processor=utils.default_process, limit=5
+        cleaned, names, scorer=fuzz.token_sort_ratio, processor=utils.default_process, limit=10
     )
+    wanted = numbers(cleaned)
     best: Match | None = None
     for _, name_score, index in shortlist:
         candidate = candidates[index]
+        if candidate.numbers != wanted:
+            continue
         score = float(name_score)
         if cleaned_address and candidate.address:
             address_score = fuzz.token_set_ratio(cleaned_address, candidate.address)
