@@ -58,7 +58,6 @@ from services.core.registry.supplier_lists import (
     read_list,
 )
 from services.core.users.security import Principal
-from services.core.webhooks import events
 
 PROCESS_TASK = "registry.process_disclosure"
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -193,8 +192,15 @@ async def upload(
 
 @dataclass(frozen=True)
 class BatchResult:
+    """Rows matched by this step; ``done``: the disclosure is finished, ``event`` then being the data of
+    its ``disclosure.processed`` webhook event (emitted by the worker's task, in the same transaction)."""
+
     rows: int
     done: bool
+    event: dict[str, Any] | None = None
+
+
+EVENT = "disclosure.processed"
 
 
 class _Candidates:
@@ -215,9 +221,9 @@ class _Candidates:
 
 async def process_batch(session: AsyncSession, settings: Settings, disclosure_id: uuid.UUID) -> BatchResult:
     """One step of a disclosure, in the caller's transaction: read the file into rows (first step), or
-    match the next batch of rows and move the cursor; enqueue the next step or finish (webhook
-    ``disclosure.processed``). A step that fails rolls back whole, so a crashed worker resumes at the
-    cursor without duplicating facilities or links."""
+    match the next batch of rows and move the cursor; enqueue the next step, or finish (the result then
+    carries the ``disclosure.processed`` event's data). A step that fails rolls back whole, so a crashed
+    worker resumes at the cursor without duplicating facilities or links."""
     disclosure = await repo.get(session, disclosure_id, for_update=True)
     if disclosure is None or disclosure.state in (DisclosureState.processed, DisclosureState.failed):
         return BatchResult(0, True)
@@ -229,13 +235,11 @@ async def process_batch(session: AsyncSession, settings: Settings, disclosure_id
     if rows:
         disclosure.cursor = rows[-1].row_number
         disclosure.rows_done += len(rows)
-    done = len(rows) < settings.disclosure_batch_size
-    if done:
-        await _finish(session, disclosure)
-    else:
-        outbox.enqueue(session, PROCESS_TASK, disclosure_id=disclosure.id)
+    if len(rows) < settings.disclosure_batch_size:
+        return BatchResult(len(rows), True, await _finish(session, disclosure))
+    outbox.enqueue(session, PROCESS_TASK, disclosure_id=disclosure.id)
     await session.flush()
-    return BatchResult(len(rows), done)
+    return BatchResult(len(rows), False)
 
 
 async def _read_rows(session: AsyncSession, settings: Settings, disclosure: Disclosure) -> BatchResult:
@@ -246,8 +250,7 @@ async def _read_rows(session: AsyncSession, settings: Settings, disclosure: Disc
         disclosure.state = DisclosureState.failed
         disclosure.machine_readable = False
         disclosure.error = str(exc)
-        await _finish(session, disclosure)
-        return BatchResult(0, True)
+        return BatchResult(0, True, await _finish(session, disclosure))
     await repo.add_rows(session, [_row_values(disclosure.id, row) for row in rows])
     disclosure.row_count = len(rows)
     disclosure.state = DisclosureState.processing
@@ -358,25 +361,21 @@ async def _new_facility(session: AsyncSession, disclosure: Disclosure, fields: d
     return created.id
 
 
-async def _finish(session: AsyncSession, disclosure: Disclosure) -> None:
+async def _finish(session: AsyncSession, disclosure: Disclosure) -> dict[str, Any]:
+    """Mark the disclosure finished; the data of its webhook event."""
     if disclosure.state != DisclosureState.failed:
         disclosure.state = DisclosureState.processed
     disclosure.processed_at = datetime.now(UTC)
     await session.flush()
     counts = (await repo.outcome_counts(session, [disclosure.id]))[disclosure.id]
-    await events.emit(
-        session,
-        "disclosure.processed",
-        {
-            "disclosure_id": disclosure.id,
-            "company_id": disclosure.company_id,
-            "state": disclosure.state.value,
-            "row_count": disclosure.row_count,
-            "outcomes": counts,
-            "retrieved_on": disclosure.retrieved_on,
-        },
-        key=f"disclosure.processed:{disclosure.id}",
-    )
+    return {
+        "disclosure_id": disclosure.id,
+        "company_id": disclosure.company_id,
+        "state": disclosure.state.value,
+        "row_count": disclosure.row_count,
+        "outcomes": counts,
+        "retrieved_on": disclosure.retrieved_on,
+    }
 
 
 # --- the review queue -------------------------------------------------------------------------------

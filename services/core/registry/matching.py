@@ -1,11 +1,5 @@
 """Matching a supplier-list row to a facility: cleaned keys for the exact match, rapidfuzz for the rest.
-
-``clean`` folds case and accents, drops punctuation and the legal-form words (Ltd, Pvt, Co, …) that lists
-write one way or another. The exact match is cleaned name + cleaned address + country; the row identity
-(what decisions are remembered by) is its hash. Fuzzy candidates are the facilities of the same country:
-the score is ``token_sort_ratio`` of the cleaned names, blended with that of the addresses when both have
-one (70/30); names whose numbers differ ("Unit 2", "Unit 3") are never a fuzzy match. docs/registry.md, "Disclosures".
-"""
+The rules (cleaning, scores, numbers that must agree): docs/registry.md, "Disclosures"."""
 
 from __future__ import annotations
 

@@ -164,9 +164,12 @@ async def test_a_supplier_list_is_matched_and_a_new_version_asks_nothing_again(
 
     async with factory() as session:
         read = await disclosures.get_disclosure(session, STAFF, Ref.of_id(company.id), str(first))
-    assert read.state == "processed" and read.row_count == 292 and read.rows_done == 292
+    assert read.state == "processed"
+    assert read.row_count == 292
+    assert read.rows_done == 292
     assert read.outcomes == {"matched": 36, "review": 4, "created": 250, "invalid": 2}
-    assert read.problems["country"].missing == 1 and read.problems["country"].invalid == 1
+    assert read.problems["country"].missing == 1
+    assert read.problems["country"].invalid == 1
     assert read.problems["parent_company"].missing == 73  # every fourth row
     assert read.problems["worker_band"].missing == 58  # every fifth row
     assert await _facilities(factory, token) == 40 + 250
@@ -174,7 +177,8 @@ async def test_a_supplier_list_is_matched_and_a_new_version_asks_nothing_again(
 
     async with factory() as session:
         queue = await disclosures.review_queue(session, STAFF, Ref.of_id(company.id), limit=50, offset=0)
-    assert queue.total == 4 and all(item.candidate is not None for item in queue.items)
+    assert queue.total == 4
+    assert all(item.candidate is not None for item in queue.items)
     async with factory.begin() as session:  # two are the proposed factory, two are not
         for item in queue.items[:2]:
             await disclosures.confirm(session, STAFF, item.id, ReviewConfirm())
@@ -226,10 +230,13 @@ async def test_a_crash_midway_resumes_without_duplicates(
     class Crash(Exception):
         pass
 
-    with pytest.raises(Crash):  # the worker dies after matching the second batch, before committing
+    async def crash_after_second_batch() -> None:
         async with factory.begin() as session:
             await disclosures.process_batch(session, settings, disclosure_id)
             raise Crash
+
+    with pytest.raises(Crash):  # the worker dies after matching the second batch, before committing
+        await crash_after_second_batch()
     assert await _facilities(factory, token) == created_after_one
     for _ in range(20):
         async with factory.begin() as session:
@@ -237,6 +244,7 @@ async def test_a_crash_midway_resumes_without_duplicates(
                 break
     async with factory() as session:
         read = await disclosures.get_disclosure(session, STAFF, Ref.of_id(company.id), str(disclosure_id))
-    assert read.state == "processed" and read.rows_done == read.row_count == 292
+    assert read.state == "processed"
+    assert read.rows_done == read.row_count == 292
     assert await _facilities(factory, token) == 40 + 250
     assert await _links(factory, company) == 36 + 250
