@@ -429,6 +429,42 @@ async def create_facility(
     return (await _read_facilities(session, [facility]))[0]
 
 
+async def create_facilities(
+    session: AsyncSession, items: Sequence[tuple[uuid.UUID, FacilityCreate, uuid.UUID | None]], source: Source
+) -> None:
+    """Many new facilities at once (the worker's, from a supplier list): ``(id, data, parent company id)``
+    each, without OS IDs (no uniqueness to check); one flush for the rows, one for their sources."""
+    facilities: list[Facility] = []
+    sources: list[FieldSource] = []
+    for facility_id, data, parent_id in items:
+        fields = data.model_dump(mode="json", exclude={"source", "parent_company", "os_id"})
+        facilities.append(
+            Facility(
+                id=facility_id,
+                **fields,
+                parent_company_id=parent_id,
+                search_text=_facility_search_text(data.name, data.native_name, data.aliases),
+            )
+        )
+        values = {k: v for k, v in fields.items() if k in data.model_fields_set or k == "name"}
+        if parent_id is not None:
+            values["parent_company"] = parent_id
+        sources.extend(
+            FieldSource(
+                record_type=RecordType.facility,
+                record_id=facility_id,
+                field=field,
+                value=_json(value),
+                source_label=source.label,
+                disclosure_id=source.disclosure_id,
+            )
+            for field, value in values.items()
+        )
+    session.add_all(facilities)
+    await session.flush()
+    await repository.add_sources(session, sources)
+
+
 async def update_facility(
     session: AsyncSession,
     principal: Principal | None,
