@@ -209,14 +209,15 @@ class _Candidates:
     def __init__(self, rows: Sequence[tuple[uuid.UUID, str, str, str]]) -> None:
         self.exact: dict[str, uuid.UUID] = {}
         self.by_country: dict[str, list[matching.Candidate]] = {}
+        self.names: dict[str, list[str]] = {}  # the cleaned names, in the same order
         for facility_id, name, address, country in rows:
             self.add(facility_id, name, address, country)
 
     def add(self, facility_id: uuid.UUID, name: str, address: str | None, country: str) -> None:
         self.exact.setdefault(matching.exact_key(name, address, country), facility_id)
-        self.by_country.setdefault(country, []).append(
-            matching.Candidate(facility_id, matching.clean(name), matching.clean(address))
-        )
+        candidate = matching.Candidate.of(facility_id, name, address)
+        self.by_country.setdefault(country, []).append(candidate)
+        self.names.setdefault(country, []).append(candidate.name)
 
 
 async def process_batch(session: AsyncSession, settings: Settings, disclosure_id: uuid.UUID) -> BatchResult:
@@ -301,7 +302,13 @@ async def _match(
         if facility_id is not None:
             result = {"outcome": RowOutcome.matched, "method": MatchMethod.exact, "score": 100.0}
         else:
-            best = matching.best_match(name, address, candidates.by_country.get(country, []))
+            best = matching.best_match(
+                name,
+                address,
+                candidates.by_country.get(country, []),
+                candidates.names.get(country, []),
+                floor=settings.disclosure_match_review,
+            )
             if best is not None and best.score >= settings.disclosure_match_auto:
                 facility_id = best.facility_id
                 result = {"outcome": RowOutcome.matched, "method": MatchMethod.fuzzy, "score": best.score}

@@ -3,6 +3,7 @@ The rules (cleaning, scores, numbers that must agree): docs/registry.md, "Disclo
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import uuid
@@ -41,6 +42,7 @@ _LEGAL = frozenset(
 )
 
 
+@functools.lru_cache(maxsize=262_144)  # a list's batches meet the same facilities' names again
 def clean(text: str | None) -> str:
     words = _NOT_WORD.sub(" ", fold(text or "")).split()
     kept = [w for w in words if w not in _LEGAL]
@@ -68,9 +70,12 @@ class Candidate:
     name: str  # cleaned
     address: str  # cleaned
 
-    @property
-    def numbers(self) -> frozenset[str]:
-        return numbers(self.name)
+    numbers: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, facility_id: uuid.UUID, name: str, address: str | None) -> Candidate:
+        cleaned = clean(name)
+        return cls(facility_id, cleaned, clean(address), numbers(cleaned))
 
 
 @dataclass(frozen=True)
@@ -79,14 +84,27 @@ class Match:
     score: float
 
 
-def best_match(name: str, address: str | None, candidates: Sequence[Candidate]) -> Match | None:
+def best_match(
+    name: str,
+    address: str | None,
+    candidates: Sequence[Candidate],
+    names: Sequence[str] | None = None,
+    *,
+    floor: float = 0,
+) -> Match | None:
     """The candidate scoring highest (0 to 100) against the row, or None without candidates."""
     if not candidates:
         return None
     cleaned, cleaned_address = clean(name), clean(address)
-    names = [c.name for c in candidates]
+    names = [c.name for c in candidates] if names is None else names
     shortlist = process.extract(
-        cleaned, names, scorer=fuzz.token_sort_ratio, processor=utils.default_process, limit=10
+        cleaned,
+        names,
+        scorer=fuzz.token_sort_ratio,
+        processor=utils.default_process,
+        limit=10,
+        # a name scoring below this cannot reach ``floor`` even with a perfect address
+        score_cutoff=max(0.0, (floor - 30) / 0.7),
     )
     wanted = numbers(cleaned)
     best: Match | None = None
