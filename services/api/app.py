@@ -28,6 +28,7 @@ from services.api.network.endpoints import router as network_router
 from services.api.ops.endpoints import router as ops_router
 from services.api.ops.metrics import Metrics
 from services.api.publicread import PublicCache, declared_public_read
+from services.api.registry.disclosures import router as disclosures_router
 from services.api.registry.endpoints import router as registry_router
 from services.api.routing import AllowedMethods, HotRoutes
 from services.api.signatures.endpoints import router as signatures_router
@@ -250,6 +251,7 @@ def create_app(
     app.include_router(network_router)
     app.include_router(campaigns_router)
     app.include_router(registry_router)
+    app.include_router(disclosures_router)
     app.include_router(integrations_router)
     app.include_router(signatures_router)
     app.include_router(signature_reviews_router)

@@ -222,6 +222,13 @@ class Settings(BaseSettings):
     milestone_percents: list[int] = Field(default=[50, 100])
     # Campaign updates are queued in batches of this many recipients, each batch its own transaction.
     update_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # Supplier-list disclosures (issue 11 §3): most rows a list may have; rows matched per worker job (each
+    # batch its own transaction); rapidfuzz scores (0-100) at or above which a row is linked to an existing
+    # facility automatically, and at or above which it waits for review (below: a new facility).
+    disclosure_max_rows: int = Field(default=100_000, ge=1)
+    disclosure_batch_size: int = Field(default=1_000, ge=1, le=100_000)
+    disclosure_match_auto: float = Field(default=92, ge=0, le=100)
+    disclosure_match_review: float = Field(default=75, ge=0, le=100)
 
     @field_validator("confirm_url", "petition_url", "unsubscribe_url")
     @classmethod

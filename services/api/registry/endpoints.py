@@ -43,6 +43,7 @@ from services.core.registry.schemas import (
     FacilityPage,
     FacilityRead,
     FacilityUpdate,
+    FacilityWithSourcing,
     FieldSourcePage,
     OsId,
 )
@@ -228,12 +229,13 @@ async def create_facility(
     dependencies=[public_read("registry")],
     tags=["facilities"],
     summary="Get a facility",
-    response_model=FacilityRead,
+    response_model=FacilityWithSourcing,
     responses=problem_responses(InvalidToken, FacilityNotFound),
 )
-async def get_facility(session: SessionDep, ref: FacilityRefParam) -> FacilityRead:
-    """By id or OS ID. Public."""
-    return await service.get_facility(session, ref)
+async def get_facility(session: SessionDep, ref: FacilityRefParam) -> FacilityWithSourcing:
+    """By id or OS ID, with the companies whose published supplier lists name it (`sourced_by`).
+    Public."""
+    return await service.get_facility_with_sourcing(session, ref)
 
 
 @router.patch(

@@ -7,7 +7,15 @@ from services.core.mail.models import EmailMessage, Suppression
 from services.core.milestones.models import PetitionMilestone
 from services.core.network.models import Coalition, CoalitionMembership, Organisation
 from services.core.outbox.models import OutboxJob
-from services.core.registry.models import Company, Facility, FieldSource
+from services.core.registry.models import (
+    Company,
+    Disclosure,
+    DisclosureRow,
+    Facility,
+    FieldSource,
+    MatchDecision,
+    SourcingLink,
+)
 from services.core.signatures.models import (
     PetitionCountRefresh,
     PetitionSigner,
@@ -28,10 +36,13 @@ __all__ = [
     "Coalition",
     "CoalitionMembership",
     "Company",
+    "Disclosure",
+    "DisclosureRow",
     "EmailMessage",
     "Facility",
     "FieldSource",
     "Integration",
+    "MatchDecision",
     "Organisation",
     "OutboxJob",
     "Petition",
@@ -43,6 +54,7 @@ __all__ = [
     "Signature",
     "SignatureInvalidation",
     "SignatureReview",
+    "SourcingLink",
     "Suppression",
     "User",
     "WebhookAttempt",

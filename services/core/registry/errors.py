@@ -56,3 +56,42 @@ class CoordinatesIncomplete(LoomError):
     status = 422
     code = "coordinates-incomplete"
     title = "A facility has both latitude and longitude, or neither"
+
+
+class DisclosureNotFound(NotFound):
+    code = "disclosure-not-found"
+    title = "Disclosure not found"
+
+
+class DisclosureDuplicate(Conflict):
+    code = "disclosure-duplicate"
+    title = "This company's list was already uploaded with the same content"
+
+
+class DisclosureTooLarge(LoomError):
+    status = 413
+    code = "disclosure-too-large"
+    title = "The supplier list is larger than accepted"
+
+
+class DisclosureUnreadable(LoomError):
+    status = 422
+    code = "disclosure-unreadable"
+    title = "The supplier list cannot be read"
+
+
+class DisclosureTooManyRows(LoomError):
+    status = 422
+    code = "disclosure-too-many-rows"
+    title = "The supplier list has more rows than accepted"
+
+
+class ReviewNotFound(NotFound):
+    code = "review-not-found"
+    title = "No row waits for review under this id"
+
+
+class ReviewFacilityNotFound(LoomError):
+    status = 422
+    code = "review-facility-not-found"
+    title = "The facility named for the row does not exist"

@@ -4,11 +4,22 @@ processing sites) and where each field's value came from."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, func, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -145,6 +156,130 @@ class FieldSource(Base):
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     api_key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
     source_label: Mapped[str | None] = mapped_column(String(500))
-    # The supplier-list disclosure the value was read from (issue 11 §3 adds its foreign key).
-    disclosure_id: Mapped[uuid.UUID | None]
+    # The supplier-list disclosure the value was read from.
+    disclosure_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("disclosures.id", ondelete="SET NULL"))
     recorded_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+# --- supplier-list disclosures (issue 11 §3) ---------------------------------------------------------
+
+
+class DisclosureFormat(StrEnum):
+    csv = "csv"
+    xlsx = "xlsx"
+    json = "json"
+
+
+class DisclosureState(StrEnum):
+    queued = "queued"  # stored, waiting for the worker
+    processing = "processing"  # rows read; matching batch by batch
+    processed = "processed"
+    failed = "failed"  # the file could not be read by the worker (``error`` says why)
+
+
+class RowOutcome(StrEnum):
+    pending = "pending"  # not matched yet
+    invalid = "invalid"  # no name or no country: nothing to match
+    matched = "matched"  # linked to an existing facility (exactly, fuzzily, or by an earlier decision)
+    review = "review"  # a possible match, waiting for staff to confirm or reject it
+    created = "created"  # a new facility was made from it
+    confirmed = "confirmed"  # staff confirmed the proposed facility
+    rejected = "rejected"  # staff rejected the proposed facility: a new one was made from the row
+
+
+class MatchMethod(StrEnum):
+    exact = "exact"
+    fuzzy = "fuzzy"
+    decision = "decision"  # a decision remembered from an earlier row of the same company
+
+
+class Disclosure(UUIDPrimaryKey, Timestamps, Base):
+    """A company's published supplier list as uploaded: the snapshot and how far the worker got."""
+
+    __tablename__ = "disclosures"
+    __table_args__ = (UniqueConstraint("company_id", "sha256", name="uq_disclosures_company_id_sha256"),)
+
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    retrieved_on: Mapped[date]
+    filename: Mapped[str | None] = mapped_column(String(300))
+    format: Mapped[DisclosureFormat] = mapped_column(str_enum(DisclosureFormat, "disclosure_format"))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int]
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    row_count: Mapped[int]
+    machine_readable: Mapped[bool]
+    state: Mapped[DisclosureState] = mapped_column(
+        str_enum(DisclosureState, "disclosure_state"), default=DisclosureState.queued
+    )
+    rows_done: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    # Row number of the last row matched: the next batch starts after it.
+    cursor: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    error: Mapped[str | None] = mapped_column(Text)
+    uploaded_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    processed_at: Mapped[datetime | None]
+
+
+class DisclosureRow(Base):
+    """One row of a disclosure, read into the Pledge's fields, with what is missing or invalid and what
+    matching made of it."""
+
+    __tablename__ = "disclosure_rows"
+    __table_args__ = (
+        Index("ix_disclosure_rows_review", "outcome", postgresql_where=text("outcome = 'review'")),
+    )
+
+    disclosure_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("disclosures.id", ondelete="CASCADE"), primary_key=True
+    )
+    row_number: Mapped[int] = mapped_column(primary_key=True)  # 1 = the first row after the header
+    row_key: Mapped[str | None] = mapped_column(String(64))  # the cleaned row identity (None: invalid)
+    fields: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    problems: Mapped[list[dict[str, str]]] = mapped_column(JSONB, default=list)
+    outcome: Mapped[RowOutcome] = mapped_column(str_enum(RowOutcome, "disclosure_row_outcome"))
+    method: Mapped[MatchMethod | None] = mapped_column(str_enum(MatchMethod, "disclosure_match_method"))
+    facility_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("facilities.id", ondelete="SET NULL"))
+    candidate_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("facilities.id", ondelete="SET NULL"))
+    score: Mapped[float | None]
+    decided_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    decided_at: Mapped[datetime | None]
+
+
+class MatchDecision(Base):
+    """What a row of a company's lists is, remembered by its cleaned identity: the facility it was linked
+    to (automatically, or by staff confirming or rejecting a proposed match). A later row with the same
+    identity, in this list or the next version, is linked to it without asking again."""
+
+    __tablename__ = "disclosure_decisions"
+
+    company_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True
+    )
+    row_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    facility_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("facilities.id", ondelete="CASCADE"))
+    outcome: Mapped[RowOutcome] = mapped_column(str_enum(RowOutcome, "disclosure_row_outcome"))
+    disclosure_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("disclosures.id", ondelete="SET NULL"))
+    decided_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    decided_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class SourcingLink(Base):
+    """A company sources from a facility: the disclosures that say so, first and last, and the period
+    (their retrieval dates)."""
+
+    __tablename__ = "sourcing_links"
+
+    company_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True
+    )
+    facility_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("facilities.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    first_disclosure_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("disclosures.id", ondelete="SET NULL")
+    )
+    last_disclosure_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("disclosures.id", ondelete="SET NULL")
+    )
+    first_seen: Mapped[date]
+    last_seen: Mapped[date]

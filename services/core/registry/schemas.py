@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -15,10 +15,14 @@ from services.core.refs import Ref, RefText
 from services.core.registry.identifiers import LEI_PATTERN, OS_ID_PATTERN, normalise_lei, normalise_os_id
 from services.core.registry.models import (
     CompanyKind,
+    DisclosureFormat,
+    DisclosureState,
     FacilityType,
+    MatchMethod,
     ProcessingType,
     ProductType,
     RecordType,
+    RowOutcome,
     WorkerBand,
 )
 from services.core.schemas import NOT_BLANK, Name, Page, Patch, no_nul
@@ -304,3 +308,88 @@ class FieldSourceRead(BaseModel):
 
 class FieldSourcePage(Page[FieldSourceRead]):
     """A page of field values with their sources, newest first."""
+
+
+# --- disclosures ------------------------------------------------------------------------------------
+
+
+class SourcingRead(BaseModel):
+    """A company that disclosed the facility as a supplier, and over which period."""
+
+    company: CompanyBrief
+    first_seen: date = Field(description="Retrieval date of the first list naming the facility.")
+    last_seen: date = Field(description="Retrieval date of the latest list naming it.")
+
+
+class FacilityWithSourcing(FacilityRead):
+    sourced_by: list[SourcingRead] = Field(
+        description="Companies whose published supplier lists name this facility, by name."
+    )
+
+
+class RowProblems(BaseModel):
+    missing: int = 0
+    invalid: int = 0
+
+
+class DisclosureRead(BaseModel):
+    id: uuid.UUID
+    company: CompanyBrief
+    url: str
+    retrieved_on: date
+    filename: str | None
+    format: DisclosureFormat
+    sha256: str = Field(description="SHA-256 of the file as uploaded (hex).")
+    size_bytes: int
+    row_count: int = Field(description="Data rows in the list (blank lines left out).")
+    machine_readable: bool = Field(description="Read as a table with a recognised header.")
+    state: DisclosureState
+    rows_done: int = Field(description="Rows matched so far (of `row_count`).")
+    outcomes: dict[RowOutcome, int] = Field(description="Rows per outcome so far.")
+    problems: dict[str, RowProblems] = Field(
+        description="Per Pledge field, how many rows lack it (`missing`) or have a value that cannot be "
+        "read (`invalid`)."
+    )
+    error: str | None = Field(description="Why the worker could not read the list (state `failed`).")
+    created_at: datetime
+    processed_at: datetime | None
+
+
+class DisclosurePage(Page[DisclosureRead]):
+    """A page of a company's disclosures, newest first."""
+
+
+class RowRead(BaseModel):
+    disclosure_id: uuid.UUID
+    row_number: int
+    fields: dict[str, Any] = Field(description="The row in the Pledge's fields (`null`: missing).")
+    problems: list[dict[str, str]]
+    outcome: RowOutcome
+    method: MatchMethod | None
+    facility_id: uuid.UUID | None
+    score: float | None
+
+
+class ReviewRead(BaseModel):
+    """A row whose best match is not sure enough: confirm it is the proposed facility, or reject it
+    (a new facility is made from the row). Either is remembered for the company's later lists."""
+
+    id: str = Field(description="`<disclosure id>:<row number>`")
+    company: CompanyBrief
+    disclosure_id: uuid.UUID
+    row_number: int
+    fields: dict[str, Any]
+    candidate: FacilityRead | None
+    score: float | None
+
+
+class ReviewPage(Page[ReviewRead]):
+    """A page of the review queue, oldest list first."""
+
+
+class ReviewConfirm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    facility: uuid.UUID | None = Field(
+        default=None, description="Another facility than the proposed one that the row is (its id)."
+    )

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.db.unique import free_slug, is_uuid, save_unique
 from services.core.refs import SLUG_MAX_LENGTH, Ref
-from services.core.registry import policy, repository
+from services.core.registry import disclosure_repository, policy, repository
 from services.core.registry.errors import (
     CompanyIdentifierTaken,
     CompanyNameTaken,
@@ -41,8 +41,10 @@ from services.core.registry.schemas import (
     FacilityPage,
     FacilityRead,
     FacilityUpdate,
+    FacilityWithSourcing,
     FieldSourcePage,
     FieldSourceRead,
+    SourcingRead,
 )
 from services.core.users.security import Principal
 
@@ -383,6 +385,24 @@ async def get_facility(session: AsyncSession, ref: str) -> FacilityRead:
     return (await _read_facilities(session, [facility], companies))[0]
 
 
+async def get_facility_with_sourcing(session: AsyncSession, ref: str) -> FacilityWithSourcing:
+    """The facility and the companies whose supplier lists name it (one more query)."""
+    facility, companies = await _facility(session, ref)
+    read = (await _read_facilities(session, [facility], companies))[0]
+    links = (await disclosure_repository.sourcing(session, [facility.id]))[facility.id]
+    return FacilityWithSourcing(
+        **read.model_dump(),
+        sourced_by=[
+            SourcingRead(
+                company=CompanyBrief.model_validate(company),
+                first_seen=link.first_seen,
+                last_seen=link.last_seen,
+            )
+            for link, company in links
+        ],
+    )
+
+
 def _facility_search_text(name: str, native_name: str | None, aliases: Sequence[str]) -> str:
     return search_text(name, native_name, *aliases)
 
@@ -407,6 +427,42 @@ async def create_facility(
     source = source or Source.of(principal, data.source)
     await _record(session, RecordType.facility, facility.id, values, source)
     return (await _read_facilities(session, [facility]))[0]
+
+
+async def create_facilities(
+    session: AsyncSession, items: Sequence[tuple[uuid.UUID, FacilityCreate, uuid.UUID | None]], source: Source
+) -> None:
+    """Many new facilities at once (the worker's, from a supplier list): ``(id, data, parent company id)``
+    each, without OS IDs (no uniqueness to check); one flush for the rows, one for their sources."""
+    facilities: list[Facility] = []
+    sources: list[FieldSource] = []
+    for facility_id, data, parent_id in items:
+        fields = data.model_dump(mode="json", exclude={"source", "parent_company", "os_id"})
+        facilities.append(
+            Facility(
+                id=facility_id,
+                **fields,
+                parent_company_id=parent_id,
+                search_text=_facility_search_text(data.name, data.native_name, data.aliases),
+            )
+        )
+        values = {k: v for k, v in fields.items() if k in data.model_fields_set or k == "name"}
+        if parent_id is not None:
+            values["parent_company"] = parent_id
+        sources.extend(
+            FieldSource(
+                record_type=RecordType.facility,
+                record_id=facility_id,
+                field=field,
+                value=_json(value),
+                source_label=source.label,
+                disclosure_id=source.disclosure_id,
+            )
+            for field, value in values.items()
+        )
+    session.add_all(facilities)
+    await session.flush()
+    await repository.add_sources(session, sources)
 
 
 async def update_facility(

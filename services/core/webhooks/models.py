@@ -32,6 +32,7 @@ class EventType(StrEnum):
     signature_confirmed = "signature.confirmed"
     petition_milestone_reached = "petition.milestone_reached"
     campaign_published = "campaign.published"
+    disclosure_processed = "disclosure.processed"
 
 
 class DeliveryState(StrEnum):

@@ -34,4 +34,18 @@ CASES: list[Case] = [
     Case("GET", "/v1/facilities/{other_org}", EVERYONE),
     Case("PATCH", "/v1/facilities/{other_org}", FACILITY_WRITERS, json={"closed": True}),
     Case("GET", "/v1/facilities/{other_org}/sources", NETWORK_STAFF),
+    # supplier-list disclosures and their review queue
+    Case(
+        "POST",
+        "/v1/companies/{other_org}/disclosures",
+        EDITORS,
+        form={"url": "https://example.org/suppliers.csv", "retrieved_on": "2026-11-30"},
+        note="no file: allowed callers get a 422 (or the company's 404), never a 401/403",
+    ),
+    Case("GET", "/v1/companies/{other_org}/disclosures", NETWORK_STAFF),
+    Case("GET", "/v1/companies/{other_org}/disclosures/{other_org}", NETWORK_STAFF),
+    Case("GET", "/v1/disclosure-reviews", NETWORK_STAFF),
+    Case("GET", "/v1/disclosure-reviews?company=no-such-company", NETWORK_STAFF),
+    Case("POST", "/v1/disclosure-reviews/{other_org}/confirm", EDITORS, json={}),
+    Case("POST", "/v1/disclosure-reviews/{other_org}/reject", EDITORS),
 ]
