@@ -344,7 +344,7 @@ def checkpoint_started() -> threading.Thread | None:
         return None
 
     def checkpoint() -> None:
-        from pgserver.postgres_server import POSTGRES_BIN_PATH  # development only
+        from pgserver._commands import POSTGRES_BIN_PATH  # development only
 
         # An optimisation only: the shutdown checkpoint still runs. psql's own output is dropped — the
         # server's stop may end this session, and its "FATAL: terminating connection" is no log line.
