@@ -9,6 +9,7 @@ import csv
 import io
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any
 
@@ -91,6 +92,15 @@ def as_csv(rows: list[dict[str, str]], title: bool = False) -> bytes:
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue().encode()
+
+
+@pytest.fixture(autouse=True)
+async def _no_events_left(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[None]:
+    """The worker commits its ``disclosure.processed`` events; other tests count events (the purge), so
+    they go with the test."""
+    yield
+    async with factory.begin() as session:
+        await session.execute(text("DELETE FROM webhook_events WHERE type = 'disclosure.processed'"))
 
 
 async def _setup(factory: async_sessionmaker[AsyncSession]) -> tuple[str, Company]:
